@@ -1,0 +1,225 @@
+using System.Collections.Frozen;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+
+namespace OAuthBroker.Allowlist;
+
+/// <summary>Reads and validates <c>allowed-redirects.json</c>; every problem names the entry and the field.</summary>
+public static partial class AllowlistFile
+{
+    public const int MaxFileBytes = 64 * 1024 * 1024;
+    public const int MaxRedirectUrisPerInstance = 100;
+
+    private static readonly JsonSerializerOptions SerializerOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        // A typo such as "redirectUri" or a key given twice must not silently drop a setting.
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        AllowDuplicateProperties = false,
+        MaxDepth = 16,
+    };
+
+    /// <summary>Reads the file; throws <see cref="AllowlistException"/> naming the file and every problem found.</summary>
+    public static AllowlistSnapshot Load(string path, IReadOnlyCollection<string> defaultScopes, IEnumerable<AllowlistInstance> supplements, DateTimeOffset now)
+    {
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                throw new AllowlistException($"Allowlist file '{info.FullName}' does not exist (Broker:AllowlistPath).");
+            }
+
+            if (info.Length > MaxFileBytes)
+            {
+                throw new AllowlistException($"Allowlist file '{info.FullName}' is larger than {MaxFileBytes} bytes.");
+            }
+
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            throw new AllowlistException($"Allowlist file '{Path.GetFullPath(path)}' cannot be read: {exception.Message}", exception);
+        }
+
+        var (instances, errors) = Parse(bytes, defaultScopes);
+        instances.AddRange(supplements);
+        errors.AddRange(FindConflicts(instances));
+        if (errors.Count > 0)
+        {
+            throw new AllowlistException($"Allowlist file '{Path.GetFullPath(path)}' is invalid:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
+        }
+
+        return new AllowlistSnapshot(instances, Convert.ToHexStringLower(SHA256.HashData(bytes)), now);
+    }
+
+    /// <summary>Parses and validates the document; returns the valid instances and a message per problem.</summary>
+    public static (List<AllowlistInstance> Instances, List<string> Errors) Parse(ReadOnlySpan<byte> json, IReadOnlyCollection<string> defaultScopes)
+    {
+        var instances = new List<AllowlistInstance>();
+        var errors = new List<string>();
+        AllowlistDocument? document;
+        try
+        {
+            document = JsonSerializer.Deserialize<AllowlistDocument>(json, SerializerOptions);
+        }
+        catch (JsonException exception)
+        {
+            errors.Add($"not valid allowlist JSON at {exception.Path} (line {exception.LineNumber + 1}): {exception.Message}");
+            return (instances, errors);
+        }
+
+        if (document?.Instances is null)
+        {
+            errors.Add("the document must be an object with an \"instances\" array");
+            return (instances, errors);
+        }
+
+        for (var index = 0; index < document.Instances.Count; index++)
+        {
+            var entry = document.Instances[index];
+            var where = entry?.Id is { Length: > 0 and <= 64 } id && InstanceIdPattern().IsMatch(id) ? $"instances[{index}] (\"{id}\")" : $"instances[{index}]";
+            if (entry is null)
+            {
+                errors.Add($"{where}: must be an object");
+                continue;
+            }
+
+            var entryErrors = new List<string>();
+            var instance = Validate(entry, defaultScopes, entryErrors);
+            errors.AddRange(entryErrors.Select(error => $"{where}: {error}"));
+            if (instance is not null)
+            {
+                instances.Add(instance);
+            }
+        }
+
+        return (instances, errors);
+    }
+
+    private static AllowlistInstance? Validate(InstanceDocument entry, IReadOnlyCollection<string> defaultScopes, List<string> errors)
+    {
+        if (entry.Id is null || entry.Id.Length is 0 or > 64 || !InstanceIdPattern().IsMatch(entry.Id))
+        {
+            errors.Add("\"id\" is required: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+        }
+
+        var redirectUris = new List<RedirectUri>();
+        if (entry.RedirectUris is not { Count: > 0 and <= MaxRedirectUrisPerInstance })
+        {
+            errors.Add($"\"redirectUris\" must list 1 to {MaxRedirectUrisPerInstance} callback URLs");
+        }
+        else
+        {
+            for (var i = 0; i < entry.RedirectUris.Count; i++)
+            {
+                if (!RedirectUri.TryParse(entry.RedirectUris[i], allowWildcard: true, out var uri, out var error))
+                {
+                    errors.Add($"redirectUris[{i}] {error}");
+                }
+                else if (uri.Path.Length == 0)
+                {
+                    errors.Add($"redirectUris[{i}] has no path; register the full callback URL, such as https://host/auth/callback");
+                }
+                else
+                {
+                    redirectUris.Add(uri);
+                }
+            }
+        }
+
+        var scopes = entry.Scopes ?? [.. defaultScopes];
+        foreach (var scope in scopes.Where(scope => !Scopes.IsValid(scope)))
+        {
+            errors.Add($"\"scopes\" has an invalid GitHub scope '{scope}'");
+        }
+
+        InstanceEncryptionKey? key = null;
+        var deliver = entry.DeliverAccessToken ?? true;
+        if (entry.EncryptionKey is { ValueKind: not JsonValueKind.Null } keyElement)
+        {
+            if (!deliver)
+            {
+                errors.Add("\"encryptionKey\" is given although \"deliverAccessToken\" is false; remove one of them");
+            }
+            else if (!InstanceEncryptionKey.TryParse(keyElement, out key, out var keyError))
+            {
+                errors.Add($"\"encryptionKey\" {keyError}");
+            }
+        }
+        else if (deliver)
+        {
+            errors.Add("needs an \"encryptionKey\" to receive the GitHub token, or \"deliverAccessToken\": false for login only");
+        }
+
+        return errors.Count == 0
+            ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key)
+            : null;
+    }
+
+    /// <summary>An id or a redirect URI may belong to one instance only: otherwise the JWT audience is ambiguous.</summary>
+    private static IEnumerable<string> FindConflicts(List<AllowlistInstance> instances)
+    {
+        var ids = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var uris = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var instance in instances)
+        {
+            if (!ids.TryAdd(instance.Id, instance.Id))
+            {
+                yield return $"instance id \"{instance.Id}\" is used more than once (ids compare case-insensitively)";
+            }
+
+            foreach (var uri in instance.RedirectUris)
+            {
+                var key = AllowlistSnapshot.IndexKey(uri, uri.Path);
+                if (!uris.TryAdd(key, instance.Id))
+                {
+                    yield return $"redirect URI {uri} of \"{instance.Id}\" is already registered for \"{uris[key]}\"";
+                }
+            }
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*$", RegexOptions.CultureInvariant)]
+    private static partial Regex InstanceIdPattern();
+
+    private sealed class AllowlistDocument
+    {
+        public List<InstanceDocument?>? Instances { get; set; }
+    }
+
+    private sealed class InstanceDocument
+    {
+        public string? Id { get; set; }
+
+        public List<string>? RedirectUris { get; set; }
+
+        public List<string>? Scopes { get; set; }
+
+        public JsonElement? EncryptionKey { get; set; }
+
+        public bool? DeliverAccessToken { get; set; }
+    }
+}
+
+public sealed class AllowlistException : Exception
+{
+    public AllowlistException()
+    {
+    }
+
+    public AllowlistException(string message)
+        : base(message)
+    {
+    }
+
+    public AllowlistException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

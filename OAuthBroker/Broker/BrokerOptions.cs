@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Options;
+using OAuthBroker.Web;
+
+namespace OAuthBroker.Broker;
+
+/// <summary>Settings of the broker itself (configuration section <c>Broker</c>).</summary>
+public sealed class BrokerOptions
+{
+    public const string Section = "Broker";
+
+    /// <summary>The broker's external URL: the JWT <c>iss</c> and the base of its GitHub callback.</summary>
+    public string PublicUrl { get; set; } = "";
+
+    public string AllowlistPath { get; set; } = "allowed-redirects.json";
+
+    public string DataPath { get; set; } = "data";
+
+    public TimeSpan TokenLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    public string SigningAlgorithm { get; set; } = "ES256";
+
+    /// <summary>PublicUrl without a trailing slash, so paths can be appended.</summary>
+    public string Issuer => PublicUrl.TrimEnd('/');
+
+    public string CallbackUrl => Issuer + "/auth/github/callback";
+
+    public string DatabasePath => Path.Combine(Path.GetFullPath(DataPath), "broker.db");
+}
+
+public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
+{
+    public ValidateOptionsResult Validate(string? name, BrokerOptions options)
+    {
+        var errors = new List<string>();
+        if (ConfiguredUrl.Check(options.PublicUrl) is { } urlError)
+        {
+            errors.Add($"Broker:PublicUrl {urlError} (environment variable Broker__PublicUrl).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.AllowlistPath))
+        {
+            errors.Add("Broker:AllowlistPath must name the allowlist file (default allowed-redirects.json).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.DataPath))
+        {
+            errors.Add("Broker:DataPath must name a folder for the database and key ring (default data).");
+        }
+
+        if (options.TokenLifetime < TimeSpan.FromMinutes(1) || options.TokenLifetime > TimeSpan.FromDays(1))
+        {
+            errors.Add($"Broker:TokenLifetime must be between 00:01:00 and 1.00:00:00; it is {options.TokenLifetime}.");
+        }
+
+        if (options.SigningAlgorithm is not ("ES256" or "RS256"))
+        {
+            errors.Add($"Broker:SigningAlgorithm must be ES256 or RS256; it is '{options.SigningAlgorithm}'.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+public static class BrokerSetup
+{
+    public static IServiceCollection AddBrokerOptions(this IServiceCollection services)
+    {
+        services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
+        services.AddSingleton(TimeProvider.System);
+        return services;
+    }
+}

@@ -1,0 +1,21 @@
+using OAuthBroker.Allowlist;
+using OAuthBroker.Storage;
+using OAuthBroker.Tokens;
+
+namespace OAuthBroker.Broker;
+
+/// <summary>
+/// Runs before the server accepts requests: schema, signing key, allowlist. Any failure stops start-up with a
+/// message that names what to fix.
+/// </summary>
+public sealed class BrokerStartup(DatabaseMigrator migrator, SigningKeyStore keys, AllowlistProvider allowlist) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        allowlist.Load();
+        await migrator.MigrateAsync(cancellationToken);
+        await keys.LoadAsync(cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

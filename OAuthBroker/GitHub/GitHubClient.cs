@@ -1,0 +1,224 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+
+namespace OAuthBroker.GitHub;
+
+/// <summary>
+/// The broker's backchannel to GitHub: the code exchange and the user look-ups. Every expected failure comes back as a
+/// <see cref="GitHubFailure"/> whose reason is safe to log; no token or secret is ever part of one.
+/// </summary>
+public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> options, TimeProvider time)
+{
+    public const int MaxResponseBytes = 1024 * 1024;
+    private const int MaxTokenLength = 4096;
+
+    /// <summary>POST /login/oauth/access_token with the PKCE verifier (RFC 7636 section 4.5).</summary>
+    public async Task<GitHubResult<GitHubToken>> ExchangeCodeAsync(string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        using var request = new HttpRequestMessage(HttpMethod.Post, settings.TokenEndpoint)
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["client_id"] = settings.ClientId,
+                ["client_secret"] = settings.ClientSecret,
+                ["code"] = code,
+                ["redirect_uri"] = redirectUri,
+                ["code_verifier"] = codeVerifier,
+            }),
+        };
+        // Without this GitHub answers form-encoded.
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+
+        var (document, failure) = await SendAsync(request, "the code exchange", cancellationToken);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        using (document)
+        {
+            var root = document!.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return new GitHubFailure(GitHubFailureKind.Malformed, "the code exchange answered JSON that is not an object");
+            }
+
+            // GitHub reports bad_verification_code, incorrect_client_credentials, redirect_uri_mismatch ... with HTTP 200.
+            if (root.TryGetProperty("error", out var error))
+            {
+                return new GitHubFailure(GitHubFailureKind.Rejected, $"GitHub refused the code exchange: {SafeCode(error)}");
+            }
+
+            var accessToken = String(root, "access_token");
+            if (accessToken is not { Length: > 0 and <= MaxTokenLength } || !accessToken.All(c => c is > ' ' and <= '~'))
+            {
+                return new GitHubFailure(GitHubFailureKind.Malformed, "the code exchange answered without a usable access_token");
+            }
+
+            var tokenType = String(root, "token_type") ?? "bearer";
+            if (!tokenType.Equals("bearer", StringComparison.OrdinalIgnoreCase))
+            {
+                return new GitHubFailure(GitHubFailureKind.Malformed, "the code exchange answered a token_type other than bearer");
+            }
+
+            DateTimeOffset? expiresAt = root.TryGetProperty("expires_in", out var expiresIn) && expiresIn.TryGetInt64(out var seconds) && seconds > 0
+                ? time.GetUtcNow().AddSeconds(seconds)
+                : null;
+            var scope = string.Join(' ', Allowlist.Scopes.Split(String(root, "scope")).Where(Allowlist.Scopes.IsValid));
+            return new GitHubToken(accessToken, "bearer", scope, expiresAt);
+        }
+    }
+
+    /// <summary>GET /user, and GET /user/emails for the primary verified address when the profile hides it.</summary>
+    public async Task<GitHubResult<GitHubUser>> GetUserAsync(GitHubToken token, CancellationToken cancellationToken)
+    {
+        using var request = ApiRequest(options.Value.UserEndpoint, token);
+        var (document, failure) = await SendAsync(request, "GET /user", cancellationToken);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        GitHubUser user;
+        using (document)
+        {
+            var root = document!.RootElement;
+            if (root.ValueKind != JsonValueKind.Object
+                || !root.TryGetProperty("id", out var id) || !id.TryGetInt64(out var gitHubId) || gitHubId <= 0
+                || String(root, "login") is not { Length: > 0 and <= 100 } login)
+            {
+                return new GitHubFailure(GitHubFailureKind.Malformed, "GET /user answered without a numeric id and a login");
+            }
+
+            user = new GitHubUser(gitHubId, login, Bounded(String(root, "name")), Bounded(String(root, "email")), Bounded(String(root, "avatar_url")));
+        }
+
+        var scopes = Allowlist.Scopes.Split(token.Scope);
+        if (user.Email is null && (scopes.Contains("user:email") || scopes.Contains("user")))
+        {
+            user = user with { Email = await GetPrimaryEmailAsync(token, cancellationToken) };
+        }
+
+        return user;
+    }
+
+    // The address is a nicety: if the list cannot be read, the login goes on without it.
+    private async Task<string?> GetPrimaryEmailAsync(GitHubToken token, CancellationToken cancellationToken)
+    {
+        using var request = ApiRequest(options.Value.UserEmailsEndpoint, token);
+        var (document, failure) = await SendAsync(request, "GET /user/emails", cancellationToken);
+        if (failure is not null)
+        {
+            return null;
+        }
+
+        using (document)
+        {
+            if (document!.RootElement.ValueKind != JsonValueKind.Array)
+            {
+                return null;
+            }
+
+            foreach (var entry in document.RootElement.EnumerateArray())
+            {
+                if (entry.ValueKind == JsonValueKind.Object
+                    && entry.TryGetProperty("primary", out var primary) && primary.ValueKind == JsonValueKind.True
+                    && entry.TryGetProperty("verified", out var verified) && verified.ValueKind == JsonValueKind.True)
+                {
+                    return Bounded(String(entry, "email"));
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static HttpRequestMessage ApiRequest(string url, GitHubToken token)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.AccessToken);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/vnd.github+json"));
+        request.Headers.Add("X-GitHub-Api-Version", "2022-11-28");
+        return request;
+    }
+
+    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string what, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await http.SendAsync(request, cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                return (null, StatusFailure(response, what));
+            }
+
+            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+            try
+            {
+                return (JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 }), null);
+            }
+            catch (JsonException)
+            {
+                return (null, new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered a body that is not JSON"));
+            }
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} timed out after {http.Timeout.TotalSeconds:0.###} s"));
+        }
+        catch (HttpRequestException exception)
+        {
+            // The message names the host and the socket error, never the request body.
+            return (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} failed: {exception.HttpRequestError} ({exception.Message})"));
+        }
+    }
+
+    private static GitHubFailure StatusFailure(HttpResponseMessage response, string what)
+    {
+        var status = (int)response.StatusCode;
+        var rateLimited = response.StatusCode == HttpStatusCode.TooManyRequests
+            || (response.StatusCode == HttpStatusCode.Forbidden
+                && (response.Headers.RetryAfter is not null
+                    || (response.Headers.TryGetValues("x-ratelimit-remaining", out var remaining) && remaining.FirstOrDefault() == "0")));
+        if (rateLimited)
+        {
+            return new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} was rate limited by GitHub (HTTP {status})");
+        }
+
+        return status >= 500
+            ? new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} answered HTTP {status}")
+            : new GitHubFailure(status == 401 ? GitHubFailureKind.Rejected : GitHubFailureKind.Malformed, $"{what} answered HTTP {status}");
+    }
+
+    private static string? String(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static string? Bounded(string? value) => value is { Length: > 0 and <= 512 } ? value : null;
+
+    // GitHub's error codes are lower-case words; anything else is not echoed into logs.
+    private static string SafeCode(JsonElement error) =>
+        error.ValueKind == JsonValueKind.String && error.GetString() is { Length: > 0 and <= 64 } code && code.All(c => char.IsAsciiLetterLower(c) || c == '_')
+            ? code
+            : "an unrecognised error";
+
+}
+
+public static class GitHubSetup
+{
+    public static IServiceCollection AddGitHub(this IServiceCollection services)
+    {
+        services.AddOptions<GitHubOptions>().BindConfiguration(GitHubOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GitHubOptions>, GitHubOptionsValidator>();
+        services.AddHttpClient<GitHubClient>((provider, client) =>
+        {
+            client.Timeout = provider.GetRequiredService<IOptions<GitHubOptions>>().Value.Timeout;
+            client.MaxResponseContentBufferSize = GitHubClient.MaxResponseBytes;
+            // GitHub's API refuses requests without a User-Agent.
+            client.DefaultRequestHeaders.UserAgent.ParseAdd("OAuthBroker/1.0");
+        });
+        return services;
+    }
+}

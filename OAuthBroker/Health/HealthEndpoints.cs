@@ -1,0 +1,48 @@
+using Dapper;
+using Microsoft.AspNetCore.Http.HttpResults;
+using OAuthBroker.Allowlist;
+using OAuthBroker.Storage;
+using OAuthBroker.Tokens;
+
+namespace OAuthBroker.Health;
+
+public sealed record ReadinessCheck(string Name, bool Ready, string Detail);
+
+public sealed record Readiness(bool Ready, IReadOnlyList<ReadinessCheck> Checks);
+
+public static class HealthEndpoints
+{
+    public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/healthz", () => TypedResults.Text("ok")).WithTags("Health");
+        endpoints.MapGet("/readyz", GetReadinessAsync).WithTags("Health");
+        return endpoints;
+    }
+
+    /// <summary>Ready when the database answers, the allowlist is loaded and a signing key is usable.</summary>
+    public static async Task<JsonHttpResult<Readiness>> GetReadinessAsync(
+        SqliteConnectionFactory connections, AllowlistProvider allowlist, SigningKeyStore keys, CancellationToken cancellationToken)
+    {
+        var checks = new List<ReadinessCheck>();
+        try
+        {
+            await using var connection = await connections.OpenAsync(cancellationToken);
+            var version = await connection.ExecuteScalarAsync<int>("PRAGMA user_version;");
+            checks.Add(new ReadinessCheck("database", version == DatabaseMigrator.LatestVersion, $"schema version {version}"));
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException exception)
+        {
+            checks.Add(new ReadinessCheck("database", false, $"SQLite error {exception.SqliteErrorCode}"));
+        }
+
+        checks.Add(allowlist.IsLoaded
+            ? new ReadinessCheck("allowlist", true, $"{allowlist.Current.Instances.Count} instances, sha256 {allowlist.Current.Sha256}, loaded {allowlist.Current.LoadedAt:O}")
+            : new ReadinessCheck("allowlist", false, "not loaded"));
+        checks.Add(keys.HasActiveKey
+            ? new ReadinessCheck("signing_key", true, $"{keys.Active.KeyId} ({keys.Active.Algorithm})")
+            : new ReadinessCheck("signing_key", false, "no active signing key"));
+
+        var ready = checks.TrueForAll(check => check.Ready);
+        return TypedResults.Json(new Readiness(ready, checks), statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+    }
+}

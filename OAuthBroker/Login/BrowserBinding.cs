@@ -1,0 +1,33 @@
+namespace OAuthBroker.Login;
+
+/// <summary>
+/// The cookie that ties a pending login to the browser that started it (login CSRF, RFC 9700 section 4.7). Each
+/// login gets its own cookie, named after its state, so parallel logins in two tabs do not overwrite each other and
+/// a value planted in the browser beforehand is never reused.
+/// </summary>
+public static class BrowserBinding
+{
+    private const string SecurePrefix = "__Host-oab-";
+    private const string PlainPrefix = "oab-";
+
+    public static string CookieName(string state, bool secure) =>
+        // __Host- cookies need https; plain http is only allowed on loopback, where it cannot be tossed from a subdomain.
+        (secure ? SecurePrefix : PlainPrefix) + Convert.ToHexStringLower(PendingLoginStore.Hash("cookie:" + state).AsSpan(0, 8));
+
+    public static void Set(HttpResponse response, string state, string browserSecret, bool secure) =>
+        response.Cookies.Append(CookieName(state, secure), browserSecret, new CookieOptions
+        {
+            HttpOnly = true,
+            Secure = secure,
+            // Lax: the cookie must come back on GitHub's top-level redirect to the callback.
+            SameSite = SameSiteMode.Lax,
+            Path = "/",
+            MaxAge = PendingLoginStore.Lifetime,
+            IsEssential = true,
+        });
+
+    public static string? Read(HttpRequest request, string state, bool secure) => request.Cookies[CookieName(state, secure)];
+
+    public static void Clear(HttpResponse response, string state, bool secure) =>
+        response.Cookies.Delete(CookieName(state, secure), new CookieOptions { Path = "/", Secure = secure, HttpOnly = true, SameSite = SameSiteMode.Lax });
+}

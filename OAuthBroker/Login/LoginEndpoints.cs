@@ -1,0 +1,202 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Allowlist;
+using OAuthBroker.Broker;
+using OAuthBroker.GitHub;
+using OAuthBroker.Tokens;
+using OAuthBroker.Users;
+using OAuthBroker.Web;
+
+namespace OAuthBroker.Login;
+
+public static partial class LoginEndpoints
+{
+    public const int MaxInstanceStateLength = 512;
+    private const int MaxCodeLength = 256;
+
+    public static IServiceCollection AddLogin(this IServiceCollection services)
+    {
+        services.AddSingleton<PendingLoginStore>();
+        services.AddHostedService<PendingLoginPurger>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapLogin(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/auth/github").WithTags("Login");
+        group.MapGet("", StartAsync);
+        group.MapGet("/callback", CallbackAsync);
+        return endpoints;
+    }
+
+    /// <summary>GET /auth/github: checks the instance's redirect_uri first, then sends the browser to GitHub.</summary>
+    public static async Task<IResult> StartAsync(
+        HttpContext context,
+        AllowlistProvider allowlist,
+        PendingLoginStore logins,
+        IOptions<GitHubOptions> gitHub,
+        IOptions<BrokerOptions> broker,
+        ILogger<PendingLoginStore> logger,
+        CancellationToken cancellationToken)
+    {
+        var query = context.Request.Query;
+        // A parameter given twice is read differently by different parsers: refuse rather than pick one.
+        if (query["redirect_uri"].Count > 1 || query["state"].Count > 1 || query["scope"].Count > 1)
+        {
+            return Refuse(context, logger, "A parameter is given more than once.");
+        }
+
+        if (!allowlist.Current.TryMatch(query["redirect_uri"].ToString(), out var target, out var reason))
+        {
+            return Refuse(context, logger, reason + ".");
+        }
+
+        var instanceState = query["state"].Count == 0 ? null : query["state"].ToString();
+        if (instanceState is { Length: > MaxInstanceStateLength } || (instanceState?.Any(char.IsControl) ?? false))
+        {
+            return Refuse(context, logger, $"state must be at most {MaxInstanceStateLength} characters without control characters.");
+        }
+
+        var instance = target.Instance;
+        var requestedScope = query["scope"].Count == 0 ? null : query["scope"].ToString();
+        if (!Scopes.TryResolve(requestedScope, gitHub.Value.DefaultScopes, instance.AllowedScopes, out var scope, out var scopeError))
+        {
+            return Refuse(context, logger, scopeError + ".");
+        }
+
+        var redirectUri = target.Uri.ToString();
+        var started = await logins.CreateAsync(instance.Id, redirectUri, instanceState, scope, cancellationToken);
+        var secure = IsSecure(context, broker.Value);
+        BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, secure);
+        Log.Started(logger, instance.Id, scope);
+
+        var authorize = QueryHelpers.AddQueryString(gitHub.Value.AuthorizeEndpoint, new Dictionary<string, string?>
+        {
+            ["client_id"] = gitHub.Value.ClientId,
+            ["redirect_uri"] = broker.Value.CallbackUrl,
+            ["scope"] = scope,
+            ["state"] = started.State,
+            ["code_challenge"] = started.CodeChallenge,
+            ["code_challenge_method"] = "S256",
+        });
+        return TypedResults.Redirect(authorize);
+    }
+
+    /// <summary>
+    /// GET /auth/github/callback: state and browser binding are checked, and the state consumed, before anything is
+    /// sent to GitHub; the instance is checked again against the allowlist as it is now.
+    /// </summary>
+    public static async Task<IResult> CallbackAsync(
+        HttpContext context,
+        AllowlistProvider allowlist,
+        PendingLoginStore logins,
+        GitHubClient gitHub,
+        UserStore users,
+        BrokerTokenIssuer issuer,
+        IOptions<BrokerOptions> broker,
+        ILogger<PendingLoginStore> logger,
+        CancellationToken cancellationToken)
+    {
+        var query = context.Request.Query;
+        var state = query["state"].ToString();
+        if (query["state"].Count != 1 || query["code"].Count > 1 || query["error"].Count > 1)
+        {
+            return Refuse(context, logger, "The sign-in response from GitHub is missing its state or repeats a parameter.");
+        }
+
+        var secure = IsSecure(context, broker.Value);
+        var (login, refusal) = await logins.TryConsumeAsync(state, BrowserBinding.Read(context.Request, state, secure), cancellationToken);
+        if (login is null)
+        {
+            return Refuse(context, logger, refusal switch
+            {
+                LoginRefusal.Expired => "This sign-in took longer than 10 minutes and has expired.",
+                LoginRefusal.AlreadyUsed => "This sign-in has already been completed; a sign-in link works once.",
+                LoginRefusal.OtherBrowser => "This sign-in was started in another browser (or its cookie is missing).",
+                _ => "This sign-in is not known to the broker.",
+            });
+        }
+
+        BrowserBinding.Clear(context.Response, state, secure);
+        if (!allowlist.Current.TryMatch(login.RedirectUri, out var target, out _) || target.Instance.Id != login.InstanceId)
+        {
+            return Refuse(context, logger, "The application that started this sign-in is no longer allowed by the broker.");
+        }
+
+        var instance = target.Instance;
+        if (query["error"].Count == 1)
+        {
+            var denied = query["error"].ToString() == "access_denied";
+            Log.GitHubDeclined(logger, instance.Id, denied ? "access_denied" : "an error");
+            return ToInstance(login, denied
+                ? Error("access_denied", "The user did not authorize the application on GitHub.")
+                : Error("server_error", "GitHub could not complete the authorization."));
+        }
+
+        var code = query["code"].ToString();
+        if (code.Length is 0 or > MaxCodeLength)
+        {
+            return ToInstance(login, Error("server_error", "GitHub returned no usable authorization code."));
+        }
+
+        var token = await gitHub.ExchangeCodeAsync(code, login.CodeVerifier, broker.Value.CallbackUrl, cancellationToken);
+        if (token.Failure is { } exchangeFailure)
+        {
+            return GitHubFailed(logger, login, instance, exchangeFailure);
+        }
+
+        var gitHubUser = await gitHub.GetUserAsync(token.Value!, cancellationToken);
+        if (gitHubUser.Failure is { } userFailure)
+        {
+            return GitHubFailed(logger, login, instance, userFailure);
+        }
+
+        var user = await users.RecordLoginAsync(gitHubUser.Value!, cancellationToken);
+        var jwt = issuer.Issue(instance, user, token.Value!);
+        Log.Completed(logger, instance.Id, user.Login, user.Id);
+        return ToInstance(login, [new("token", jwt), new("user", user.Login)]);
+    }
+
+    private static RedirectHttpResult GitHubFailed(ILogger logger, PendingLogin login, AllowlistInstance instance, GitHubFailure failure)
+    {
+        Log.GitHubFailed(logger, instance.Id, failure.Kind, failure.Reason);
+        return ToInstance(login, Error(failure.OAuthError, failure.Kind == GitHubFailureKind.Unavailable
+            ? "GitHub is not reachable right now; try again in a moment."
+            : "GitHub did not complete the sign-in."));
+    }
+
+    private static KeyValuePair<string, string?>[] Error(string code, string description) =>
+        [new("error", code), new("error_description", description)];
+
+    /// <summary>The redirect back to the instance; its own state always comes back verbatim.</summary>
+    private static RedirectHttpResult ToInstance(PendingLogin login, KeyValuePair<string, string?>[] parameters) =>
+        TypedResults.Redirect(QueryHelpers.AddQueryString(login.RedirectUri, [.. parameters, new("state", login.InstanceState)]));
+
+    private static IResult Refuse(HttpContext context, ILogger logger, string reason)
+    {
+        Log.Refused(logger, context.Request.Path, reason);
+        return Refusal.For(context.Request, "Sign-in refused", reason);
+    }
+
+    private static bool IsSecure(HttpContext context, BrokerOptions broker) =>
+        context.Request.IsHttps || broker.Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Login started for instance {InstanceId} with scope '{Scope}'")]
+        public static partial void Started(ILogger logger, string instanceId, string scope);
+
+        [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Login completed for instance {InstanceId}: GitHub user {GitHubLogin} (broker user {UserId})")]
+        public static partial void Completed(ILogger logger, string instanceId, string gitHubLogin, long userId);
+
+        [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Refused {Path}: {Reason}")]
+        public static partial void Refused(ILogger logger, PathString path, string reason);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "GitHub returned {Outcome} to a login for instance {InstanceId}")]
+        public static partial void GitHubDeclined(ILogger logger, string instanceId, string outcome);
+
+        [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Login for instance {InstanceId} failed at GitHub ({Kind}): {Reason}")]
+        public static partial void GitHubFailed(ILogger logger, string instanceId, GitHubFailureKind kind, string reason);
+    }
+}

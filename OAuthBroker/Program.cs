@@ -1,0 +1,40 @@
+using OAuthBroker.Allowlist;
+using OAuthBroker.Broker;
+using OAuthBroker.Demo;
+using OAuthBroker.GitHub;
+using OAuthBroker.Health;
+using OAuthBroker.Login;
+using OAuthBroker.Storage;
+using OAuthBroker.Tokens;
+using OAuthBroker.Users;
+using OAuthBroker.Web;
+
+var (demo, hostArguments) = DemoMode.FromArguments(args);
+var builder = WebApplication.CreateBuilder(hostArguments);
+
+builder.Services
+    .AddProblemDetails()
+    .AddBrokerOptions()
+    .AddStorage()
+    .AddAllowlist()
+    .AddGitHub()
+    .AddTokens()
+    .AddUsers()
+    .AddHostedService<BrokerStartup>()
+    .AddLogin();
+builder.AddDemo(demo);
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseSecurityHeaders();
+app.MapLogin();
+app.MapTokens();
+app.MapUsers();
+app.MapHealth();
+app.MapDemo();
+
+app.Run();
+
+/// <summary>The entry point, public so tests can host the real application.</summary>
+public partial class Program;

@@ -1,0 +1,62 @@
+using Dapper;
+
+namespace OAuthBroker.Storage;
+
+/// <summary>Applies the numbered schema migrations at start-up; <c>PRAGMA user_version</c> records the last one applied.</summary>
+public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
+{
+    // Append only: a migration that has shipped is never edited.
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE signing_keys (
+            kid           TEXT    NOT NULL PRIMARY KEY,
+            algorithm     TEXT    NOT NULL,
+            protected_key BLOB    NOT NULL,  -- PKCS#8 private key, encrypted with ASP.NET Data Protection
+            created_at    INTEGER NOT NULL,  -- Unix milliseconds
+            retired_at    INTEGER NULL
+        );
+        CREATE TABLE pending_logins (
+            state_hash         BLOB    NOT NULL PRIMARY KEY, -- SHA-256 of the state sent to GitHub
+            browser_hash       BLOB    NOT NULL,             -- SHA-256 of the browser-binding cookie value
+            instance_id        TEXT    NOT NULL,
+            redirect_uri       TEXT    NOT NULL,
+            instance_state     TEXT    NULL,
+            scope              TEXT    NOT NULL,
+            protected_verifier BLOB    NOT NULL,             -- PKCE verifier, encrypted with Data Protection
+            created_at         INTEGER NOT NULL,
+            expires_at         INTEGER NOT NULL,
+            consumed_at        INTEGER NULL
+        );
+        CREATE INDEX ix_pending_logins_expires_at ON pending_logins (expires_at);
+        CREATE TABLE users (
+            id             INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+            github_id      INTEGER NOT NULL UNIQUE,
+            login          TEXT    NOT NULL,
+            name           TEXT    NULL,
+            email          TEXT    NULL,
+            avatar_url     TEXT    NULL,
+            first_login_at INTEGER NOT NULL,
+            last_login_at  INTEGER NOT NULL
+        );
+        """,
+    ];
+
+    public async Task MigrateAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await connections.OpenAsync(cancellationToken);
+        // WAL lets readers (readiness, JWKS) proceed while a login writes; the setting persists in the file.
+        await connection.ExecuteAsync("PRAGMA journal_mode = WAL;");
+        var version = await connection.ExecuteScalarAsync<int>("PRAGMA user_version;");
+        for (var next = version; next < Migrations.Length; next++)
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await connection.ExecuteAsync(Migrations[next], transaction: transaction);
+            // PRAGMA takes no parameters; the value is our own loop counter.
+            await connection.ExecuteAsync($"PRAGMA user_version = {next + 1};", transaction: transaction);
+            await transaction.CommitAsync(cancellationToken);
+        }
+    }
+
+    public static int LatestVersion => Migrations.Length;
+}

@@ -1,0 +1,11 @@
+namespace OAuthBroker.Storage;
+
+public static class StorageSetup
+{
+    public static IServiceCollection AddStorage(this IServiceCollection services)
+    {
+        services.AddSingleton<SqliteConnectionFactory>();
+        services.AddSingleton<DatabaseMigrator>();
+        return services;
+    }
+}

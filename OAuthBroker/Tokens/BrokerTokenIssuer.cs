@@ -1,0 +1,64 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using OAuthBroker.Allowlist;
+using OAuthBroker.Broker;
+using OAuthBroker.GitHub;
+using OAuthBroker.Users;
+
+namespace OAuthBroker.Tokens;
+
+/// <summary>Issues the JWT an instance receives: signed by the broker, addressed to one instance (<c>aud</c>).</summary>
+public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptions> options, TimeProvider time)
+{
+    private static readonly JsonWebTokenHandler Handler = new() { SetDefaultTimesOnTokenCreation = false };
+
+    /// <summary>Claim names follow the Trackeep integration guide so existing instances keep working.</summary>
+    public string Issue(AllowlistInstance instance, BrokerUser user, GitHubToken token)
+    {
+        var now = time.GetUtcNow();
+        var claims = new Dictionary<string, object>
+        {
+            [JwtRegisteredClaimNames.Sub] = user.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [JwtRegisteredClaimNames.Jti] = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(16)),
+            ["user_id"] = user.Id,
+            ["github_id"] = user.GitHubId,
+            ["username"] = user.Login,
+            ["token_type"] = "bearer",
+            ["scope"] = token.Scope,
+        };
+        AddIfPresent(claims, "email", user.Email);
+        AddIfPresent(claims, "name", user.Name);
+        AddIfPresent(claims, "avatar_url", user.AvatarUrl);
+        if (instance.EncryptionKey is { } key)
+        {
+            claims["access_token"] = InstanceTokenEncryptor.Encrypt(token.AccessToken, key);
+            if (token.ExpiresAt is { } expiresAt)
+            {
+                claims["expires_at"] = expiresAt.ToUnixTimeSeconds();
+            }
+        }
+
+        var signingKey = keys.Active;
+        return Handler.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = options.Value.Issuer,
+            Audience = instance.Id,
+            IssuedAt = now.UtcDateTime,
+            NotBefore = now.UtcDateTime,
+            Expires = now.Add(options.Value.TokenLifetime).UtcDateTime,
+            TokenType = "JWT",
+            Claims = claims,
+            SigningCredentials = new SigningCredentials(signingKey.SecurityKey, signingKey.Algorithm),
+        });
+    }
+
+    private static void AddIfPresent(Dictionary<string, object> claims, string name, string? value)
+    {
+        if (value is not null)
+        {
+            claims[name] = value;
+        }
+    }
+}

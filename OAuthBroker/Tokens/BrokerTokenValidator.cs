@@ -1,0 +1,46 @@
+using System.Security.Claims;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using OAuthBroker.Allowlist;
+using OAuthBroker.Broker;
+
+namespace OAuthBroker.Tokens;
+
+/// <summary>Checks a JWT that claims to be ours: our key (by kid), our issuer, a known instance, in its lifetime.</summary>
+public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider allowlist, IOptions<BrokerOptions> options, TimeProvider time)
+{
+    public const int MaxTokenBytes = 16 * 1024;
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
+
+    private readonly JsonWebTokenHandler handler = new() { MaximumTokenSizeInBytes = MaxTokenBytes };
+
+    public async Task<TokenValidationResult> ValidateAsync(string token)
+    {
+        var parameters = new TokenValidationParameters
+        {
+            ValidIssuer = options.Value.Issuer,
+            ValidAudiences = allowlist.Current.Instances.Keys,
+            IssuerSigningKeys = keys.Keys.Select(key => key.SecurityKey),
+            // Pinned: no "none", no HMAC keyed with a public key (algorithm confusion).
+            ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.RsaSha256],
+            ValidTypes = ["JWT"],
+            RequireSignedTokens = true,
+            RequireExpirationTime = true,
+            RequireAudience = true,
+            // A token whose kid we do not hold fails; it is never tried against every key.
+            TryAllIssuerSigningKeys = false,
+            ClockSkew = ClockSkew,
+            LifetimeValidator = ValidateLifetime,
+        };
+        return await handler.ValidateTokenAsync(token, parameters);
+    }
+
+    private bool ValidateLifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        return expires is { } exp && now < exp.Add(ClockSkew) && (notBefore is not { } nbf || now >= nbf.Subtract(ClockSkew));
+    }
+
+    public static string? Claim(ClaimsIdentity identity, string type) => identity.FindFirst(type)?.Value;
+}

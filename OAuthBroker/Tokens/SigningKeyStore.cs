@@ -1,0 +1,134 @@
+using System.Security.Cryptography;
+using Dapper;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using OAuthBroker.Broker;
+using OAuthBroker.Storage;
+
+namespace OAuthBroker.Tokens;
+
+/// <summary>A key the broker signs with, or signed with; <c>kid</c> is its RFC 7638 thumbprint.</summary>
+public sealed record SigningKey(string KeyId, string Algorithm, AsymmetricSecurityKey SecurityKey, DateTimeOffset CreatedAt);
+
+/// <summary>
+/// Keeps the broker's signing keys in SQLite, each private key encrypted with ASP.NET Data Protection (whose key ring
+/// lives under Broker:DataPath), and caches them in memory. A key is generated at first start and survives restarts.
+/// </summary>
+public sealed partial class SigningKeyStore(
+    SqliteConnectionFactory connections,
+    IDataProtectionProvider dataProtection,
+    IOptions<BrokerOptions> options,
+    TimeProvider time,
+    ILogger<SigningKeyStore> logger)
+{
+    // One owner, one purpose: nothing else can unprotect what this protects.
+    private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Tokens.SigningKey.v1");
+    private volatile IReadOnlyList<SigningKey> keys = [];
+
+    /// <summary>Every key whose signatures are still honoured, newest first.</summary>
+    public IReadOnlyList<SigningKey> Keys => keys;
+
+    /// <summary>The key new tokens are signed with.</summary>
+    public SigningKey Active => keys.FirstOrDefault(key => key.Algorithm == options.Value.SigningAlgorithm)
+        ?? throw new InvalidOperationException("No signing key is loaded; keys are loaded at start-up.");
+
+    public bool HasActiveKey => keys.Any(key => key.Algorithm == options.Value.SigningAlgorithm);
+
+    /// <summary>Loads the keys, creating one for the configured algorithm when there is none.</summary>
+    public async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await connections.OpenAsync(cancellationToken);
+        var rows = (await connection.QueryAsync<StoredKey>(
+            "SELECT kid AS KeyId, algorithm AS Algorithm, protected_key AS ProtectedKey, created_at AS CreatedAt FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC")).ToList();
+        var loaded = rows.Select(Unprotect).ToList();
+
+        var algorithm = options.Value.SigningAlgorithm;
+        if (!loaded.Any(key => key.Algorithm == algorithm))
+        {
+            var (created, stored) = Create(algorithm);
+            await connection.ExecuteAsync(
+                "INSERT INTO signing_keys (kid, algorithm, protected_key, created_at) VALUES (@KeyId, @Algorithm, @ProtectedKey, @CreatedAt)", stored);
+            loaded.Insert(0, created);
+            Log.Created(logger, created.KeyId, algorithm);
+        }
+
+        keys = loaded;
+    }
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The key object is owned by the SigningKey kept for the life of the process.")]
+    private (SigningKey Key, StoredKey Row) Create(string algorithm)
+    {
+        var material = NewKeyMaterial(algorithm);
+        var pkcs8 = material.ExportPkcs8PrivateKey();
+        try
+        {
+            var now = time.GetUtcNow();
+            var key = ToSigningKey(algorithm, material, now);
+            return (key, new StoredKey(key.KeyId, algorithm, protector.Protect(pkcs8), now.ToUnixTimeMilliseconds()));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(pkcs8);
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The key object is owned by the SigningKey kept for the life of the process.")]
+    private SigningKey Unprotect(StoredKey row)
+    {
+        byte[] pkcs8;
+        try
+        {
+            pkcs8 = protector.Unprotect(row.ProtectedKey);
+        }
+        catch (CryptographicException exception)
+        {
+            throw new InvalidOperationException(
+                $"Signing key {row.KeyId} cannot be decrypted: the Data Protection key ring under Broker:DataPath ({Path.GetFullPath(options.Value.DataPath)}/keys) is not the one it was protected with.",
+                exception);
+        }
+
+        try
+        {
+            return ToSigningKey(row.Algorithm, ImportKeyMaterial(row.Algorithm, pkcs8), DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(pkcs8);
+        }
+    }
+
+    // The key objects live as long as the process: the store owns them and never disposes them.
+    private static AsymmetricAlgorithm NewKeyMaterial(string algorithm) =>
+        algorithm == SecurityAlgorithms.RsaSha256 ? RSA.Create(3072) : ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
+    private static AsymmetricAlgorithm ImportKeyMaterial(string algorithm, byte[] pkcs8)
+    {
+        if (algorithm == SecurityAlgorithms.RsaSha256)
+        {
+            var rsa = RSA.Create();
+            rsa.ImportPkcs8PrivateKey(pkcs8, out _);
+            return rsa;
+        }
+
+        var ecdsa = ECDsa.Create();
+        ecdsa.ImportPkcs8PrivateKey(pkcs8, out _);
+        return ecdsa;
+    }
+
+    private static SigningKey ToSigningKey(string algorithm, AsymmetricAlgorithm material, DateTimeOffset createdAt)
+    {
+        AsymmetricSecurityKey securityKey = material is RSA rsa ? new RsaSecurityKey(rsa) : new ECDsaSecurityKey((ECDsa)material);
+        var publicJwk = JsonWebKeyConverter.ConvertFromSecurityKey(securityKey);
+        securityKey.KeyId = Base64UrlEncoder.Encode(publicJwk.ComputeJwkThumbprint());
+        return new SigningKey(securityKey.KeyId, algorithm, securityKey, createdAt);
+    }
+
+    private sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt);
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Created signing key {KeyId} ({Algorithm})")]
+        public static partial void Created(ILogger logger, string keyId, string algorithm);
+    }
+}

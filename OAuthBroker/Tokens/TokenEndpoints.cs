@@ -1,0 +1,83 @@
+using System.Security.Cryptography;
+using Jose;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Allowlist;
+using OAuthBroker.Broker;
+using OAuthBroker.GitHub;
+
+namespace OAuthBroker.Tokens;
+
+public static class TokenEndpoints
+{
+    private static readonly string[] ResponseTypes = ["token"];
+    private static readonly string[] ResponseModes = ["query"];
+    private static readonly string[] CodeChallengeMethods = ["S256"];
+    private static readonly string[] EncryptionAlgorithms = ["RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir"];
+    private static readonly string[] ContentEncryptions = [InstanceTokenEncryptor.ContentEncryption];
+
+    public static IServiceCollection AddTokens(this IServiceCollection services)
+    {
+        services.AddDataProtection().SetApplicationName("OAuthBroker");
+        // The key ring lives beside the database, so the signing key and its protector move (and are backed up) together.
+        services.AddOptions<KeyManagementOptions>().Configure<IOptions<BrokerOptions>, ILoggerFactory>((keyManagement, broker, loggerFactory) =>
+            keyManagement.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(Path.GetFullPath(broker.Value.DataPath), "keys")), loggerFactory));
+        services.AddSingleton<SigningKeyStore>();
+        services.AddSingleton<BrokerTokenIssuer>();
+        services.AddSingleton<BrokerTokenValidator>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapTokens(this IEndpointRouteBuilder endpoints)
+    {
+        var group = endpoints.MapGroup("/.well-known").WithTags("Discovery");
+        group.MapGet("/jwks.json", GetJwks);
+        group.MapGet("/oauth-authorization-server", GetMetadata);
+        return endpoints;
+    }
+
+    /// <summary>The public halves of every key whose signatures are honoured, so instances can verify across a rotation.</summary>
+    public static JsonHttpResult<Dictionary<string, object>> GetJwks(HttpContext context, SigningKeyStore keys)
+    {
+        var set = keys.Keys.Select(key =>
+        {
+            var jwk = key.SecurityKey switch
+            {
+                Microsoft.IdentityModel.Tokens.ECDsaSecurityKey ec => new Jwk(ec.ECDsa, isPrivate: false),
+                Microsoft.IdentityModel.Tokens.RsaSecurityKey rsa => new Jwk(rsa.Rsa, isPrivate: false),
+                _ => throw new CryptographicException("Unsupported signing key type."),
+            };
+            var members = jwk.ToDictionary();
+            members["kid"] = key.KeyId;
+            members["use"] = "sig";
+            members["alg"] = key.Algorithm;
+            return members;
+        }).ToList();
+        context.Response.Headers.CacheControl = "public, max-age=300";
+        return TypedResults.Json(new Dictionary<string, object> { ["keys"] = set });
+    }
+
+    /// <summary>RFC 8414 metadata, with the broker's own additions for the token encryption it offers.</summary>
+    public static Ok<Dictionary<string, object>> GetMetadata(IOptions<BrokerOptions> broker, IOptions<GitHubOptions> gitHub, AllowlistProvider allowlist)
+    {
+        var issuer = broker.Value.Issuer;
+        var scopes = gitHub.Value.DefaultScopes.Concat(allowlist.Current.Instances.Values.SelectMany(instance => instance.AllowedScopes)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        return TypedResults.Ok(new Dictionary<string, object>
+        {
+            ["issuer"] = issuer,
+            ["authorization_endpoint"] = issuer + "/auth/github",
+            ["jwks_uri"] = issuer + "/.well-known/jwks.json",
+            ["userinfo_endpoint"] = issuer + "/api/v1/user/me",
+            ["response_types_supported"] = ResponseTypes,
+            ["response_modes_supported"] = ResponseModes,
+            ["scopes_supported"] = scopes.ToArray(),
+            ["code_challenge_methods_supported"] = CodeChallengeMethods,
+            ["token_signing_alg_values_supported"] = new[] { broker.Value.SigningAlgorithm },
+            ["access_token_encryption_alg_values_supported"] = EncryptionAlgorithms,
+            ["access_token_encryption_enc_values_supported"] = ContentEncryptions,
+        });
+    }
+}

@@ -1,0 +1,73 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace OAuthBroker.Web;
+
+/// <summary>Small server-rendered pages. Every value is HTML-encoded here, so callers cannot forget.</summary>
+public static class HtmlPage
+{
+    private const string Style = "body{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem;color:#1f2328}"
+        + "h1{font-size:1.4rem}code,pre{background:#f6f8fa;padding:.1rem .3rem;border-radius:4px;overflow-wrap:anywhere;white-space:pre-wrap}"
+        + "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}"
+        + "button,a.button{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}";
+
+    /// <summary>The CSP allows exactly this stylesheet and no script at all.</summary>
+    public static readonly string ContentSecurityPolicy =
+        $"default-src 'none'; style-src 'sha256-{Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(Style)))}'; "
+        + "img-src 'self' https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+    public static string Encode(string? text) => HtmlEncoder.Default.Encode(text ?? "");
+
+    /// <summary>A page whose body is trusted HTML built by the caller from <see cref="Encode"/>d values.</summary>
+    public static ContentHttpResult Render(string title, string trustedBodyHtml, int statusCode = StatusCodes.Status200OK) =>
+        TypedResults.Content(
+            $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
+            + $"<title>{Encode(title)}</title><style>{Style}</style></head><body><h1>{Encode(title)}</h1>{trustedBodyHtml}</body></html>",
+            "text/html; charset=utf-8",
+            Encoding.UTF8,
+            statusCode);
+
+    public static ContentHttpResult Error(string title, string message, int statusCode = StatusCodes.Status400BadRequest) =>
+        Render(title, $"<p>{Encode(message)}</p><p>Go back to the application you came from and start the sign-in again.</p>", statusCode);
+}
+
+/// <summary>Answers a refused browser request with a page, or with RFC 9457 problem details for API clients.</summary>
+public static class Refusal
+{
+    public static IResult For(HttpRequest request, string title, string detail, int statusCode = StatusCodes.Status400BadRequest) =>
+        WantsJson(request)
+            ? TypedResults.Problem(detail, statusCode: statusCode, title: title)
+            : HtmlPage.Error(title, detail, statusCode);
+
+    private static bool WantsJson(HttpRequest request)
+    {
+        var accept = request.Headers.Accept.ToString();
+        return (accept.Contains("application/json", StringComparison.OrdinalIgnoreCase) || accept.Contains("application/problem+json", StringComparison.OrdinalIgnoreCase))
+            && !accept.Contains("text/html", StringComparison.OrdinalIgnoreCase);
+    }
+}
+
+public static class SecurityHeaders
+{
+    /// <summary>Headers every response carries; pages cannot be framed, sniffed or leak their URL (which may hold a token) as Referer.</summary>
+    public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) =>
+        app.Use(async (context, next) =>
+        {
+            var headers = context.Response.Headers;
+            headers.XContentTypeOptions = "nosniff";
+            headers.XFrameOptions = "DENY";
+            headers["Referrer-Policy"] = "no-referrer";
+            headers.ContentSecurityPolicy = HtmlPage.ContentSecurityPolicy;
+            if (context.Request.Path.StartsWithSegments("/auth", StringComparison.Ordinal)
+                || context.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal)
+                || context.Request.Path.StartsWithSegments("/demo", StringComparison.Ordinal))
+            {
+                headers.CacheControl = "no-store";
+                headers.Pragma = "no-cache";
+            }
+
+            await next(context);
+        });
+}
