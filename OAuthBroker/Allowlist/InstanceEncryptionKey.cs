@@ -92,7 +92,8 @@ public sealed class InstanceEncryptionKey
             return "must have \"alg\" RSA-OAEP-256 or RSA-OAEP for an RSA key";
         }
 
-        using var rsa = jwk.RsaKey();
+        // The Jwk caches and owns this key object: disposing it here would break every later encryption.
+        var rsa = jwk.RsaKey();
         return rsa.KeySize is < 2048 or > 8192 ? $"is a {rsa.KeySize}-bit RSA key; use 2048 to 8192 bits" : null;
     }
 

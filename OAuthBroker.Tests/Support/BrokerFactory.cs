@@ -1,0 +1,92 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+
+namespace OAuthBroker.Tests.Support;
+
+/// <summary>
+/// The real broker (its Program, pipeline, SQLite file and crypto) with only GitHub faked, a temporary data folder and,
+/// where a test needs it, a clock it controls.
+/// </summary>
+public sealed class BrokerFactory : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> settings;
+
+    public BrokerFactory(FakeGitHub gitHub, TempDirectory folder, string allowlistJson, IDictionary<string, string?>? overrides = null, FakeTimeProvider? clock = null)
+    {
+        GitHub = gitHub;
+        Folder = folder;
+        Clock = clock;
+        File.WriteAllText(AllowlistPath, allowlistJson);
+        settings = new Dictionary<string, string?>
+        {
+            ["Broker:PublicUrl"] = "http://localhost",
+            ["Broker:AllowlistPath"] = AllowlistPath,
+            ["Broker:DataPath"] = DataPath,
+            ["GitHub:ClientId"] = FakeGitHub.ClientId,
+            ["GitHub:ClientSecret"] = gitHub.ClientSecret,
+            ["GitHub:BaseUrl"] = gitHub.BaseUrl,
+            ["GitHub:ApiUrl"] = gitHub.ApiUrl,
+            ["GitHub:Timeout"] = "00:00:02",
+        };
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+    }
+
+    public FakeGitHub GitHub { get; }
+
+    public TempDirectory Folder { get; }
+
+    public FakeTimeProvider? Clock { get; }
+
+    public LogCapture Logs { get; } = new();
+
+    public string AllowlistPath => Path.Combine(Folder.Path, "allowed-redirects.json");
+
+    public string DataPath => Path.Combine(Folder.Path, "data");
+
+    public string PublicUrl => settings["Broker:PublicUrl"]!;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        foreach (var (key, value) in settings)
+        {
+            builder.UseSetting(key, value);
+        }
+
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs).SetMinimumLevel(LogLevel.Debug));
+        builder.ConfigureTestServices(services =>
+        {
+            if (Clock is not null)
+            {
+                services.AddSingleton<TimeProvider>(Clock);
+            }
+        });
+    }
+
+    public Browser NewBrowser() => new(this);
+}
+
+/// <summary>A folder under the system temp directory, deleted with the test.</summary>
+public sealed class TempDirectory : IDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("oauthbroker-tests-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A process that has not let go yet; the OS cleans temp.
+        }
+    }
+}

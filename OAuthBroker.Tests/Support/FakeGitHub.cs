@@ -1,0 +1,307 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace OAuthBroker.Tests.Support;
+
+public enum TokenFault
+{
+    None,
+    ServerError,
+    MalformedJson,
+    Slow,
+    ErrorField,
+    DropConnection,
+}
+
+public enum UserFault
+{
+    None,
+    Unauthorized,
+    ServerError,
+    MalformedJson,
+    RateLimited,
+    TooManyRequests,
+}
+
+public sealed record FakeGitHubUser(long Id, string Login, string? Name, string? PublicEmail, string PrimaryEmail, string AvatarUrl)
+{
+    public static FakeGitHubUser Random()
+    {
+        var id = System.Random.Shared.NextInt64(1_000, 900_000_000);
+        return new FakeGitHubUser(id, $"octo-{id}", $"Octo {id}", null, $"octo-{id}@users.example.com", $"https://avatars.example.com/u/{id}");
+    }
+}
+
+public sealed record TokenRequest(string? ClientId, string? Code, string? RedirectUri, string? CodeVerifier, string? Accept);
+
+/// <summary>
+/// A GitHub stand-in on 127.0.0.1 that behaves like github.com where it matters to the broker: the authorize redirect,
+/// a code exchange that answers errors with HTTP 200, form-encoded answers without Accept: application/json, PKCE
+/// (S256) checks, single-use codes, private e-mail addresses, a User-Agent requirement, and injectable faults.
+/// API paths use the GitHub Enterprise layout (/api/v3) so the broker's Enterprise support is exercised.
+/// </summary>
+public sealed class FakeGitHub : IAsyncDisposable
+{
+    public const string ClientId = "Iv1.fake0client0id";
+
+    private readonly WebApplication app;
+    private readonly ConcurrentDictionary<string, IssuedCode> codes = new();
+    private readonly ConcurrentDictionary<string, IssuedToken> tokens = new();
+
+    private FakeGitHub(WebApplication app) => this.app = app;
+
+    public string ClientSecret { get; } = "fake_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+
+    public string BaseUrl { get; private set; } = "";
+
+    public string ApiUrl => BaseUrl + "/api/v3";
+
+    public FakeGitHubUser User { get; set; } = FakeGitHubUser.Random();
+
+    public bool Deny { get; set; }
+
+    public bool ExpiringTokens { get; set; }
+
+    /// <summary>What GitHub grants; null grants what was asked.</summary>
+    public string? GrantedScope { get; set; }
+
+    public TokenFault TokenFault { get; set; }
+
+    public string TokenErrorCode { get; set; } = "bad_verification_code";
+
+    public UserFault UserFault { get; set; }
+
+    public TimeSpan SlowDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    public ConcurrentQueue<TokenRequest> TokenRequests { get; } = new();
+
+    public ConcurrentQueue<IReadOnlyDictionary<string, string>> AuthorizeRequests { get; } = new();
+
+    /// <summary>Every access and refresh token handed out, and the client secret: none may leak.</summary>
+    public IEnumerable<string> Secrets => tokens.Keys.Concat(tokens.Values.Select(token => token.RefreshToken).OfType<string>()).Append(ClientSecret);
+
+    public int TokenCallCount => TokenRequests.Count;
+
+    public static async Task<FakeGitHub> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        var fake = new FakeGitHub(app);
+        fake.Map(app);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        fake.BaseUrl = address.TrimEnd('/');
+        return fake;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+
+    private void Map(WebApplication web)
+    {
+        web.MapGet("/login/oauth/authorize", Authorize);
+        web.MapPost("/login/oauth/access_token", (Func<HttpContext, Task<IResult>>)ExchangeAsync);
+        web.MapGet("/api/v3/user", (Func<HttpContext, Task<IResult>>)GetUserAsync);
+        web.MapGet("/api/v3/user/emails", GetEmails);
+    }
+
+    private IResult Authorize(HttpRequest request)
+    {
+        var query = request.Query.ToDictionary(pair => pair.Key, pair => pair.Value.ToString());
+        AuthorizeRequests.Enqueue(query);
+        if (query.GetValueOrDefault("client_id") != ClientId)
+        {
+            return Results.NotFound();
+        }
+
+        var redirectUri = query["redirect_uri"];
+        var state = query.GetValueOrDefault("state");
+        if (Deny)
+        {
+            return Results.Redirect(QueryHelpers.AddQueryString(redirectUri, new Dictionary<string, string?>
+            {
+                ["error"] = "access_denied",
+                ["error_description"] = "The user has denied your application access.",
+                ["error_uri"] = "https://docs.github.com/apps/troubleshooting",
+                ["state"] = state,
+            }));
+        }
+
+        var code = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
+        codes[code] = new IssuedCode(redirectUri, query.GetValueOrDefault("code_challenge"), query.GetValueOrDefault("code_challenge_method"), GrantedScope ?? query.GetValueOrDefault("scope") ?? "", User, DateTimeOffset.UtcNow.AddMinutes(10));
+        return Results.Redirect(QueryHelpers.AddQueryString(redirectUri, new Dictionary<string, string?> { ["code"] = code, ["state"] = state }));
+    }
+
+    private async Task<IResult> ExchangeAsync(HttpContext context)
+    {
+        var form = await context.Request.ReadFormAsync();
+        var accept = context.Request.Headers.Accept.ToString();
+        TokenRequests.Enqueue(new TokenRequest(form["client_id"], form["code"], form["redirect_uri"], form["code_verifier"], accept));
+        switch (TokenFault)
+        {
+            case TokenFault.ServerError:
+                return Results.Content("<html>Unicorn!</html>", "text/html", statusCode: 502);
+            case TokenFault.MalformedJson:
+                return Results.Content("{\"access_token\": ", "application/json");
+            case TokenFault.Slow:
+                await Task.Delay(SlowDelay, context.RequestAborted);
+                break;
+            case TokenFault.ErrorField:
+                return Answer(accept, new() { ["error"] = TokenErrorCode, ["error_description"] = "The code passed is incorrect or expired.", ["error_uri"] = "https://docs.github.com/apps/troubleshooting" });
+            case TokenFault.DropConnection:
+                context.Abort();
+                return Results.Empty;
+            default:
+                break;
+        }
+
+        // GitHub's quirk: every error below is HTTP 200 with an "error" field.
+        if (form["client_id"] != ClientId || form["client_secret"] != ClientSecret)
+        {
+            return Answer(accept, new() { ["error"] = "incorrect_client_credentials", ["error_description"] = "The client_id and/or client_secret passed are incorrect." });
+        }
+
+        if (!codes.TryRemove(form["code"].ToString(), out var issued) || issued.ExpiresAt < DateTimeOffset.UtcNow)
+        {
+            return Answer(accept, new() { ["error"] = "bad_verification_code", ["error_description"] = "The code passed is incorrect or expired." });
+        }
+
+        if (form["redirect_uri"].Count > 0 && form["redirect_uri"] != issued.RedirectUri)
+        {
+            return Answer(accept, new() { ["error"] = "redirect_uri_mismatch", ["error_description"] = "The redirect_uri MUST match the registered callback URL for this application." });
+        }
+
+        if (issued.CodeChallenge is not null)
+        {
+            var verifier = form["code_verifier"].ToString();
+            var expected = issued.CodeChallengeMethod == "S256"
+                ? Base64Url(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)))
+                : verifier;
+            if (verifier.Length is < 43 or > 128 || expected != issued.CodeChallenge)
+            {
+                return Answer(accept, new() { ["error"] = "bad_verification_code", ["error_description"] = "The code_verifier does not match the code_challenge." });
+            }
+        }
+
+        var prefix = ExpiringTokens ? "ghu_" : "gho_";
+        var token = prefix + RandomAlphanumeric(36);
+        var refresh = ExpiringTokens ? "ghr_" + RandomAlphanumeric(76) : null;
+        tokens[token] = new IssuedToken(issued.User, issued.Scope, refresh);
+        var answer = new Dictionary<string, object?>
+        {
+            ["access_token"] = token,
+            ["token_type"] = "bearer",
+            ["scope"] = string.Join(',', issued.Scope.Split(' ', StringSplitOptions.RemoveEmptyEntries)),
+        };
+        if (refresh is not null)
+        {
+            answer["expires_in"] = 28800;
+            answer["refresh_token"] = refresh;
+            answer["refresh_token_expires_in"] = 15897600;
+        }
+
+        return Answer(accept, answer);
+    }
+
+    private async Task<IResult> GetUserAsync(HttpContext context)
+    {
+        switch (UserFault)
+        {
+            case UserFault.ServerError:
+                return Results.Content("{\"message\":\"Server Error\"}", "application/json", statusCode: 500);
+            case UserFault.MalformedJson:
+                return Results.Content("<html>not json</html>", "application/json");
+            case UserFault.Unauthorized:
+                return Results.Json(new { message = "Bad credentials" }, statusCode: 401);
+            case UserFault.RateLimited:
+                context.Response.Headers["x-ratelimit-remaining"] = "0";
+                context.Response.Headers["x-ratelimit-reset"] = DateTimeOffset.UtcNow.AddMinutes(30).ToUnixTimeSeconds().ToString();
+                return Results.Json(new { message = "API rate limit exceeded" }, statusCode: 403);
+            case UserFault.TooManyRequests:
+                context.Response.Headers.RetryAfter = "60";
+                return Results.Json(new { message = "You have exceeded a secondary rate limit." }, statusCode: 429);
+            default:
+                break;
+        }
+
+        await Task.CompletedTask;
+        if (Authenticate(context.Request, out var token) is { } refusal)
+        {
+            return refusal;
+        }
+
+        var user = token!.User;
+        return Results.Json(new Dictionary<string, object?>
+        {
+            ["id"] = user.Id,
+            ["login"] = user.Login,
+            ["name"] = user.Name,
+            ["email"] = user.PublicEmail,
+            ["avatar_url"] = user.AvatarUrl,
+            ["type"] = "User",
+        });
+    }
+
+    private IResult GetEmails(HttpRequest request)
+    {
+        if (Authenticate(request, out var token) is { } refusal)
+        {
+            return refusal;
+        }
+
+        var scopes = token!.Scope.Split(' ', ',');
+        if (!scopes.Contains("user:email") && !scopes.Contains("user"))
+        {
+            return Results.Json(new { message = "Not Found" }, statusCode: 404);
+        }
+
+        return Results.Json(new object[]
+        {
+            new { email = "old@example.com", primary = false, verified = true, visibility = (string?)null },
+            new { email = token.User.PrimaryEmail, primary = true, verified = true, visibility = "private" },
+        });
+    }
+
+    private IResult? Authenticate(HttpRequest request, out IssuedToken? token)
+    {
+        token = null;
+        if (string.IsNullOrEmpty(request.Headers.UserAgent))
+        {
+            return Results.Json(new { message = "Request forbidden by administrative rules. Please make sure your request has a User-Agent header." }, statusCode: 403);
+        }
+
+        var header = request.Headers.Authorization.ToString();
+        var value = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..]
+            : header.StartsWith("token ", StringComparison.OrdinalIgnoreCase) ? header[6..] : null;
+        return value is not null && tokens.TryGetValue(value, out token) ? null : Results.Json(new { message = "Bad credentials" }, statusCode: 401);
+    }
+
+    private static IResult Answer(string accept, Dictionary<string, object?> fields) =>
+        accept.Contains("application/json", StringComparison.OrdinalIgnoreCase)
+            ? Results.Json(fields)
+            : Results.Content(string.Join('&', fields.Select(pair => $"{pair.Key}={WebUtility.UrlEncode(Convert.ToString(pair.Value, System.Globalization.CultureInfo.InvariantCulture))}")), "application/x-www-form-urlencoded");
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static string RandomAlphanumeric(int length) =>
+        RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", length);
+
+    private sealed record IssuedCode(string RedirectUri, string? CodeChallenge, string? CodeChallengeMethod, string Scope, FakeGitHubUser User, DateTimeOffset ExpiresAt);
+
+    private sealed record IssuedToken(FakeGitHubUser User, string Scope, string? RefreshToken);
+}
