@@ -23,6 +23,9 @@ public sealed class Browser : IDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>The browser-binding cookie ("name=value") the last login start set.</summary>
+    public string? LastBindingCookie { get; private set; }
+
     public static string StartUrl(string redirectUri, string? state = "instance-state-123", string? scope = null)
     {
         var parameters = new Dictionary<string, string?> { ["redirect_uri"] = redirectUri };
@@ -47,6 +50,7 @@ public sealed class Browser : IDisposable
     {
         using var start = await StartAsync(redirectUri, state, scope);
         start.StatusCode.Should().Be(HttpStatusCode.Redirect, await start.Content.ReadAsStringAsync());
+        LastBindingCookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
         return await ApproveAtGitHubAsync(start.Headers.Location!);
     }
 
