@@ -1,0 +1,150 @@
+using System.Net;
+using System.Net.Sockets;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Login;
+
+public sealed class GitHubFailureTests : IAsyncLifetime
+{
+    private readonly TempDirectory folder = new();
+    private readonly StandardInstances instances = new();
+    private FakeGitHub gitHub = null!;
+    private BrokerFactory broker = null!;
+
+    public async Task InitializeAsync()
+    {
+        gitHub = await FakeGitHub.StartAsync();
+        gitHub.SlowDelay = TimeSpan.FromSeconds(5);
+        broker = new BrokerFactory(gitHub, folder, instances.Json, new Dictionary<string, string?> { ["GitHub:Timeout"] = "00:00:00.500" });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await broker.DisposeAsync();
+        await gitHub.DisposeAsync();
+        folder.Dispose();
+    }
+
+    [Theory]
+    [InlineData(TokenFault.ServerError, "temporarily_unavailable", "HTTP 502")]
+    [InlineData(TokenFault.Slow, "temporarily_unavailable", "timed out")]
+    [InlineData(TokenFault.DropConnection, "temporarily_unavailable", "failed")]
+    [InlineData(TokenFault.MalformedJson, "server_error", "not JSON")]
+    public async Task Code_exchange_fault_redirects_to_the_instance_with_an_OAuth_error(TokenFault fault, string error, string logged)
+    {
+        gitHub.TokenFault = fault;
+
+        var outcome = await LoginAsync();
+
+        AssertErrorRedirect(outcome, error);
+        broker.Logs.Lines.Should().Contain(line => line.EventId == 2005 && line.Message.Contains(logged, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("bad_verification_code")]
+    [InlineData("incorrect_client_credentials")]
+    [InlineData("redirect_uri_mismatch")]
+    public async Task Code_exchange_error_answered_with_HTTP_200_is_a_failure(string code)
+    {
+        gitHub.TokenFault = TokenFault.ErrorField;
+        gitHub.TokenErrorCode = code;
+
+        var outcome = await LoginAsync();
+
+        AssertErrorRedirect(outcome, "server_error");
+        broker.Logs.Lines.Should().Contain(line => line.EventId == 2005 && line.Message.Contains(code, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Wrong_client_secret_is_reported_by_GitHub_and_never_logged()
+    {
+        await using var misconfigured = new BrokerFactory(gitHub, new TempDirectory(), instances.Json, new Dictionary<string, string?> { ["GitHub:ClientSecret"] = "wrong-secret-value-1234" });
+        using var browser = misconfigured.NewBrowser();
+
+        var outcome = await browser.LoginAsync(StandardInstances.TrackeepCallback, state: "s1");
+
+        AssertErrorRedirect(outcome, "server_error");
+        misconfigured.Logs.AllText.Should().Contain("incorrect_client_credentials").And.NotContain("wrong-secret-value-1234");
+    }
+
+    [Theory]
+    [InlineData(UserFault.ServerError, "temporarily_unavailable")]
+    [InlineData(UserFault.RateLimited, "temporarily_unavailable")]
+    [InlineData(UserFault.TooManyRequests, "temporarily_unavailable")]
+    [InlineData(UserFault.Unauthorized, "server_error")]
+    [InlineData(UserFault.MalformedJson, "server_error")]
+    public async Task User_endpoint_fault_redirects_to_the_instance_with_an_OAuth_error(UserFault fault, string error)
+    {
+        gitHub.UserFault = fault;
+
+        var outcome = await LoginAsync();
+
+        AssertErrorRedirect(outcome, error);
+        broker.Logs.Lines.Should().Contain(line => line.EventId == 2005 && line.Message.Contains("/user", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Unreachable_GitHub_gives_temporarily_unavailable()
+    {
+        using var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        await using var isolated = new BrokerFactory(gitHub, new TempDirectory(), instances.Json, new Dictionary<string, string?> { ["GitHub:BaseUrl"] = gitHub.BaseUrl });
+        using var browser = isolated.NewBrowser();
+        var callback = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback, state: "s1");
+        await using var unreachable = new BrokerFactory(gitHub, isolated.Folder, instances.Json, new Dictionary<string, string?> { ["GitHub:BaseUrl"] = $"http://127.0.0.1:{port}" });
+        using var sameBrowser = new Browser(unreachable);
+        sameBrowser.Client.DefaultRequestHeaders.Add("Cookie", browser.LastBindingCookie);
+
+        var outcome = await sameBrowser.ReturnFromGitHubAsync(callback);
+
+        AssertErrorRedirect(outcome, "temporarily_unavailable");
+        unreachable.Logs.Lines.Should().Contain(line => line.EventId == 2005 && line.Message.Contains("ConnectionError", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Expiring_GitHub_App_tokens_carry_expires_at()
+    {
+        gitHub.ExpiringTokens = true;
+        using var browser = broker.NewBrowser();
+
+        var outcome = await browser.LoginAsync(StandardInstances.TrackeepCallback);
+
+        var jwt = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(outcome.Token);
+        var expiresAt = DateTimeOffset.FromUnixTimeSeconds(jwt.GetPayloadValue<long>("expires_at"));
+        expiresAt.Should().BeCloseTo(DateTimeOffset.UtcNow.AddHours(8), TimeSpan.FromMinutes(1));
+        instances.Trackeep.Decrypt(jwt.GetPayloadValue<string>("access_token")).Should().StartWith("ghu_");
+    }
+
+    [Fact]
+    public async Task Non_expiring_tokens_have_no_expires_at()
+    {
+        using var browser = broker.NewBrowser();
+
+        var outcome = await browser.LoginAsync(StandardInstances.TrackeepCallback);
+
+        new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(outcome.Token).TryGetPayloadValue<long>("expires_at", out _).Should().BeFalse();
+    }
+
+    private async Task<LoginOutcome> LoginAsync()
+    {
+        using var browser = broker.NewBrowser();
+        return await browser.LoginAsync(StandardInstances.TrackeepCallback, state: "s1");
+    }
+
+    private void AssertErrorRedirect(LoginOutcome outcome, string error)
+    {
+        outcome.Response.StatusCode.Should().Be(HttpStatusCode.Redirect, broker.Logs.AllText);
+        outcome.Location!.GetLeftPart(UriPartial.Path).Should().Be(StandardInstances.TrackeepCallback);
+        outcome.Query["error"].Should().Be(error);
+        outcome.Query["error_description"].Should().NotBeNullOrEmpty();
+        outcome.Query["state"].Should().Be("s1");
+        outcome.Query.Should().NotContainKey("token");
+        var logs = broker.Logs.AllText;
+        foreach (var secret in gitHub.Secrets)
+        {
+            logs.Should().NotContain(secret);
+        }
+    }
+}
