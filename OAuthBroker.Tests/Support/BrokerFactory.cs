@@ -90,3 +90,18 @@ public sealed class TempDirectory : IDisposable
         }
     }
 }
+
+public static class StartupFailure
+{
+    /// <summary>
+    /// Starts the broker expecting it to fail and returns what it said: the exception and the host's log. When the
+    /// app fails to start, WebApplicationFactory's deferred host sometimes reports ObjectDisposedException instead of
+    /// the cause, but the host has logged the cause ("Hosting failed to start") either way.
+    /// </summary>
+    public static string Of(BrokerFactory broker)
+    {
+        var start = () => broker.Server;
+        var thrown = start.Should().Throw<Exception>().Which;
+        return thrown + "\n" + broker.Logs.AllText;
+    }
+}

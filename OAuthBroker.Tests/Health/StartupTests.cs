@@ -1,0 +1,78 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Health;
+
+public sealed class StartupTests : IAsyncLifetime
+{
+    private readonly TempDirectory folder = new();
+    private readonly StandardInstances instances = new();
+    private FakeGitHub gitHub = null!;
+
+    public async Task InitializeAsync() => gitHub = await FakeGitHub.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await gitHub.DisposeAsync();
+        folder.Dispose();
+    }
+
+    [Fact]
+    public async Task Readiness_reports_database_allowlist_and_signing_key()
+    {
+        await using var broker = new BrokerFactory(gitHub, folder, instances.Json);
+        using var client = broker.CreateClient();
+
+        using var response = await client.GetAsync("/readyz");
+        (await client.GetStringAsync("/healthz")).Should().Be("ok");
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        body.RootElement.GetProperty("ready").GetBoolean().Should().BeTrue();
+        body.RootElement.GetProperty("checks").EnumerateArray().Select(check => check.GetProperty("name").GetString())
+            .Should().Equal("database", "allowlist", "signing_key");
+    }
+
+    [Theory]
+    [InlineData("GitHub:ClientId", "", "GitHub:ClientId is required")]
+    [InlineData("GitHub:ClientSecret", "", "GitHub:ClientSecret is required")]
+    [InlineData("GitHub:BaseUrl", "http://github.example.com", "GitHub:BaseUrl must use https")]
+    [InlineData("GitHub:ApiUrl", "not a url", "GitHub:ApiUrl must be an absolute http(s) URL")]
+    [InlineData("Broker:PublicUrl", "", "Broker:PublicUrl is required")]
+    [InlineData("Broker:PublicUrl", "https://broker.example.com/?x=1", "Broker:PublicUrl must not carry a query")]
+    [InlineData("Broker:TokenLifetime", "2.00:00:00", "Broker:TokenLifetime must be between")]
+    [InlineData("Broker:SigningAlgorithm", "HS256", "Broker:SigningAlgorithm must be ES256 or RS256")]
+    public void Bad_configuration_stops_start_up_naming_the_key(string key, string value, string message)
+    {
+        using var broker = new BrokerFactory(gitHub, folder, instances.Json, new Dictionary<string, string?> { [key] = value });
+
+        StartupFailure.Of(broker).Should().Contain(message);
+    }
+
+    [Fact]
+    public void GitHub_Enterprise_URLs_are_accepted()
+    {
+        using var broker = new BrokerFactory(gitHub, folder, instances.Json, new Dictionary<string, string?>
+        {
+            ["GitHub:BaseUrl"] = "https://ghe.example.com",
+            ["GitHub:ApiUrl"] = "https://ghe.example.com/api/v3",
+        });
+
+        var options = broker.Services.GetService(typeof(IOptions<OAuthBroker.GitHub.GitHubOptions>)) as IOptions<OAuthBroker.GitHub.GitHubOptions>;
+
+        options!.Value.AuthorizeEndpoint.Should().Be("https://ghe.example.com/login/oauth/authorize");
+        options.Value.TokenEndpoint.Should().Be("https://ghe.example.com/login/oauth/access_token");
+        options.Value.UserEndpoint.Should().Be("https://ghe.example.com/api/v3/user");
+        options.Value.UserEmailsEndpoint.Should().Be("https://ghe.example.com/api/v3/user/emails");
+    }
+
+    [Fact]
+    public void Invalid_allowlist_stops_start_up_naming_the_entry_and_problem()
+    {
+        using var broker = new BrokerFactory(gitHub, folder, """{ "instances": [ { "id": "bad", "redirectUris": ["http://bad.example.com/cb"], "deliverAccessToken": false } ] }""");
+
+        StartupFailure.Of(broker).Should().Contain("instances[0] (\"bad\"): redirectUris[0] must use https");
+    }
+}
