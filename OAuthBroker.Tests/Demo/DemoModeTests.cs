@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -17,7 +16,7 @@ public sealed partial class DemoModeTests : IDisposable
     [Fact]
     public async Task Demo_signs_in_the_demo_user_and_the_demo_instance_shows_verified_claims_and_the_decrypted_token()
     {
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         await using var demo = new DemoFactory(folder, $"http://127.0.0.1:{port}", "Development");
         demo.UseKestrel(port);
         demo.StartServer();
@@ -53,12 +52,6 @@ public sealed partial class DemoModeTests : IDisposable
         start.Should().Throw<InvalidOperationException>().WithMessage("*refuses to run in the Production environment*");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     [GeneratedRegex("href=\"([^\"]*/auth/github[^\"]*)\"")]
     private static partial Regex SignInLink();

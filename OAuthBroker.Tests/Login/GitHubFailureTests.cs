@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using OAuthBroker.Tests.Support;
 
 namespace OAuthBroker.Tests.Login;
@@ -86,10 +85,7 @@ public sealed class GitHubFailureTests : IAsyncLifetime
     [Fact]
     public async Task Unreachable_GitHub_gives_temporarily_unavailable()
     {
-        using var closed = new TcpListener(IPAddress.Loopback, 0);
-        closed.Start();
-        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
-        closed.Stop();
+        var port = LoopbackPort.Free();
         await using var isolated = new BrokerFactory(gitHub, new TempDirectory(), instances.Json, new Dictionary<string, string?> { ["GitHub:BaseUrl"] = gitHub.BaseUrl });
         using var browser = isolated.NewBrowser();
         var callback = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback, state: "s1");

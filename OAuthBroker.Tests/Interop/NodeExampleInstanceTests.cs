@@ -1,0 +1,97 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Interop;
+
+/// <summary>
+/// The README's integration example (examples/node-instance, panva's jose) against a running broker: a client we did
+/// not write verifies our JWT via the JWKS URL, checks iss and aud, decrypts our JWE and calls GitHub with the token.
+/// </summary>
+public sealed class NodeExampleInstanceTests : IAsyncLifetime
+{
+    private readonly TempDirectory folder = new();
+    private FakeGitHub gitHub = null!;
+
+    public async Task InitializeAsync() => gitHub = await FakeGitHub.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await gitHub.DisposeAsync();
+        folder.Dispose();
+    }
+
+    public static TheoryData<string> KeyTypes => ["RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir"];
+
+    [Theory]
+    [MemberData(nameof(KeyTypes))]
+    public async Task Example_instance_verifies_the_JWT_decrypts_the_token_and_calls_GitHub(string algorithm)
+    {
+        var key = algorithm switch
+        {
+            "RSA-OAEP-256" or "RSA-OAEP" => InstanceKey.Rsa(algorithm),
+            "ECDH-ES+A256KW" => InstanceKey.Ec(),
+            _ => InstanceKey.Oct(algorithm),
+        };
+        await using var broker = StartBroker(key);
+        using var instance = await StartInstanceAsync(broker, key, "node-example");
+
+        var (status, body) = await SignInThroughInstanceAsync(instance);
+
+        status.Should().Be(HttpStatusCode.OK, body);
+        using var result = JsonDocument.Parse(body);
+        var root = result.RootElement;
+        root.GetProperty("signedInAs").GetString().Should().Be(gitHub.User.Login);
+        root.GetProperty("claims").GetProperty("aud").GetString().Should().Be("node-example");
+        root.GetProperty("claims").GetProperty("iss").GetString().Should().Be(broker.PublicUrl);
+        root.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200);
+        root.GetProperty("gitHubUser").GetProperty("body").GetProperty("login").GetString().Should().Be(gitHub.User.Login);
+        var digest = root.GetProperty("accessTokenSha256").GetString();
+        gitHub.Secrets.Select(secret => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)))).Should().Contain(digest);
+    }
+
+    [Fact]
+    public async Task Example_instance_refuses_a_token_issued_for_another_audience()
+    {
+        var key = InstanceKey.Rsa();
+        await using var broker = StartBroker(key);
+        using var impostor = await StartInstanceAsync(broker, key, "some-other-instance");
+
+        var (status, body) = await SignInThroughInstanceAsync(impostor);
+
+        status.Should().Be(HttpStatusCode.Unauthorized);
+        body.Should().Contain("ERR_JWT_CLAIM_VALIDATION_FAILED");
+    }
+
+    private BrokerFactory StartBroker(InstanceKey key)
+    {
+        var port = LoopbackPort.Free();
+        var allowlist = new AllowlistBuilder().Add("node-example", ["http://127.0.0.1/auth/callback"], key).ToJson();
+        var broker = new BrokerFactory(gitHub, folder, allowlist, new Dictionary<string, string?> { ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}" });
+        broker.UseKestrel(port);
+        broker.StartServer();
+        return broker;
+    }
+
+    private Task<NodeProcess> StartInstanceAsync(BrokerFactory broker, InstanceKey key, string instanceId) =>
+        NodeProcess.StartAsync("examples/node-instance", "server.mjs", new Dictionary<string, string>
+        {
+            ["BROKER_URL"] = broker.PublicUrl,
+            ["INSTANCE_ID"] = instanceId,
+            ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson,
+            ["GITHUB_API_URL"] = gitHub.ApiUrl,
+            ["PORT"] = "0",
+        });
+
+    // A browser: follows every redirect (instance -> broker -> GitHub -> broker -> instance) with one cookie jar.
+    private static async Task<(HttpStatusCode Status, string Body)> SignInThroughInstanceAsync(NodeProcess instance)
+    {
+        using var handler = new HttpClientHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 10, CookieContainer = new CookieContainer() };
+        using var browser = new HttpClient(handler);
+        using var response = await browser.GetAsync(instance.Url + "/login");
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+}

@@ -1,0 +1,112 @@
+// An example instance (think Trackeep) that lets OAuthBroker run "Sign in with GitHub".
+//
+//   BROKER_URL=https://oauth.example.com INSTANCE_ID=my-instance INSTANCE_PRIVATE_JWK_FILE=instance-key.json node server.mjs
+//
+// It uses nothing of the broker's but its URL: the JWT is verified against the broker's published JWKS, and the
+// GitHub token is decrypted with this instance's own private key, which never leaves the instance.
+import { createServer } from 'node:http';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { compactDecrypt, createRemoteJWKSet, importJWK, jwtVerify } from 'jose';
+
+const brokerUrl = required('BROKER_URL').replace(/\/$/, '');
+const instanceId = required('INSTANCE_ID');
+const gitHubApiUrl = (process.env.GITHUB_API_URL ?? 'https://api.github.com').replace(/\/$/, '');
+const host = process.env.HOST ?? '127.0.0.1';
+const port = Number(process.env.PORT ?? 3000);
+const privateJwk = JSON.parse(process.env.INSTANCE_PRIVATE_JWK ?? readFileSync(required('INSTANCE_PRIVATE_JWK_FILE'), 'utf8'));
+const keyAlgorithm = privateJwk.alg ?? { RSA: 'RSA-OAEP-256', EC: 'ECDH-ES+A256KW', oct: 'A256KW' }[privateJwk.kty];
+
+// Fetched once, cached, and refetched when a token names a kid it has not seen (key rotation).
+const brokerKeys = createRemoteJWKSet(new URL(`${brokerUrl}/.well-known/jwks.json`));
+const decryptionKey = await importJWK(privateJwk, keyAlgorithm);
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`Set ${name}`);
+  return value;
+}
+
+function cookie(request, name) {
+  const match = (request.headers.cookie ?? '').split(/;\s*/).find((c) => c.startsWith(`${name}=`));
+  return match?.slice(name.length + 1);
+}
+
+function json(response, status, body) {
+  response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  response.end(JSON.stringify(body, null, 2));
+}
+
+async function signIn(url, request, response) {
+  // Our own state, checked on return, so nobody can log a user into this instance with someone else's token.
+  const expected = cookie(request, 'instance_state');
+  const state = url.searchParams.get('state') ?? '';
+  if (!expected || expected.length !== state.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(state))) {
+    return json(response, 400, { error: 'state_mismatch' });
+  }
+  if (url.searchParams.has('error')) {
+    return json(response, 400, { error: url.searchParams.get('error'), error_description: url.searchParams.get('error_description') });
+  }
+
+  // 1. The JWT: signed by the broker, for this instance, unexpired.
+  const { payload, protectedHeader } = await jwtVerify(url.searchParams.get('token') ?? '', brokerKeys, {
+    issuer: brokerUrl,
+    audience: instanceId,
+    algorithms: ['ES256', 'RS256'],
+  });
+
+  // 2. The GitHub token inside it: a JWE only this instance's private key opens.
+  let gitHubToken = null;
+  if (payload.access_token) {
+    const { plaintext } = await compactDecrypt(payload.access_token, decryptionKey, {
+      keyManagementAlgorithms: [keyAlgorithm],
+      contentEncryptionAlgorithms: ['A256GCM'],
+    });
+    gitHubToken = new TextDecoder().decode(plaintext);
+  }
+
+  // 3. Call GitHub as the user, directly: the broker is not in this path.
+  let gitHubUser = null;
+  if (gitHubToken) {
+    const answer = await fetch(`${gitHubApiUrl}/user`, {
+      headers: {
+        authorization: `Bearer ${gitHubToken}`,
+        accept: 'application/vnd.github+json',
+        'x-github-api-version': '2022-11-28',
+        'user-agent': 'oauthbroker-example-instance',
+      },
+    });
+    gitHubUser = { status: answer.status, body: await answer.json() };
+  }
+
+  const { access_token: _encrypted, ...claims } = payload;
+  return json(response, 200, {
+    signedInAs: payload.username,
+    kid: protectedHeader.kid,
+    claims,
+    // A digest, so the example never prints a live token.
+    accessTokenSha256: gitHubToken && createHash('sha256').update(gitHubToken).digest('hex'),
+    gitHubUser,
+  });
+}
+
+const server = createServer(async (request, response) => {
+  const url = new URL(request.url, `http://${request.headers.host}`);
+  try {
+    if (url.pathname === '/login') {
+      const state = randomBytes(16).toString('base64url');
+      const callback = `http://${request.headers.host}/auth/callback`;
+      const login = new URL(`${brokerUrl}/auth/github`);
+      login.searchParams.set('redirect_uri', callback);
+      login.searchParams.set('state', state);
+      response.writeHead(302, { location: login.toString(), 'set-cookie': `instance_state=${state}; HttpOnly; SameSite=Lax; Path=/` });
+      return response.end();
+    }
+    if (url.pathname === '/auth/callback') return await signIn(url, request, response);
+    json(response, 404, { error: 'not_found' });
+  } catch (error) {
+    json(response, 401, { error: 'invalid_token', reason: error.code ?? error.name });
+  }
+});
+
+server.listen(port, host, () => console.log(`listening on http://${host}:${server.address().port}`));
