@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+COPY Directory.Build.props Directory.Packages.props .editorconfig ./
+COPY OAuthBroker/OAuthBroker.csproj OAuthBroker/
+RUN dotnet restore OAuthBroker/OAuthBroker.csproj
+COPY OAuthBroker/ OAuthBroker/
+RUN dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --no-restore --output /app
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0
+WORKDIR /app
+COPY --from=build /app ./
+COPY appsettings.json allowed-redirects.json ./
+# The database and the Data Protection key ring (which decrypts the signing key) live in /data: keep it on a volume.
+RUN mkdir /data && chown app:app /data
+ENV ASPNETCORE_ENVIRONMENT=Production \
+    URLS=http://+:8080 \
+    Broker__DataPath=/data \
+    Broker__AllowlistPath=/app/allowed-redirects.json
+VOLUME ["/data"]
+EXPOSE 8080
+USER app
+ENTRYPOINT ["dotnet", "OAuthBroker.dll"]

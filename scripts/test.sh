@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test of OAuthBroker on a fresh machine: installs what the tests need (the Node.js example's packages),
+# builds, runs the whole suite, and ends with one line "tests: N passed, N failed[, N skipped]" counted from the
+# test results. Exits non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (https://dot.net)." >&2; exit 2; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "Installing Node.js and npm (for the interop tests with the jose package)..."
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get update -qq && sudo apt-get install -y -qq nodejs npm >/dev/null; fi
+fi
+
+npm ci --prefix examples/node-instance --no-audit --no-fund --loglevel=error
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+set +e
+dotnet test OAuthBroker.sln --configuration Release --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results"
+status=$?
+set -e
+
+passed=0; failed=0; skipped=0; found=0
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  found=1
+  counters=$(grep -o '<Counters [^>]*>' "$trx")
+  attr() { echo "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  passed=$((passed + $(attr passed)))
+  failed=$((failed + $(attr failed) + $(attr error) + $(attr timeout) + $(attr aborted)))
+  skipped=$((skipped + $(attr notExecuted)))
+done
+
+if [ "$found" = 0 ]; then
+  echo "No test results were written (did the build fail?)."
+  status=${status:-1}; [ "$status" = 0 ] && status=1
+fi
+
+summary="tests: $passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
+echo "$summary"
+if [ "$status" -ne 0 ] || [ "$failed" -gt 0 ]; then exit 1; fi
