@@ -5,24 +5,12 @@ using OAuthBroker.Tests.Support;
 
 namespace OAuthBroker.Tests.Health;
 
-public sealed class StartupTests : IAsyncLifetime
+public sealed class StartupTests : FakeGitHubTest
 {
-    private readonly TempDirectory folder = new();
-    private readonly StandardInstances instances = new();
-    private FakeGitHub gitHub = null!;
-
-    public async Task InitializeAsync() => gitHub = await FakeGitHub.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await gitHub.DisposeAsync();
-        folder.Dispose();
-    }
-
     [Fact]
     public async Task Readiness_reports_database_allowlist_and_signing_key()
     {
-        await using var broker = new BrokerFactory(gitHub, folder, instances.Json);
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json);
         using var client = broker.CreateClient();
 
         using var response = await client.GetAsync("/readyz");
@@ -46,7 +34,7 @@ public sealed class StartupTests : IAsyncLifetime
     [InlineData("Broker:SigningAlgorithm", "HS256", "Broker:SigningAlgorithm must be ES256 or RS256")]
     public void Bad_configuration_stops_start_up_naming_the_key(string key, string value, string message)
     {
-        using var broker = new BrokerFactory(gitHub, folder, instances.Json, new Dictionary<string, string?> { [key] = value });
+        using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { [key] = value });
 
         StartupFailure.Of(broker).Should().Contain(message);
     }
@@ -54,7 +42,7 @@ public sealed class StartupTests : IAsyncLifetime
     [Fact]
     public void GitHub_Enterprise_URLs_are_accepted()
     {
-        using var broker = new BrokerFactory(gitHub, folder, instances.Json, new Dictionary<string, string?>
+        using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?>
         {
             ["GitHub:BaseUrl"] = "https://ghe.example.com",
             ["GitHub:ApiUrl"] = "https://ghe.example.com/api/v3",
@@ -71,7 +59,7 @@ public sealed class StartupTests : IAsyncLifetime
     [Fact]
     public void Invalid_allowlist_stops_start_up_naming_the_entry_and_problem()
     {
-        using var broker = new BrokerFactory(gitHub, folder, """{ "instances": [ { "id": "bad", "redirectUris": ["http://bad.example.com/cb"], "deliverAccessToken": false } ] }""");
+        using var broker = new BrokerFactory(GitHub, Folder, """{ "instances": [ { "id": "bad", "redirectUris": ["http://bad.example.com/cb"], "deliverAccessToken": false } ] }""");
 
         StartupFailure.Of(broker).Should().Contain("instances[0] (\"bad\"): redirectUris[0] must use https");
     }

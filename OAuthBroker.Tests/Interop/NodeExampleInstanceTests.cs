@@ -10,19 +10,8 @@ namespace OAuthBroker.Tests.Interop;
 /// The README's integration example (examples/node-instance, panva's jose) against a running broker: a client we did
 /// not write verifies our JWT via the JWKS URL, checks iss and aud, decrypts our JWE and calls GitHub with the token.
 /// </summary>
-public sealed class NodeExampleInstanceTests : IAsyncLifetime
+public sealed class NodeExampleInstanceTests : FakeGitHubTest
 {
-    private readonly TempDirectory folder = new();
-    private FakeGitHub gitHub = null!;
-
-    public async Task InitializeAsync() => gitHub = await FakeGitHub.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await gitHub.DisposeAsync();
-        folder.Dispose();
-    }
-
     public static TheoryData<string> KeyTypes => ["RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir"];
 
     [Theory]
@@ -43,13 +32,13 @@ public sealed class NodeExampleInstanceTests : IAsyncLifetime
         status.Should().Be(HttpStatusCode.OK, body);
         using var result = JsonDocument.Parse(body);
         var root = result.RootElement;
-        root.GetProperty("signedInAs").GetString().Should().Be(gitHub.User.Login);
+        root.GetProperty("signedInAs").GetString().Should().Be(GitHub.User.Login);
         root.GetProperty("claims").GetProperty("aud").GetString().Should().Be("node-example");
         root.GetProperty("claims").GetProperty("iss").GetString().Should().Be(broker.PublicUrl);
         root.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200);
-        root.GetProperty("gitHubUser").GetProperty("body").GetProperty("login").GetString().Should().Be(gitHub.User.Login);
+        root.GetProperty("gitHubUser").GetProperty("body").GetProperty("login").GetString().Should().Be(GitHub.User.Login);
         var digest = root.GetProperty("accessTokenSha256").GetString();
-        gitHub.Secrets.Select(secret => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)))).Should().Contain(digest);
+        GitHub.Secrets.Select(secret => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)))).Should().Contain(digest);
     }
 
     [Fact]
@@ -69,7 +58,7 @@ public sealed class NodeExampleInstanceTests : IAsyncLifetime
     {
         var port = LoopbackPort.Free();
         var allowlist = new AllowlistBuilder().Add("node-example", ["http://127.0.0.1/auth/callback"], key).ToJson();
-        var broker = new BrokerFactory(gitHub, folder, allowlist, new Dictionary<string, string?> { ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}" });
+        var broker = new BrokerFactory(GitHub, Folder, allowlist, new Dictionary<string, string?> { ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}" });
         broker.UseKestrel(port);
         broker.StartServer();
         return broker;
@@ -81,7 +70,7 @@ public sealed class NodeExampleInstanceTests : IAsyncLifetime
             ["BROKER_URL"] = broker.PublicUrl,
             ["INSTANCE_ID"] = instanceId,
             ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson,
-            ["GITHUB_API_URL"] = gitHub.ApiUrl,
+            ["GITHUB_API_URL"] = GitHub.ApiUrl,
             ["PORT"] = "0",
         });
 

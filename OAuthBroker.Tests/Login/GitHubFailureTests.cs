@@ -3,25 +3,21 @@ using OAuthBroker.Tests.Support;
 
 namespace OAuthBroker.Tests.Login;
 
-public sealed class GitHubFailureTests : IAsyncLifetime
+public sealed class GitHubFailureTests : FakeGitHubTest
 {
-    private readonly TempDirectory folder = new();
-    private readonly StandardInstances instances = new();
-    private FakeGitHub gitHub = null!;
     private BrokerFactory broker = null!;
 
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        gitHub = await FakeGitHub.StartAsync();
-        gitHub.SlowDelay = TimeSpan.FromSeconds(5);
-        broker = new BrokerFactory(gitHub, folder, instances.Json, new Dictionary<string, string?> { ["GitHub:Timeout"] = "00:00:00.500" });
+        await base.InitializeAsync();
+        GitHub.SlowDelay = TimeSpan.FromSeconds(5);
+        broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["GitHub:Timeout"] = "00:00:00.500" });
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         await broker.DisposeAsync();
-        await gitHub.DisposeAsync();
-        folder.Dispose();
+        await base.DisposeAsync();
     }
 
     [Theory]
@@ -31,7 +27,7 @@ public sealed class GitHubFailureTests : IAsyncLifetime
     [InlineData(TokenFault.MalformedJson, "server_error", "not JSON")]
     public async Task Code_exchange_fault_redirects_to_the_instance_with_an_OAuth_error(TokenFault fault, string error, string logged)
     {
-        gitHub.TokenFault = fault;
+        GitHub.TokenFault = fault;
 
         var outcome = await LoginAsync();
 
@@ -45,8 +41,8 @@ public sealed class GitHubFailureTests : IAsyncLifetime
     [InlineData("redirect_uri_mismatch")]
     public async Task Code_exchange_error_answered_with_HTTP_200_is_a_failure(string code)
     {
-        gitHub.TokenFault = TokenFault.ErrorField;
-        gitHub.TokenErrorCode = code;
+        GitHub.TokenFault = TokenFault.ErrorField;
+        GitHub.TokenErrorCode = code;
 
         var outcome = await LoginAsync();
 
@@ -57,7 +53,7 @@ public sealed class GitHubFailureTests : IAsyncLifetime
     [Fact]
     public async Task Wrong_client_secret_is_reported_by_GitHub_and_never_logged()
     {
-        await using var misconfigured = new BrokerFactory(gitHub, new TempDirectory(), instances.Json, new Dictionary<string, string?> { ["GitHub:ClientSecret"] = "wrong-secret-value-1234" });
+        await using var misconfigured = new BrokerFactory(GitHub, new TempDirectory(), Instances.Json, new Dictionary<string, string?> { ["GitHub:ClientSecret"] = "wrong-secret-value-1234" });
         using var browser = misconfigured.NewBrowser();
 
         var outcome = await browser.LoginAsync(StandardInstances.TrackeepCallback, state: "s1");
@@ -74,7 +70,7 @@ public sealed class GitHubFailureTests : IAsyncLifetime
     [InlineData(UserFault.MalformedJson, "server_error")]
     public async Task User_endpoint_fault_redirects_to_the_instance_with_an_OAuth_error(UserFault fault, string error)
     {
-        gitHub.UserFault = fault;
+        GitHub.UserFault = fault;
 
         var outcome = await LoginAsync();
 
@@ -86,10 +82,10 @@ public sealed class GitHubFailureTests : IAsyncLifetime
     public async Task Unreachable_GitHub_gives_temporarily_unavailable()
     {
         var port = LoopbackPort.Free();
-        await using var isolated = new BrokerFactory(gitHub, new TempDirectory(), instances.Json, new Dictionary<string, string?> { ["GitHub:BaseUrl"] = gitHub.BaseUrl });
+        await using var isolated = new BrokerFactory(GitHub, new TempDirectory(), Instances.Json, new Dictionary<string, string?> { ["GitHub:BaseUrl"] = GitHub.BaseUrl });
         using var browser = isolated.NewBrowser();
         var callback = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback, state: "s1");
-        await using var unreachable = new BrokerFactory(gitHub, isolated.Folder, instances.Json, new Dictionary<string, string?> { ["GitHub:BaseUrl"] = $"http://127.0.0.1:{port}" });
+        await using var unreachable = new BrokerFactory(GitHub, isolated.Folder, Instances.Json, new Dictionary<string, string?> { ["GitHub:BaseUrl"] = $"http://127.0.0.1:{port}" });
         using var sameBrowser = new Browser(unreachable);
         sameBrowser.Client.DefaultRequestHeaders.Add("Cookie", browser.LastBindingCookie);
 
@@ -102,7 +98,7 @@ public sealed class GitHubFailureTests : IAsyncLifetime
     [Fact]
     public async Task Expiring_GitHub_App_tokens_carry_expires_at()
     {
-        gitHub.ExpiringTokens = true;
+        GitHub.ExpiringTokens = true;
         using var browser = broker.NewBrowser();
 
         var outcome = await browser.LoginAsync(StandardInstances.TrackeepCallback);
@@ -110,7 +106,7 @@ public sealed class GitHubFailureTests : IAsyncLifetime
         var jwt = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(outcome.Token);
         var expiresAt = DateTimeOffset.FromUnixTimeSeconds(jwt.GetPayloadValue<long>("expires_at"));
         expiresAt.Should().BeCloseTo(DateTimeOffset.UtcNow.AddHours(8), TimeSpan.FromMinutes(1));
-        instances.Trackeep.Decrypt(jwt.GetPayloadValue<string>("access_token")).Should().StartWith("ghu_");
+        Instances.Trackeep.Decrypt(jwt.GetPayloadValue<string>("access_token")).Should().StartWith("ghu_");
     }
 
     [Fact]
@@ -138,7 +134,7 @@ public sealed class GitHubFailureTests : IAsyncLifetime
         outcome.Query["state"].Should().Be("s1");
         outcome.Query.Should().NotContainKey("token");
         var logs = broker.Logs.AllText;
-        foreach (var secret in gitHub.Secrets)
+        foreach (var secret in GitHub.Secrets)
         {
             logs.Should().NotContain(secret);
         }

@@ -5,25 +5,21 @@ using OAuthBroker.Tests.Support;
 
 namespace OAuthBroker.Tests.Login;
 
-public sealed class StateTests : IAsyncLifetime
+public sealed class StateTests : FakeGitHubTest
 {
-    private readonly TempDirectory folder = new();
-    private readonly StandardInstances instances = new();
     private readonly FakeTimeProvider clock = new(DateTimeOffset.UtcNow);
-    private FakeGitHub gitHub = null!;
     private BrokerFactory broker = null!;
 
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        gitHub = await FakeGitHub.StartAsync();
-        broker = new BrokerFactory(gitHub, folder, instances.Json, clock: clock);
+        await base.InitializeAsync();
+        broker = new BrokerFactory(GitHub, Folder, Instances.Json, clock: clock);
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         await broker.DisposeAsync();
-        await gitHub.DisposeAsync();
-        folder.Dispose();
+        await base.DisposeAsync();
     }
 
     [Fact]
@@ -32,13 +28,13 @@ public sealed class StateTests : IAsyncLifetime
         using var browser = broker.NewBrowser();
         var callback = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback);
         (await browser.ReturnFromGitHubAsync(callback)).Query.Should().ContainKey("token");
-        var exchanges = gitHub.TokenCallCount;
+        var exchanges = GitHub.TokenCallCount;
 
         var replay = await browser.ReturnFromGitHubAsync(callback);
 
         replay.Response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
         replay.Location.Should().BeNull();
-        gitHub.TokenCallCount.Should().Be(exchanges);
+        GitHub.TokenCallCount.Should().Be(exchanges);
     }
 
     [Fact]
@@ -68,7 +64,7 @@ public sealed class StateTests : IAsyncLifetime
 
         outcome.Response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
         (await outcome.Response.Content.ReadAsStringAsync()).Should().Contain("expired");
-        gitHub.TokenCallCount.Should().Be(0);
+        GitHub.TokenCallCount.Should().Be(0);
     }
 
     [Fact]
@@ -110,7 +106,7 @@ public sealed class StateTests : IAsyncLifetime
         using var response = await broker.CreateClient(new() { AllowAutoRedirect = false, HandleCookies = false }).SendAsync(request);
 
         response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
-        gitHub.TokenCallCount.Should().Be(0);
+        GitHub.TokenCallCount.Should().Be(0);
     }
 
     [Theory]
@@ -129,7 +125,7 @@ public sealed class StateTests : IAsyncLifetime
 
         response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
         response.Headers.Location.Should().BeNull();
-        gitHub.TokenCallCount.Should().Be(0);
+        GitHub.TokenCallCount.Should().Be(0);
     }
 
     [Fact]
@@ -155,13 +151,13 @@ public sealed class StateTests : IAsyncLifetime
 
         outcomes.Count(outcome => outcome.Query.ContainsKey("token")).Should().Be(1);
         outcomes.Count(outcome => outcome.Response.StatusCode == HttpStatusCode.BadRequest).Should().Be(99);
-        gitHub.TokenCallCount.Should().Be(1);
+        GitHub.TokenCallCount.Should().Be(1);
     }
 
     [Fact]
     public async Task Denied_consent_redirects_to_the_instance_with_access_denied_and_its_state()
     {
-        gitHub.Deny = true;
+        GitHub.Deny = true;
         using var browser = broker.NewBrowser();
 
         var outcome = await browser.LoginAsync(StandardInstances.TrackeepCallback, state: "mine");
@@ -172,7 +168,7 @@ public sealed class StateTests : IAsyncLifetime
         outcome.Query["error_description"].Should().NotBeNullOrEmpty();
         outcome.Query["state"].Should().Be("mine");
         outcome.Query.Should().NotContainKey("token");
-        gitHub.TokenCallCount.Should().Be(0);
+        GitHub.TokenCallCount.Should().Be(0);
     }
 
     [Fact]

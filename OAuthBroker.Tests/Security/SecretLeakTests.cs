@@ -7,25 +7,13 @@ namespace OAuthBroker.Tests.Security;
 /// Runs successful and failing logins, then looks for every token, refresh token and client secret the fake GitHub
 /// handed out in the broker's log output and in every file under Broker:DataPath (database, WAL, key ring).
 /// </summary>
-public sealed class SecretLeakTests : IAsyncLifetime
+public sealed class SecretLeakTests : FakeGitHubTest
 {
-    private readonly TempDirectory folder = new();
-    private readonly StandardInstances instances = new();
-    private FakeGitHub gitHub = null!;
-
-    public async Task InitializeAsync() => gitHub = await FakeGitHub.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await gitHub.DisposeAsync();
-        folder.Dispose();
-    }
-
     [Fact]
     public async Task No_GitHub_token_refresh_token_or_client_secret_is_logged_or_stored_in_plain_text()
     {
         string logs;
-        await using (var broker = new BrokerFactory(gitHub, folder, instances.Json))
+        await using (var broker = new BrokerFactory(GitHub, Folder, Instances.Json))
         {
             using var browser = broker.NewBrowser();
             foreach (var redirectUri in new[] { StandardInstances.TrackeepCallback, "https://a.tenants.example.net/auth/callback", "http://127.0.0.1:9/callback", "https://direct.example.org/cb", "https://login-only.example.org/signed-in" })
@@ -33,24 +21,24 @@ public sealed class SecretLeakTests : IAsyncLifetime
                 (await browser.LoginAsync(redirectUri)).Query.Should().ContainKey("token");
             }
 
-            gitHub.ExpiringTokens = true;
+            GitHub.ExpiringTokens = true;
             (await browser.LoginAsync(StandardInstances.TrackeepCallback)).Query.Should().ContainKey("token");
-            gitHub.UserFault = UserFault.Unauthorized;
+            GitHub.UserFault = UserFault.Unauthorized;
             (await browser.LoginAsync(StandardInstances.TrackeepCallback)).Query.Should().ContainKey("error");
-            gitHub.UserFault = UserFault.None;
-            gitHub.TokenFault = TokenFault.ErrorField;
+            GitHub.UserFault = UserFault.None;
+            GitHub.TokenFault = TokenFault.ErrorField;
             (await browser.LoginAsync(StandardInstances.TrackeepCallback)).Query.Should().ContainKey("error");
             logs = broker.Logs.AllText;
         }
 
-        var secrets = gitHub.Secrets.ToList();
+        var secrets = GitHub.Secrets.ToList();
         secrets.Should().Contain(secret => secret.StartsWith("gho_", StringComparison.Ordinal))
             .And.Contain(secret => secret.StartsWith("ghu_", StringComparison.Ordinal))
             .And.Contain(secret => secret.StartsWith("ghr_", StringComparison.Ordinal))
-            .And.Contain(gitHub.ClientSecret);
+            .And.Contain(GitHub.ClientSecret);
         logs.Should().Contain("Login completed", "the scan must look at real log output");
 
-        var files = Directory.EnumerateFiles(Path.Combine(folder.Path, "data"), "*", SearchOption.AllDirectories).ToList();
+        var files = Directory.EnumerateFiles(Path.Combine(Folder.Path, "data"), "*", SearchOption.AllDirectories).ToList();
         files.Should().Contain(file => file.EndsWith("broker.db", StringComparison.Ordinal));
         foreach (var secret in secrets)
         {

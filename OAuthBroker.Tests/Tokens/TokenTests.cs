@@ -130,33 +130,21 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
     }
 }
 
-public sealed class SigningKeyLifetimeTests : IAsyncLifetime
+public sealed class SigningKeyLifetimeTests : FakeGitHubTest
 {
-    private readonly TempDirectory folder = new();
-    private readonly StandardInstances instances = new();
-    private FakeGitHub gitHub = null!;
-
-    public async Task InitializeAsync() => gitHub = await FakeGitHub.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await gitHub.DisposeAsync();
-        folder.Dispose();
-    }
-
     [Fact]
     public async Task Restart_keeps_the_signing_key_and_tokens_issued_before_still_verify()
     {
         string token;
         string jwksBefore;
-        await using (var first = new BrokerFactory(gitHub, folder, instances.Json))
+        await using (var first = new BrokerFactory(GitHub, Folder, Instances.Json))
         {
             using var browser = first.NewBrowser();
             token = (await browser.LoginAsync(StandardInstances.TrackeepCallback)).Token;
             jwksBefore = await browser.Client.GetStringAsync("/.well-known/jwks.json");
         }
 
-        await using var second = new BrokerFactory(gitHub, folder, instances.Json);
+        await using var second = new BrokerFactory(GitHub, Folder, Instances.Json);
         using var client = second.CreateClient();
         (await client.GetStringAsync("/.well-known/jwks.json")).Should().Be(jwksBefore);
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/user/me");
@@ -169,7 +157,7 @@ public sealed class SigningKeyLifetimeTests : IAsyncLifetime
     [Fact]
     public async Task RS256_can_be_configured()
     {
-        await using var broker = new BrokerFactory(gitHub, folder, instances.Json, new Dictionary<string, string?> { ["Broker:SigningAlgorithm"] = "RS256", ["Broker:TokenLifetime"] = "00:05:00" });
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["Broker:SigningAlgorithm"] = "RS256", ["Broker:TokenLifetime"] = "00:05:00" });
         using var browser = broker.NewBrowser();
 
         var jwt = new JsonWebToken((await browser.LoginAsync(StandardInstances.TrackeepCallback)).Token);
@@ -183,13 +171,13 @@ public sealed class SigningKeyLifetimeTests : IAsyncLifetime
     [Fact]
     public async Task A_lost_Data_Protection_key_ring_stops_start_up_with_a_clear_message()
     {
-        await using (var first = new BrokerFactory(gitHub, folder, instances.Json))
+        await using (var first = new BrokerFactory(GitHub, Folder, Instances.Json))
         {
             _ = first.Server;
         }
 
-        Directory.Delete(Path.Combine(folder.Path, "data", "keys"), recursive: true);
-        await using var second = new BrokerFactory(gitHub, folder, instances.Json);
+        Directory.Delete(Path.Combine(Folder.Path, "data", "keys"), recursive: true);
+        await using var second = new BrokerFactory(GitHub, Folder, Instances.Json);
 
         StartupFailure.Of(second).Should().Contain("cannot be decrypted: the Data Protection key ring");
     }

@@ -15,28 +15,24 @@ using OAuthBroker.Users;
 
 namespace OAuthBroker.Tests.Users;
 
-public sealed class UserMeTests : IAsyncLifetime
+public sealed class UserMeTests : FakeGitHubTest
 {
-    private readonly TempDirectory folder = new();
-    private readonly StandardInstances instances = new();
     private readonly FakeTimeProvider clock = new(DateTimeOffset.UtcNow);
-    private FakeGitHub gitHub = null!;
     private BrokerFactory broker = null!;
     private string token = "";
 
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        gitHub = await FakeGitHub.StartAsync();
-        broker = new BrokerFactory(gitHub, folder, instances.Json, clock: clock);
+        await base.InitializeAsync();
+        broker = new BrokerFactory(GitHub, Folder, Instances.Json, clock: clock);
         using var browser = broker.NewBrowser();
         token = (await browser.LoginAsync(StandardInstances.TrackeepCallback)).Token;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         await broker.DisposeAsync();
-        await gitHub.DisposeAsync();
-        folder.Dispose();
+        await base.DisposeAsync();
     }
 
     [Fact]
@@ -46,9 +42,9 @@ public sealed class UserMeTests : IAsyncLifetime
 
         response.StatusCode.Should().Be(HttpStatusCode.OK);
         using var profile = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        profile.RootElement.GetProperty("username").GetString().Should().Be(gitHub.User.Login);
-        profile.RootElement.GetProperty("github_id").GetInt64().Should().Be(gitHub.User.Id);
-        profile.RootElement.GetProperty("email").GetString().Should().Be(gitHub.User.PrimaryEmail);
+        profile.RootElement.GetProperty("username").GetString().Should().Be(GitHub.User.Login);
+        profile.RootElement.GetProperty("github_id").GetInt64().Should().Be(GitHub.User.Id);
+        profile.RootElement.GetProperty("email").GetString().Should().Be(GitHub.User.PrimaryEmail);
         profile.RootElement.TryGetProperty("access_token", out _).Should().BeFalse();
     }
 
@@ -85,7 +81,7 @@ public sealed class UserMeTests : IAsyncLifetime
     {
         var issuer = broker.Services.GetRequiredService<BrokerTokenIssuer>();
         var users = broker.Services.GetRequiredService<UserStore>();
-        var user = await users.RecordLoginAsync(new GitHubUser(gitHub.User.Id, gitHub.User.Login, null, null, null), default);
+        var user = await users.RecordLoginAsync(new GitHubUser(GitHub.User.Id, GitHub.User.Login, null, null, null), default);
         RedirectUri.TryParse("https://gone.example.com/cb", false, out var uri, out _).Should().BeTrue();
         var stranger = new AllowlistInstance("gone-instance", [uri!], FrozenSet<string>.Empty, null);
 
