@@ -20,7 +20,6 @@ builder.Services
     .AddGitHub()
     .AddTokens()
     .AddUsers()
-    .AddHostedService<BrokerStartup>()
     .AddLogin();
 builder.AddDemo(demo);
 

@@ -10,7 +10,7 @@ public sealed class AllowlistFileTests
     private static readonly string RsaKey = System.Text.Json.JsonSerializer.Serialize(InstanceKey.Rsa().PublicJwk);
 
     [Theory]
-    [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"] } ] }""", "instances[0] (\"a\"): needs an \"encryptionKey\"")]
+    [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"] } ] }""", "instances[0] (\"a\"): \"encryptionKey\" is needed")]
     [InlineData("""{ "instances": [ { "id": "a b", "redirectUris": ["https://a.example.com/cb"], "deliverAccessToken": false } ] }""", "\"id\" is required")]
     [InlineData("""{ "instances": [ { "id": "a", "redirectUris": [], "deliverAccessToken": false } ] }""", "instances[0] (\"a\"): \"redirectUris\" must list")]
     [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["http://a.example.com/cb"], "deliverAccessToken": false } ] }""", "redirectUris[0] must use https")]

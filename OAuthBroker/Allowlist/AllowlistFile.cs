@@ -23,10 +23,13 @@ public static partial class AllowlistFile
         MaxDepth = 16,
     };
 
-    /// <summary>Reads the file; throws <see cref="AllowlistException"/> naming the file and every problem found.</summary>
-    public static AllowlistSnapshot Load(string path, IReadOnlyCollection<string> defaultScopes, IEnumerable<AllowlistInstance> supplements, DateTimeOffset now)
+    /// <summary>Reads and validates the file; throws <see cref="AllowlistException"/> naming the file and every problem found.</summary>
+    public static AllowlistSnapshot Load(string path, IReadOnlyCollection<string> defaultScopes, IEnumerable<AllowlistInstance> supplements, DateTimeOffset now) =>
+        Build(path, Read(path), defaultScopes, supplements, now);
+
+    /// <summary>The file's bytes, bounded in size; throws <see cref="AllowlistException"/> when it cannot be read.</summary>
+    public static byte[] Read(string path)
     {
-        byte[] bytes;
         try
         {
             var info = new FileInfo(path);
@@ -40,13 +43,17 @@ public static partial class AllowlistFile
                 throw new AllowlistException($"Allowlist file '{info.FullName}' is larger than {MaxFileBytes} bytes.");
             }
 
-            bytes = File.ReadAllBytes(path);
+            return File.ReadAllBytes(path);
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             throw new AllowlistException($"Allowlist file '{Path.GetFullPath(path)}' cannot be read: {exception.Message}", exception);
         }
+    }
 
+    /// <summary>Validates the whole document and builds a snapshot; throws <see cref="AllowlistException"/> listing every problem.</summary>
+    public static AllowlistSnapshot Build(string path, byte[] bytes, IReadOnlyCollection<string> defaultScopes, IEnumerable<AllowlistInstance> supplements, DateTimeOffset now)
+    {
         var (instances, errors) = Parse(bytes, defaultScopes);
         instances.AddRange(supplements);
         errors.AddRange(FindConflicts(instances));
@@ -55,8 +62,10 @@ public static partial class AllowlistFile
             throw new AllowlistException($"Allowlist file '{Path.GetFullPath(path)}' is invalid:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
         }
 
-        return new AllowlistSnapshot(instances, Convert.ToHexStringLower(SHA256.HashData(bytes)), now);
+        return new AllowlistSnapshot(instances, Sha256(bytes), now);
     }
+
+    public static string Sha256(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 
     /// <summary>Parses and validates the document; returns the valid instances and a message per problem.</summary>
     public static (List<AllowlistInstance> Instances, List<string> Errors) Parse(ReadOnlySpan<byte> json, IReadOnlyCollection<string> defaultScopes)
@@ -90,9 +99,9 @@ public static partial class AllowlistFile
                 continue;
             }
 
-            var entryErrors = new List<string>();
+            var entryErrors = new List<AllowlistProblem>();
             var instance = Validate(entry, defaultScopes, entryErrors);
-            errors.AddRange(entryErrors.Select(error => $"{where}: {error}"));
+            errors.AddRange(entryErrors.Select(problem => $"{where}: {problem}"));
             if (instance is not null)
             {
                 instances.Add(instance);
@@ -102,17 +111,17 @@ public static partial class AllowlistFile
         return (instances, errors);
     }
 
-    private static AllowlistInstance? Validate(InstanceDocument entry, IReadOnlyCollection<string> defaultScopes, List<string> errors)
+    private static AllowlistInstance? Validate(InstanceDocument entry, IReadOnlyCollection<string> defaultScopes, List<AllowlistProblem> errors)
     {
         if (entry.Id is null || entry.Id.Length is 0 or > 64 || !InstanceIdPattern().IsMatch(entry.Id))
         {
-            errors.Add("\"id\" is required: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+            errors.Add(new("id", "is required: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"));
         }
 
         var redirectUris = new List<RedirectUri>();
         if (entry.RedirectUris is not { Count: > 0 and <= MaxRedirectUrisPerInstance })
         {
-            errors.Add($"\"redirectUris\" must list 1 to {MaxRedirectUrisPerInstance} callback URLs");
+            errors.Add(new("redirectUris", $"must list 1 to {MaxRedirectUrisPerInstance} callback URLs"));
         }
         else
         {
@@ -120,11 +129,11 @@ public static partial class AllowlistFile
             {
                 if (!RedirectUri.TryParse(entry.RedirectUris[i], allowWildcard: true, out var uri, out var error))
                 {
-                    errors.Add($"redirectUris[{i}] {error}");
+                    errors.Add(new($"redirectUris[{i}]", error));
                 }
                 else if (uri.Path.Length == 0)
                 {
-                    errors.Add($"redirectUris[{i}] has no path; register the full callback URL, such as https://host/auth/callback");
+                    errors.Add(new($"redirectUris[{i}]", "has no path; register the full callback URL, such as https://host/auth/callback"));
                 }
                 else
                 {
@@ -136,7 +145,7 @@ public static partial class AllowlistFile
         var scopes = entry.Scopes ?? [.. defaultScopes];
         foreach (var scope in scopes.Where(scope => !Scopes.IsValid(scope)))
         {
-            errors.Add($"\"scopes\" has an invalid GitHub scope '{scope}'");
+            errors.Add(new("scopes", $"has an invalid GitHub scope '{scope}'"));
         }
 
         InstanceEncryptionKey? key = null;
@@ -145,16 +154,16 @@ public static partial class AllowlistFile
         {
             if (!deliver)
             {
-                errors.Add("\"encryptionKey\" is given although \"deliverAccessToken\" is false; remove one of them");
+                errors.Add(new("encryptionKey", "is given although \"deliverAccessToken\" is false; remove one of them"));
             }
             else if (!InstanceEncryptionKey.TryParse(keyElement, out key, out var keyError))
             {
-                errors.Add($"\"encryptionKey\" {keyError}");
+                errors.Add(new("encryptionKey", keyError));
             }
         }
         else if (deliver)
         {
-            errors.Add("needs an \"encryptionKey\" to receive the GitHub token, or \"deliverAccessToken\": false for login only");
+            errors.Add(new("encryptionKey", "is needed to receive the GitHub token; or set \"deliverAccessToken\": false for login only"));
         }
 
         return errors.Count == 0
@@ -205,6 +214,12 @@ public static partial class AllowlistFile
 
         public bool? DeliverAccessToken { get; set; }
     }
+}
+
+/// <summary>One problem with one field of an instance entry.</summary>
+public sealed record AllowlistProblem(string Field, string Message)
+{
+    public override string ToString() => Field.Contains('[', StringComparison.Ordinal) ? $"{Field} {Message}" : $"\"{Field}\" {Message}";
 }
 
 public sealed class AllowlistException : Exception

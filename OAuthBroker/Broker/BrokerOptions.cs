@@ -19,6 +19,12 @@ public sealed class BrokerOptions
 
     public string SigningAlgorithm { get; set; } = "ES256";
 
+    /// <summary>How often the allowlist's hash is compared, besides file-system events.</summary>
+    public TimeSpan AllowlistPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>File-system events on the allowlist; turn off where inotify is unavailable (polling still runs).</summary>
+    public bool WatchAllowlist { get; set; } = true;
+
     /// <summary>PublicUrl without a trailing slash, so paths can be appended.</summary>
     public string Issuer => PublicUrl.TrimEnd('/');
 
@@ -52,6 +58,11 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
             errors.Add($"Broker:TokenLifetime must be between 00:01:00 and 1.00:00:00; it is {options.TokenLifetime}.");
         }
 
+        if (options.AllowlistPollInterval < TimeSpan.FromMilliseconds(100) || options.AllowlistPollInterval > TimeSpan.FromMinutes(1))
+        {
+            errors.Add($"Broker:AllowlistPollInterval must be between 00:00:00.1 and 00:01:00; it is {options.AllowlistPollInterval}.");
+        }
+
         if (options.SigningAlgorithm is not ("ES256" or "RS256"))
         {
             errors.Add($"Broker:SigningAlgorithm must be ES256 or RS256; it is '{options.SigningAlgorithm}'.");
@@ -68,6 +79,8 @@ public static class BrokerSetup
         services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
         services.AddSingleton(TimeProvider.System);
+        // First hosted service: schema, keys and allowlist are ready before anything else starts.
+        services.AddHostedService<BrokerStartup>();
         return services;
     }
 }

@@ -9,6 +9,8 @@ public sealed class GitHubOptions
 {
     public const string Section = "GitHub";
 
+    public const string DefaultScopeList = "read:user user:email";
+
     public string ClientId { get; set; } = "";
 
     public string ClientSecret { get; set; } = "";
@@ -19,7 +21,7 @@ public sealed class GitHubOptions
     /// <summary>REST API; https://HOST/api/v3 for GitHub Enterprise Server.</summary>
     public string ApiUrl { get; set; } = "https://api.github.com";
 
-    public string Scopes { get; set; } = "read:user user:email";
+    public string Scopes { get; set; } = DefaultScopeList;
 
     /// <summary>How long one call to GitHub may take before the login fails with temporarily_unavailable.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using OAuthBroker.Allowlist;
@@ -6,7 +7,24 @@ using OAuthBroker.Tokens;
 
 namespace OAuthBroker.Health;
 
-public sealed record ReadinessCheck(string Name, bool Ready, string Detail);
+public sealed record ReadinessCheck(string Name, bool Ready, string Detail)
+{
+    /// <summary>For the allowlist: an edit was refused and the last good file is still served.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? Stale { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Error { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? ErrorAt { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Sha256 { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? LoadedAt { get; init; }
+}
 
 public sealed record Readiness(bool Ready, IReadOnlyList<ReadinessCheck> Checks);
 
@@ -35,9 +53,7 @@ public static class HealthEndpoints
             checks.Add(new ReadinessCheck("database", false, $"SQLite error {exception.SqliteErrorCode}"));
         }
 
-        checks.Add(allowlist.IsLoaded
-            ? new ReadinessCheck("allowlist", true, $"{allowlist.Current.Instances.Count} instances, sha256 {allowlist.Current.Sha256}, loaded {allowlist.Current.LoadedAt:O}")
-            : new ReadinessCheck("allowlist", false, "not loaded"));
+        checks.Add(allowlist.IsLoaded ? AllowlistCheck(allowlist.Status) : new ReadinessCheck("allowlist", false, "not loaded"));
         checks.Add(keys.HasActiveKey
             ? new ReadinessCheck("signing_key", true, $"{keys.Active.KeyId} ({keys.Active.Algorithm})")
             : new ReadinessCheck("signing_key", false, "no active signing key"));
@@ -45,4 +61,17 @@ public static class HealthEndpoints
         var ready = checks.TrueForAll(check => check.Ready);
         return TypedResults.Json(new Readiness(ready, checks), statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }
+
+    // A refused edit leaves the broker ready (it serves the last good list) but says so, with the error.
+    private static ReadinessCheck AllowlistCheck(AllowlistStatus status) =>
+        new("allowlist", true, status.IsStale
+            ? $"stale: serving the last good allowlist ({status.Serving.Instances.Count} instances); the current file was refused"
+            : $"{status.Serving.Instances.Count} instances")
+        {
+            Stale = status.IsStale,
+            Error = status.Error,
+            ErrorAt = status.ErrorAt,
+            Sha256 = status.Serving.Sha256,
+            LoadedAt = status.Serving.LoadedAt,
+        };
 }
