@@ -1,5 +1,6 @@
 using OAuthBroker.Allowlist;
 using OAuthBroker.Broker;
+using OAuthBroker.Cli;
 using OAuthBroker.Demo;
 using OAuthBroker.GitHub;
 using OAuthBroker.Health;
@@ -8,6 +9,11 @@ using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
 using OAuthBroker.Users;
 using OAuthBroker.Web;
+
+if (BrokerCommandLine.IsCommand(args))
+{
+    return await BrokerCommandLine.RunAsync(args);
+}
 
 var (demo, hostArguments) = DemoMode.FromArguments(args);
 var builder = WebApplication.CreateBuilder(hostArguments);
@@ -33,7 +39,8 @@ app.MapUsers();
 app.MapHealth();
 app.MapDemo();
 
-app.Run();
+await app.RunAsync();
+return 0;
 
 /// <summary>The entry point, public so tests can host the real application.</summary>
 public partial class Program;

@@ -171,6 +171,38 @@ public static partial class AllowlistFile
             : null;
     }
 
+    /// <summary>Validates one instance entry on its own; the problems name its fields.</summary>
+    public static IReadOnlyList<AllowlistProblem> ValidateInstance(string instanceJson, IReadOnlyCollection<string> defaultScopes)
+    {
+        InstanceDocument? entry;
+        try
+        {
+            entry = JsonSerializer.Deserialize<InstanceDocument>(instanceJson, SerializerOptions);
+        }
+        catch (JsonException exception)
+        {
+            var field = exception.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : "instance";
+            return [new AllowlistProblem(field, $"is not valid: {exception.Message}")];
+        }
+
+        if (entry is null)
+        {
+            return [new AllowlistProblem("instance", "must be a JSON object")];
+        }
+
+        var problems = new List<AllowlistProblem>();
+        Validate(entry, defaultScopes, problems);
+        return problems;
+    }
+
+    /// <summary>Every problem of a whole document, including ids and redirect URIs used twice.</summary>
+    public static IReadOnlyList<string> Validate(ReadOnlySpan<byte> json, IReadOnlyCollection<string> defaultScopes)
+    {
+        var (instances, errors) = Parse(json, defaultScopes);
+        errors.AddRange(FindConflicts(instances));
+        return errors;
+    }
+
     /// <summary>An id or a redirect URI may belong to one instance only: otherwise the JWT audience is ambiguous.</summary>
     private static IEnumerable<string> FindConflicts(List<AllowlistInstance> instances)
     {

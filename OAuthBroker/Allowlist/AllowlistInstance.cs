@@ -13,8 +13,22 @@ public sealed record AllowlistInstance(
     public bool DeliversAccessToken => EncryptionKey is not null;
 }
 
-/// <summary>A redirect URI the caller asked for, resolved to its instance and to the URI the broker will send the browser to.</summary>
-public sealed record RedirectTarget(AllowlistInstance Instance, RedirectUri Uri);
+/// <summary>
+/// A redirect URI the caller asked for, resolved to its instance, the URI the broker will send the browser to, and the
+/// registered entry that allowed it.
+/// </summary>
+public sealed record RedirectTarget(AllowlistInstance Instance, RedirectUri Uri, RedirectUri Entry)
+{
+    /// <summary>The caller sent a base URL (Trackeep) and was given the origin's registered /auth/callback.</summary>
+    public bool ViaBaseUrl { get; init; }
+
+    /// <summary>Which matching rule accepted the URI, in words for admins.</summary>
+    public string Rule =>
+        ViaBaseUrl ? "Trackeep base URL, sent to the origin's registered /auth/callback"
+        : Entry.IsWildcard ? "wildcard host (one label)"
+        : Entry.IsLoopback ? "loopback, any port (RFC 8252)"
+        : "exact match";
+}
 
 /// <summary>Adds instances that do not come from the file (the demo's own instance).</summary>
 public interface IAllowlistSupplement

@@ -131,6 +131,7 @@ public static class AllowlistSetup
     {
         services.AddSingleton(provider => AllowlistDefaults.From(provider.GetRequiredService<IConfiguration>()));
         services.AddSingleton<AllowlistProvider>();
+        services.AddSingleton<AllowlistEditor>();
         services.AddHostedService<AllowlistWatcher>();
         return services;
     }

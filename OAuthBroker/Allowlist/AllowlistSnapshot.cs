@@ -18,7 +18,7 @@ public sealed class AllowlistSnapshot
         Sha256 = sha256;
         LoadedAt = loadedAt;
 
-        var targets = instances.SelectMany(instance => instance.RedirectUris.Select(uri => new RedirectTarget(instance, uri))).ToList();
+        var targets = instances.SelectMany(instance => instance.RedirectUris.Select(uri => new RedirectTarget(instance, uri, uri))).ToList();
         byRedirectUri = targets.ToFrozenDictionary(target => IndexKey(target.Uri, target.Uri.Path), StringComparer.Ordinal);
         trackeepCallbacksByOrigin = targets
             .Where(target => target.Uri.Path.EndsWith(TrackeepCallbackPath, StringComparison.Ordinal))
@@ -65,7 +65,7 @@ public sealed class AllowlistSnapshot
         {
             if (callbacks.Length == 1)
             {
-                target = callbacks[0] with { Uri = uri with { Path = callbacks[0].Uri.Path } };
+                target = callbacks[0] with { Uri = uri with { Path = callbacks[0].Uri.Path }, ViaBaseUrl = true };
                 reason = null;
                 return true;
             }
@@ -76,6 +76,13 @@ public sealed class AllowlistSnapshot
 
         reason = "redirect_uri is not registered for any instance";
         return false;
+    }
+
+    /// <summary>Registered entries on the same host as <paramref name="uri"/> (or a wildcard over it): what an admin compares a refused URI with.</summary>
+    public IEnumerable<RedirectTarget> EntriesForHost(RedirectUri uri)
+    {
+        var parent = WildcardParent(uri);
+        return byRedirectUri.Values.Where(target => target.Entry.Host == uri.Host || (parent is not null && target.Entry.Host == parent.Host));
     }
 
     private RedirectTarget? Lookup(RedirectUri uri, string path)

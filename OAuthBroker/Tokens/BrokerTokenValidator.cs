@@ -11,7 +11,7 @@ namespace OAuthBroker.Tokens;
 public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider allowlist, IOptions<BrokerOptions> options, TimeProvider time)
 {
     public const int MaxTokenBytes = 16 * 1024;
-    private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
     private readonly JsonWebTokenHandler handler = new() { MaximumTokenSizeInBytes = MaxTokenBytes };
 

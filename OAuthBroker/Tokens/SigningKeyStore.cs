@@ -9,7 +9,10 @@ using OAuthBroker.Storage;
 namespace OAuthBroker.Tokens;
 
 /// <summary>A key the broker signs with, or signed with; <c>kid</c> is its RFC 7638 thumbprint.</summary>
-public sealed record SigningKey(string KeyId, string Algorithm, AsymmetricSecurityKey SecurityKey, DateTimeOffset CreatedAt);
+public sealed record SigningKey(string KeyId, string Algorithm, AsymmetricSecurityKey SecurityKey, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt);
+
+/// <summary>A key as the admin sees it, without its material.</summary>
+public sealed record SigningKeyInfo(string KeyId, string Algorithm, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt, DateTimeOffset? HonouredUntil);
 
 /// <summary>
 /// Keeps the broker's signing keys in SQLite, each private key encrypted with ASP.NET Data Protection (whose key ring
@@ -26,34 +29,80 @@ public sealed partial class SigningKeyStore(
     private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Tokens.SigningKey.v1");
     private volatile IReadOnlyList<SigningKey> keys = [];
 
-    /// <summary>Every key whose signatures are still honoured, newest first.</summary>
+    /// <summary>Every key whose signatures are still honoured (for the JWKS and validation), newest first.</summary>
     public IReadOnlyList<SigningKey> Keys => keys;
 
-    /// <summary>The key new tokens are signed with.</summary>
-    public SigningKey Active => keys.FirstOrDefault(key => key.Algorithm == options.Value.SigningAlgorithm)
+    /// <summary>The key new tokens are signed with: the newest unretired key of the configured algorithm.</summary>
+    public SigningKey Active => keys.FirstOrDefault(IsActive)
         ?? throw new InvalidOperationException("No signing key is loaded; keys are loaded at start-up.");
 
-    public bool HasActiveKey => keys.Any(key => key.Algorithm == options.Value.SigningAlgorithm);
+    public bool HasActiveKey => keys.Any(IsActive);
 
-    /// <summary>Loads the keys, creating one for the configured algorithm when there is none.</summary>
+    /// <summary>
+    /// A retired key still verifies (and stays in the JWKS) until every token it can have signed has expired: the
+    /// token lifetime after its retirement, plus the clock skew validators allow.
+    /// </summary>
+    private TimeSpan RetiredKeyGrace => options.Value.TokenLifetime + BrokerTokenValidator.ClockSkew;
+
+    /// <summary>Loads the honoured keys, creating one for the configured algorithm when there is none.</summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
         await using var connection = await connections.OpenAsync(cancellationToken);
+        var honouredSince = time.GetUtcNow().Subtract(RetiredKeyGrace).ToUnixTimeMilliseconds();
         var rows = (await connection.QueryAsync<StoredKey>(
-            "SELECT kid AS KeyId, algorithm AS Algorithm, protected_key AS ProtectedKey, created_at AS CreatedAt FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC")).ToList();
+            $"SELECT {Columns} FROM signing_keys WHERE retired_at IS NULL OR retired_at > @honouredSince ORDER BY created_at DESC",
+            new { honouredSince })).ToList();
         var loaded = rows.Select(Unprotect).ToList();
 
-        var algorithm = options.Value.SigningAlgorithm;
-        if (!loaded.Any(key => key.Algorithm == algorithm))
+        if (!loaded.Any(IsActive))
         {
-            var (created, stored) = Create(algorithm);
-            await connection.ExecuteAsync(
-                "INSERT INTO signing_keys (kid, algorithm, protected_key, created_at) VALUES (@KeyId, @Algorithm, @ProtectedKey, @CreatedAt)", stored);
+            var created = await InsertNewKeyAsync(connection, transaction: null);
             loaded.Insert(0, created);
-            Log.Created(logger, created.KeyId, algorithm);
         }
 
         keys = loaded;
+    }
+
+    /// <summary>A new key signs from now on; the previous ones are retired but honoured until their tokens expire.</summary>
+    public async Task<SigningKey> RotateAsync(CancellationToken cancellationToken)
+    {
+        await using (var connection = await connections.OpenAsync(cancellationToken))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await connection.ExecuteAsync("UPDATE signing_keys SET retired_at = @now WHERE retired_at IS NULL", new { now = time.GetUtcNow().ToUnixTimeMilliseconds() }, transaction);
+            await InsertNewKeyAsync(connection, transaction);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        await LoadAsync(cancellationToken);
+        Log.Rotated(logger, Active.KeyId);
+        return Active;
+    }
+
+    /// <summary>Every key in the database, for <c>keys list</c>.</summary>
+    public async Task<IReadOnlyList<SigningKeyInfo>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await connections.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<StoredKey>($"SELECT {Columns} FROM signing_keys ORDER BY created_at DESC");
+        return [.. rows.Select(row =>
+        {
+            DateTimeOffset? retired = row.RetiredAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null;
+            return new SigningKeyInfo(row.KeyId, row.Algorithm, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt), retired, retired?.Add(RetiredKeyGrace));
+        })];
+    }
+
+    private const string Columns = "kid AS KeyId, algorithm AS Algorithm, protected_key AS ProtectedKey, created_at AS CreatedAt, retired_at AS RetiredAt";
+
+    private bool IsActive(SigningKey key) => key.RetiredAt is null && key.Algorithm == options.Value.SigningAlgorithm;
+
+    private async Task<SigningKey> InsertNewKeyAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction)
+    {
+        var algorithm = options.Value.SigningAlgorithm;
+        var (created, stored) = Create(algorithm);
+        await connection.ExecuteAsync(
+            "INSERT INTO signing_keys (kid, algorithm, protected_key, created_at) VALUES (@KeyId, @Algorithm, @ProtectedKey, @CreatedAt)", stored, transaction);
+        Log.Created(logger, created.KeyId, algorithm);
+        return created;
     }
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The key object is owned by the SigningKey kept for the life of the process.")]
@@ -64,8 +113,8 @@ public sealed partial class SigningKeyStore(
         try
         {
             var now = time.GetUtcNow();
-            var key = ToSigningKey(algorithm, material, now);
-            return (key, new StoredKey(key.KeyId, algorithm, protector.Protect(pkcs8), now.ToUnixTimeMilliseconds()));
+            var key = ToSigningKey(algorithm, material, now, retiredAt: null);
+            return (key, new StoredKey(key.KeyId, algorithm, protector.Protect(pkcs8), now.ToUnixTimeMilliseconds(), null));
         }
         finally
         {
@@ -90,7 +139,8 @@ public sealed partial class SigningKeyStore(
 
         try
         {
-            return ToSigningKey(row.Algorithm, ImportKeyMaterial(row.Algorithm, pkcs8), DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt));
+            return ToSigningKey(row.Algorithm, ImportKeyMaterial(row.Algorithm, pkcs8), DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
+                row.RetiredAt is { } retiredAt ? DateTimeOffset.FromUnixTimeMilliseconds(retiredAt) : null);
         }
         finally
         {
@@ -116,19 +166,22 @@ public sealed partial class SigningKeyStore(
         return ecdsa;
     }
 
-    private static SigningKey ToSigningKey(string algorithm, AsymmetricAlgorithm material, DateTimeOffset createdAt)
+    private static SigningKey ToSigningKey(string algorithm, AsymmetricAlgorithm material, DateTimeOffset createdAt, DateTimeOffset? retiredAt)
     {
         AsymmetricSecurityKey securityKey = material is RSA rsa ? new RsaSecurityKey(rsa) : new ECDsaSecurityKey((ECDsa)material);
         var publicJwk = JsonWebKeyConverter.ConvertFromSecurityKey(securityKey);
         securityKey.KeyId = Base64UrlEncoder.Encode(publicJwk.ComputeJwkThumbprint());
-        return new SigningKey(securityKey.KeyId, algorithm, securityKey, createdAt);
+        return new SigningKey(securityKey.KeyId, algorithm, securityKey, createdAt, retiredAt);
     }
 
-    private sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt);
+    private sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt, long? RetiredAt);
 
     private static partial class Log
     {
         [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Created signing key {KeyId} ({Algorithm})")]
         public static partial void Created(ILogger logger, string keyId, string algorithm);
+
+        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Signing keys rotated: {KeyId} signs from now on; earlier keys verify until their tokens expire")]
+        public static partial void Rotated(ILogger logger, string keyId);
     }
 }

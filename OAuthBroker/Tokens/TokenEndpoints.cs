@@ -28,6 +28,7 @@ public static class TokenEndpoints
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<BrokerTokenIssuer>();
         services.AddSingleton<BrokerTokenValidator>();
+        services.AddHostedService<SigningKeyRefresher>();
         return services;
     }
 

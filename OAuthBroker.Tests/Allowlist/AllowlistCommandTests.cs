@@ -1,0 +1,238 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Allowlist;
+
+public sealed class AllowlistCommandTests : FakeGitHubTest
+{
+    private BrokerFactory broker = null!;
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        broker = new BrokerFactory(GitHub, Folder, Instances.Json);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await broker.DisposeAsync();
+        await base.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task List_shows_every_instance_and_its_redirect_uris()
+    {
+        var result = await AdminCli.RunAsync(broker, "allowlist", "list");
+
+        result.ExitCode.Should().Be(0);
+        result.Output.Should().Contain("trackeep-home  token: RSA-OAEP-256").And.Contain("    https://*.tenants.example.net/auth/callback").And.Contain("login-only  token: none (identity only)").And.Contain("6 instances");
+    }
+
+    [Fact]
+    public async Task Add_with_a_JWK_key_file_keeps_every_other_entry_as_it_was()
+    {
+        var before = Entries();
+        var keyFile = WriteKeyFile(JsonSerializer.Serialize(InstanceKey.Ec().PublicJwk));
+
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "cli-added", "--redirect", "https://cli.example.com/auth/callback", "--redirect", "https://cli.example.com/alt", "--scopes", "read:user", "repo", "--key-file", keyFile);
+
+        result.ExitCode.Should().Be(0, result.Error);
+        var after = Entries();
+        after.Should().HaveCount(before.Count + 1);
+        foreach (var (id, entry) in before)
+        {
+            JsonNode.DeepEquals(after[id], entry).Should().BeTrue($"{id} must be kept as it was");
+        }
+
+        after["cli-added"]["redirectUris"]!.AsArray().Select(node => (string?)node).Should().Equal("https://cli.example.com/auth/callback", "https://cli.example.com/alt");
+        after["cli-added"]["scopes"]!.AsArray().Select(node => (string?)node).Should().Equal("read:user", "repo");
+        ((string?)after["cli-added"]["encryptionKey"]!["kty"]).Should().Be("EC");
+    }
+
+    [Fact]
+    public async Task Add_accepts_a_PEM_public_key()
+    {
+        using var rsa = RSA.Create(2048);
+        var keyFile = WriteKeyFile(rsa.ExportSubjectPublicKeyInfoPem());
+
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "pem-instance", "--redirect", "https://pem.example.com/cb", "--key-file", keyFile, "--alg", "RSA-OAEP");
+
+        result.ExitCode.Should().Be(0, result.Error);
+        ((string?)Entries()["pem-instance"]["encryptionKey"]!["alg"]).Should().Be("RSA-OAEP");
+    }
+
+    [Fact]
+    public async Task Add_refuses_a_PEM_private_key()
+    {
+        using var rsa = RSA.Create(2048);
+        var before = File.ReadAllBytes(broker.AllowlistPath);
+
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "leaky", "--redirect", "https://leaky.example.com/cb", "--key-file", WriteKeyFile(rsa.ExportPkcs8PrivateKeyPem()));
+
+        result.ExitCode.Should().Be(1);
+        result.Error.Should().Contain("private key");
+        File.ReadAllBytes(broker.AllowlistPath).Should().Equal(before);
+    }
+
+    [Fact]
+    public async Task Generate_secret_prints_a_256_bit_key_once_and_stores_it()
+    {
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "shared", "--redirect", "https://shared.example.com/cb", "--generate-secret");
+
+        result.ExitCode.Should().Be(0, result.Error);
+        var printed = JsonNode.Parse(result.Output.Trim().Split('\n').Last())!;
+        ((string?)printed["kty"]).Should().Be("oct");
+        Jose.Base64Url.Decode((string)printed["k"]!).Should().HaveCount(32);
+        ((string?)Entries()["shared"]["encryptionKey"]!["k"]).Should().Be((string?)printed["k"]);
+    }
+
+    [Fact]
+    public async Task Identity_only_instance_needs_no_key()
+    {
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "who-am-i", "--redirect", "https://who.example.com/cb", "--identity-only");
+
+        result.ExitCode.Should().Be(0, result.Error);
+        ((bool?)Entries()["who-am-i"]["deliverAccessToken"]).Should().BeFalse();
+    }
+
+    [Theory]
+    [InlineData("--id", "bad", "--redirect", "http://bad.example.com/cb", "--identity-only")]
+    [InlineData("--id", "trackeep-home", "--redirect", "https://other.example.com/cb", "--identity-only")]
+    [InlineData("--id", "dup-uri", "--redirect", "https://trackeep.example.com/auth/callback", "--identity-only")]
+    [InlineData("--id", "wild", "--redirect", "https://*.com/cb", "--identity-only")]
+    [InlineData("--id", "two-keys", "--redirect", "https://two.example.com/cb", "--identity-only", "--generate-secret")]
+    [InlineData("--id", "no-key", "--redirect", "https://none.example.com/cb")]
+    [InlineData("--redirect", "https://noid.example.com/cb", "--identity-only")]
+    public async Task Invalid_add_is_refused_with_a_non_zero_exit_and_the_file_unchanged(params string[] options)
+    {
+        var before = File.ReadAllBytes(broker.AllowlistPath);
+
+        var result = await AdminCli.RunAsync(broker, ["allowlist", "add", .. options]);
+
+        result.ExitCode.Should().NotBe(0);
+        (result.Output + result.Error).Should().NotBeEmpty();
+        File.ReadAllBytes(broker.AllowlistPath).Should().Equal(before);
+    }
+
+    [Fact]
+    public async Task Remove_deletes_one_instance_and_unknown_ids_exit_non_zero()
+    {
+        (await AdminCli.RunAsync(broker, "allowlist", "remove", "legacy-rsa")).ExitCode.Should().Be(0);
+        Entries().Should().NotContainKey("legacy-rsa").And.ContainKey("trackeep-home");
+
+        var again = await AdminCli.RunAsync(broker, "allowlist", "remove", "legacy-rsa");
+        again.ExitCode.Should().Be(1);
+        again.Error.Should().Contain("No instance 'legacy-rsa'");
+    }
+
+    [Fact]
+    public async Task Validate_checks_the_configured_file_or_a_given_one()
+    {
+        (await AdminCli.RunAsync(broker, "allowlist", "validate")).Output.Should().Contain("Valid: 6 instances");
+        var bad = Path.Combine(Folder.Path, "candidate.json");
+        File.WriteAllText(bad, """{ "instances": [ { "id": "x", "redirectUris": ["https://x.example.com/cb?next=1"], "deliverAccessToken": false } ] }""");
+
+        var result = await AdminCli.RunAsync(broker, "allowlist", "validate", bad);
+
+        result.ExitCode.Should().Be(1);
+        result.Error.Should().Contain("instances[0] (\"x\"): redirectUris[0] has a query");
+    }
+
+    [Theory]
+    [InlineData("https://acme.tenants.example.net/auth/callback", "Accepted for instance 'tenants' by entry https://*.tenants.example.net/auth/callback (wildcard host (one label))")]
+    [InlineData("http://127.0.0.1:8080/callback", "loopback, any port")]
+    [InlineData("https://trackeep.example.com", "Trackeep base URL")]
+    [InlineData("https://trackeep.example.com/auth/callback", "exact match")]
+    public async Task Check_names_the_instance_entry_and_rule_that_accept_a_uri(string uri, string expected)
+    {
+        var result = await AdminCli.RunAsync(broker, "allowlist", "check", uri);
+
+        result.ExitCode.Should().Be(0);
+        result.Output.Should().Contain(expected);
+    }
+
+    [Fact]
+    public async Task Check_of_a_refused_uri_exits_1_and_says_why_and_what_is_registered_on_that_host()
+    {
+        var result = await AdminCli.RunAsync(broker, "allowlist", "check", "https://trackeep.example.com/auth/callback/");
+
+        result.ExitCode.Should().Be(1);
+        result.Output.Should().Contain("Refused: redirect_uri is not registered for any instance.")
+            .And.Contain("Entry https://trackeep.example.com/auth/callback of 'trackeep-home' is on this host");
+    }
+
+    [Fact]
+    public async Task The_real_executable_exits_0_or_1_like_a_Unix_tool()
+    {
+        var accepted = await AdminCli.RunProcessAsync(broker, "allowlist", "check", "https://direct.example.org/cb");
+        var refused = await AdminCli.RunProcessAsync(broker, "allowlist", "check", "https://evil.example.com/cb");
+        var usage = await AdminCli.RunProcessAsync(broker, "allowlist", "add", "--nonsense");
+
+        accepted.ExitCode.Should().Be(0, accepted.Error);
+        refused.ExitCode.Should().Be(1);
+        usage.ExitCode.Should().NotBe(0);
+    }
+
+    [Fact]
+    public async Task A_CLI_edit_reaches_the_running_broker_without_a_restart()
+    {
+        using var browser = broker.NewBrowser();
+        (await browser.StartAsync("https://late.example.com/cb")).StatusCode.Should().Be(HttpStatusCode.BadRequest);
+
+        var result = await AdminCli.RunProcessAsync(broker, "allowlist", "add", "--id", "late", "--redirect", "https://late.example.com/cb", "--identity-only");
+
+        result.ExitCode.Should().Be(0, result.Error);
+        var deadline = DateTime.UtcNow.AddSeconds(2);
+        HttpStatusCode status;
+        do
+        {
+            await Task.Delay(25);
+            status = (await browser.StartAsync("https://late.example.com/cb")).StatusCode;
+        }
+        while (status != HttpStatusCode.Redirect && DateTime.UtcNow < deadline);
+
+        status.Should().Be(HttpStatusCode.Redirect);
+        (await browser.LoginAsync("https://late.example.com/cb")).Query.Should().ContainKey("token");
+    }
+
+    [Fact]
+    public async Task Concurrent_edits_all_land_and_a_reader_never_sees_a_torn_file()
+    {
+        var torn = 0;
+        using var stop = new CancellationTokenSource();
+        var reader = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var bytes = File.ReadAllBytes(broker.AllowlistPath);
+                if (OAuthBroker.Allowlist.AllowlistFile.Validate(bytes, ["read:user"]).Count > 0)
+                {
+                    Interlocked.Increment(ref torn);
+                }
+            }
+        });
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 12).Select(i =>
+            Task.Run(() => AdminCli.RunAsync(broker, "allowlist", "add", "--id", $"parallel-{i}", "--redirect", $"https://p{i}.example.com/cb", "--identity-only"))));
+        await stop.CancelAsync();
+        await reader;
+
+        results.Should().OnlyContain(result => result.ExitCode == 0);
+        Entries().Keys.Where(id => id.StartsWith("parallel-", StringComparison.Ordinal)).Should().HaveCount(12);
+        torn.Should().Be(0);
+    }
+
+    private Dictionary<string, JsonNode> Entries() =>
+        JsonNode.Parse(File.ReadAllText(broker.AllowlistPath), documentOptions: new() { CommentHandling = JsonCommentHandling.Skip })!["instances"]!.AsArray()
+            .ToDictionary(node => (string)node!["id"]!, node => node!);
+
+    private string WriteKeyFile(string content)
+    {
+        var path = Path.Combine(Folder.Path, $"key-{Guid.NewGuid():N}");
+        File.WriteAllText(path, content);
+        return path;
+    }
+}

@@ -1,0 +1,272 @@
+using System.CommandLine;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Jose;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Broker;
+
+namespace OAuthBroker.Allowlist;
+
+/// <summary><c>allowlist list|add|remove|validate|check</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
+public static class AllowlistCommands
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static Command Create(IServiceProvider services, TextWriter output, TextWriter error)
+    {
+        var command = new Command("allowlist", "Inspect and edit the allowlist (allowed-redirects.json). A running broker picks edits up by itself.");
+        command.Add(List(services, output));
+        command.Add(Add(services, output, error));
+        command.Add(Remove(services, output, error));
+        command.Add(Validate(services, output, error));
+        command.Add(Check(services, output));
+        return command;
+    }
+
+    private static Command List(IServiceProvider services, TextWriter output)
+    {
+        var list = new Command("list", "List the instances.");
+        list.SetAction(_ =>
+        {
+            var snapshot = LoadFile(services);
+            foreach (var instance in snapshot.Instances.Values.OrderBy(instance => instance.Id, StringComparer.Ordinal))
+            {
+                output.WriteLine($"{instance.Id}  token: {instance.EncryptionKey?.Algorithm ?? "none (identity only)"}  scopes: {string.Join(' ', instance.AllowedScopes.Order(StringComparer.Ordinal))}");
+                foreach (var uri in instance.RedirectUris)
+                {
+                    output.WriteLine($"    {uri}");
+                }
+            }
+
+            output.WriteLine($"{snapshot.Instances.Count} instances, sha256 {snapshot.Sha256}");
+            return 0;
+        });
+        return list;
+    }
+
+    private static Command Add(IServiceProvider services, TextWriter output, TextWriter error)
+    {
+        var id = new Option<string>("--id") { Description = "The instance id; it becomes the JWT aud.", Required = true };
+        var redirects = new Option<string[]>("--redirect") { Description = "A callback URL (repeat for more).", Required = true, AllowMultipleArgumentsPerToken = false };
+        var scopes = new Option<string[]>("--scopes") { Description = "GitHub scopes this instance may ask for (default: GitHub:Scopes).", AllowMultipleArgumentsPerToken = true };
+        var keyFile = new Option<FileInfo>("--key-file") { Description = "The instance's public key: a JWK or a PEM public key (RSA or EC P-256)." };
+        var algorithm = new Option<string>("--alg") { Description = "JWE algorithm for the key (default by key type: RSA-OAEP-256, ECDH-ES+A256KW, A256KW)." };
+        var generateSecret = new Option<bool>("--generate-secret") { Description = "Generate a 256-bit shared secret (oct, A256KW) and print it once." };
+        var identityOnly = new Option<bool>("--identity-only") { Description = "Login only: no GitHub token is delivered." };
+        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly };
+        add.SetAction(parse =>
+        {
+            var chosen = new[] { parse.GetValue(keyFile) is not null, parse.GetValue(generateSecret), parse.GetValue(identityOnly) }.Count(flag => flag);
+            if (chosen != 1)
+            {
+                error.WriteLine("Give exactly one of --key-file, --generate-secret or --identity-only.");
+                return 1;
+            }
+
+            var entry = new JsonObject
+            {
+                ["id"] = parse.GetValue(id),
+                ["redirectUris"] = new JsonArray([.. parse.GetValue(redirects)!.Select(uri => JsonValue.Create(uri))]),
+            };
+            if (parse.GetValue(scopes) is { Length: > 0 } scopeList)
+            {
+                entry["scopes"] = new JsonArray([.. scopeList.SelectMany(Scopes.Split).Select(scope => JsonValue.Create(scope))]);
+            }
+
+            string? secretToShow = null;
+            if (parse.GetValue(identityOnly))
+            {
+                entry["deliverAccessToken"] = false;
+            }
+            else if (parse.GetValue(generateSecret))
+            {
+                var secret = new JsonObject { ["kty"] = "oct", ["k"] = Base64Url.Encode(RandomNumberGenerator.GetBytes(32)), ["alg"] = parse.GetValue(algorithm) ?? "A256KW" };
+                entry["encryptionKey"] = secret;
+                secretToShow = secret.ToJsonString();
+            }
+            else if (!TryReadKey(parse.GetValue(keyFile)!, parse.GetValue(algorithm), out var key, out var keyError))
+            {
+                error.WriteLine($"--key-file: {keyError}");
+                return 1;
+            }
+            else
+            {
+                entry["encryptionKey"] = key;
+            }
+
+            var outcome = services.GetRequiredService<AllowlistEditor>().Add(entry, ifMatch: null);
+            if (!Report(outcome, error))
+            {
+                return 1;
+            }
+
+            output.WriteLine($"Added instance '{parse.GetValue(id)}'.");
+            if (secretToShow is not null)
+            {
+                output.WriteLine("Give this key to the instance; it is not shown again:");
+                output.WriteLine(secretToShow);
+            }
+
+            return 0;
+        });
+        return add;
+    }
+
+    private static Command Remove(IServiceProvider services, TextWriter output, TextWriter error)
+    {
+        var id = new Argument<string>("id") { Description = "The instance to remove." };
+        var remove = new Command("remove", "Remove an instance.") { id };
+        remove.SetAction(parse =>
+        {
+            var outcome = services.GetRequiredService<AllowlistEditor>().Remove(parse.GetValue(id)!, ifMatch: null);
+            if (outcome.Status == EditStatus.NotFound)
+            {
+                error.WriteLine($"No instance '{parse.GetValue(id)}'.");
+                return 1;
+            }
+
+            if (!Report(outcome, error))
+            {
+                return 1;
+            }
+
+            output.WriteLine($"Removed instance '{parse.GetValue(id)}'.");
+            return 0;
+        });
+        return remove;
+    }
+
+    private static Command Validate(IServiceProvider services, TextWriter output, TextWriter error)
+    {
+        var file = new Argument<FileInfo?>("file") { Description = "The file to check (default: Broker:AllowlistPath).", Arity = ArgumentArity.ZeroOrOne };
+        var validate = new Command("validate", "Check a file with the broker's own rules, without changing anything.") { file };
+        validate.SetAction(parse =>
+        {
+            try
+            {
+                var snapshot = LoadFile(services, parse.GetValue(file)?.FullName);
+                output.WriteLine($"Valid: {snapshot.Instances.Count} instances, sha256 {snapshot.Sha256}.");
+                return 0;
+            }
+            catch (AllowlistException exception)
+            {
+                error.WriteLine(exception.Message);
+                return 1;
+            }
+        });
+        return validate;
+    }
+
+    private static Command Check(IServiceProvider services, TextWriter output)
+    {
+        var uri = new Argument<string>("uri") { Description = "A redirect_uri an instance sends." };
+        var check = new Command("check", "Say which entry and rule accept a redirect URI, or exactly why none does.") { uri };
+        check.SetAction(parse =>
+        {
+            var snapshot = LoadFile(services);
+            var requested = parse.GetValue(uri);
+            if (snapshot.TryMatch(requested, out var target, out var reason))
+            {
+                output.WriteLine($"Accepted for instance '{target.Instance.Id}' by entry {target.Entry} ({target.Rule}).");
+                output.WriteLine($"The browser is sent to {target.Uri}.");
+                return 0;
+            }
+
+            output.WriteLine($"Refused: {reason}.");
+            if (RedirectUri.TryParse(requested, allowWildcard: false, out var parsed, out _))
+            {
+                foreach (var near in snapshot.EntriesForHost(parsed))
+                {
+                    output.WriteLine($"  Entry {near.Entry} of '{near.Instance.Id}' is on this host; compare scheme, port and path, which must match exactly.");
+                }
+            }
+
+            return 1;
+        });
+        return check;
+    }
+
+    private static bool Report(EditOutcome outcome, TextWriter error)
+    {
+        if (outcome.Status == EditStatus.Done)
+        {
+            return true;
+        }
+
+        error.WriteLine($"Refused ({outcome.Status}); the file was not changed:");
+        foreach (var problem in outcome.Problems)
+        {
+            error.WriteLine($"  {problem}");
+        }
+
+        return false;
+    }
+
+    private static AllowlistSnapshot LoadFile(IServiceProvider services, string? path = null) =>
+        AllowlistFile.Load(
+            path ?? services.GetRequiredService<IOptions<BrokerOptions>>().Value.AllowlistPath,
+            services.GetRequiredService<AllowlistDefaults>().Scopes,
+            [],
+            TimeProvider.System.GetUtcNow());
+
+    private static bool TryReadKey(FileInfo file, string? algorithm, out JsonObject? key, out string? error)
+    {
+        key = null;
+        var text = File.ReadAllText(file.FullName);
+        if (text.TrimStart().StartsWith('{'))
+        {
+            key = JsonNode.Parse(text) as JsonObject;
+        }
+        else if (text.Contains("PRIVATE KEY", StringComparison.Ordinal))
+        {
+            error = "is a private key; give the instance's public key only";
+            return false;
+        }
+        else
+        {
+            key = PemToJwk(text);
+        }
+
+        if (key is null)
+        {
+            error = "is neither a JWK nor a PEM public key (RSA or EC P-256)";
+            return false;
+        }
+
+        if (algorithm is not null)
+        {
+            key["alg"] = algorithm;
+        }
+
+        error = null;
+        return true;
+    }
+
+    private static JsonObject? PemToJwk(string pem)
+    {
+        try
+        {
+            using var rsa = RSA.Create();
+            rsa.ImportFromPem(pem);
+            return JsonSerializer.SerializeToNode(new Jwk(rsa, isPrivate: false).ToDictionary(), Indented) as JsonObject;
+        }
+        catch (ArgumentException)
+        {
+        }
+        catch (CryptographicException)
+        {
+        }
+
+        try
+        {
+            using var ecdh = ECDiffieHellman.Create();
+            ecdh.ImportFromPem(pem);
+            return JsonSerializer.SerializeToNode(new Jwk(ecdh, isPrivate: false).ToDictionary(), Indented) as JsonObject;
+        }
+        catch (Exception exception) when (exception is ArgumentException or CryptographicException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,32 @@
+namespace OAuthBroker.Tokens;
+
+/// <summary>
+/// Re-reads the signing keys now and then, so a rotation made with the CLI (another process) reaches the running
+/// broker, and retired keys leave the JWKS once every token they signed has expired.
+/// </summary>
+public sealed partial class SigningKeyRefresher(SigningKeyStore keys, TimeProvider time, ILogger<SigningKeyRefresher> logger) : BackgroundService
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Interval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await keys.LoadAsync(stoppingToken);
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException exception)
+            {
+                Log.RefreshFailed(logger, exception);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Reloading the signing keys failed; keeping the ones loaded")]
+        public static partial void RefreshFailed(ILogger logger, Exception exception);
+    }
+}
