@@ -1,4 +1,5 @@
 using OAuthBroker.Allowlist;
+using OAuthBroker.Audit;
 using OAuthBroker.Broker;
 using OAuthBroker.Cli;
 using OAuthBroker.Demo;
@@ -26,11 +27,14 @@ builder.Services
     .AddGitHub()
     .AddTokens()
     .AddUsers()
+    .AddAudit()
+    .AddClientAddress()
     .AddLogin();
 builder.AddDemo(demo);
 
 var app = builder.Build();
 
+app.UseForwardedHeaders();
 app.UseExceptionHandler();
 app.UseSecurityHeaders();
 app.MapLogin();

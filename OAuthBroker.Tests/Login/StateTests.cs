@@ -194,7 +194,7 @@ public sealed class StateTests : FakeGitHubTest
 
         (await CountPendingLoginsAsync()).Should().Be(5);
 
-        clock.Advance(OAuthBroker.Login.PendingLoginStore.Lifetime + OAuthBroker.Login.PendingLoginStore.Retention + OAuthBroker.Login.PendingLoginPurger.Interval);
+        clock.Advance(OAuthBroker.Login.PendingLoginStore.Lifetime + OAuthBroker.Login.PendingLoginStore.Retention + OAuthBroker.Storage.PurgeService.Interval);
 
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (await CountPendingLoginsAsync() > 0 && DateTime.UtcNow < deadline)

@@ -22,6 +22,9 @@ public sealed class BrokerOptions
     /// <summary>How often the allowlist's hash is compared, besides file-system events.</summary>
     public TimeSpan AllowlistPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Reverse proxies whose X-Forwarded-For is believed (loopback always is).</summary>
+    public string[] TrustedProxies { get; set; } = [];
+
     /// <summary>File-system events on the allowlist; turn off where inotify is unavailable (polling still runs).</summary>
     public bool WatchAllowlist { get; set; } = true;
 
@@ -61,6 +64,11 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         if (options.AllowlistPollInterval < TimeSpan.FromMilliseconds(100) || options.AllowlistPollInterval > TimeSpan.FromMinutes(1))
         {
             errors.Add($"Broker:AllowlistPollInterval must be between 00:00:00.1 and 00:01:00; it is {options.AllowlistPollInterval}.");
+        }
+
+        foreach (var proxy in options.TrustedProxies.Where(proxy => !System.Net.IPAddress.TryParse(proxy, out _)))
+        {
+            errors.Add($"Broker:TrustedProxies has '{proxy}', which is not an IP address.");
         }
 
         if (options.SigningAlgorithm is not ("ES256" or "RS256"))

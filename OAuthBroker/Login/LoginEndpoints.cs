@@ -2,13 +2,24 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Allowlist;
+using OAuthBroker.Audit;
 using OAuthBroker.Broker;
 using OAuthBroker.GitHub;
+using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
 using OAuthBroker.Users;
 using OAuthBroker.Web;
 
 namespace OAuthBroker.Login;
+
+/// <summary>The outcomes a login attempt is recorded with in the audit trail.</summary>
+public static class LoginOutcomes
+{
+    public const string Succeeded = "succeeded";
+    public const string Denied = "denied";
+    public const string GitHubError = "github_error";
+    public const string Refused = "refused";
+}
 
 public static partial class LoginEndpoints
 {
@@ -18,7 +29,7 @@ public static partial class LoginEndpoints
     public static IServiceCollection AddLogin(this IServiceCollection services)
     {
         services.AddSingleton<PendingLoginStore>();
-        services.AddHostedService<PendingLoginPurger>();
+        services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<PendingLoginStore>());
         return services;
     }
 
@@ -37,32 +48,34 @@ public static partial class LoginEndpoints
         PendingLoginStore logins,
         IOptions<GitHubOptions> gitHub,
         IOptions<BrokerOptions> broker,
+        AuditLog audit,
         ILogger<PendingLoginStore> logger,
         CancellationToken cancellationToken)
     {
         var query = context.Request.Query;
+        var refuse = (string? instanceId, string reason) => RefuseAsync(context, audit, logger, instanceId, reason, cancellationToken);
         // A parameter given twice is read differently by different parsers: refuse rather than pick one.
         if (query["redirect_uri"].Count > 1 || query["state"].Count > 1 || query["scope"].Count > 1)
         {
-            return Refuse(context, logger, "A parameter is given more than once.");
+            return await refuse(null, "A parameter is given more than once.");
         }
 
         if (!allowlist.Current.TryMatch(query["redirect_uri"].ToString(), out var target, out var reason))
         {
-            return Refuse(context, logger, reason + ".");
+            return await refuse(null, reason + ".");
         }
 
         var instanceState = query["state"].Count == 0 ? null : query["state"].ToString();
         if (instanceState is { Length: > MaxInstanceStateLength } || (instanceState?.Any(char.IsControl) ?? false))
         {
-            return Refuse(context, logger, $"state must be at most {MaxInstanceStateLength} characters without control characters.");
+            return await refuse(target.Instance.Id, $"state must be at most {MaxInstanceStateLength} characters without control characters.");
         }
 
         var instance = target.Instance;
         var requestedScope = query["scope"].Count == 0 ? null : query["scope"].ToString();
         if (!Scopes.TryResolve(requestedScope, gitHub.Value.DefaultScopes, instance.AllowedScopes, out var scope, out var scopeError))
         {
-            return Refuse(context, logger, scopeError + ".");
+            return await refuse(instance.Id, scopeError + ".");
         }
 
         var redirectUri = target.Uri.ToString();
@@ -95,21 +108,25 @@ public static partial class LoginEndpoints
         UserStore users,
         BrokerTokenIssuer issuer,
         IOptions<BrokerOptions> broker,
+        AuditLog audit,
         ILogger<PendingLoginStore> logger,
         CancellationToken cancellationToken)
     {
         var query = context.Request.Query;
         var state = query["state"].ToString();
+        var refuse = (string? instanceId, string reason) => RefuseAsync(context, audit, logger, instanceId, reason, cancellationToken);
+        var record = (string instanceId, string? gitHubLogin, string outcome, string? reason) =>
+            audit.RecordLoginAsync(instanceId, gitHubLogin, outcome, reason, ClientAddress.Of(context), cancellationToken);
         if (query["state"].Count != 1 || query["code"].Count > 1 || query["error"].Count > 1)
         {
-            return Refuse(context, logger, "The sign-in response from GitHub is missing its state or repeats a parameter.");
+            return await refuse(null, "The sign-in response from GitHub is missing its state or repeats a parameter.");
         }
 
         var secure = IsSecure(context, broker.Value);
         var (login, refusal) = await logins.TryConsumeAsync(state, BrowserBinding.Read(context.Request, state, secure), cancellationToken);
         if (login is null)
         {
-            return Refuse(context, logger, refusal switch
+            return await refuse(null, refusal switch
             {
                 LoginRefusal.Expired => "This sign-in took longer than 10 minutes and has expired.",
                 LoginRefusal.AlreadyUsed => "This sign-in has already been completed; a sign-in link works once.",
@@ -121,7 +138,7 @@ public static partial class LoginEndpoints
         BrowserBinding.Clear(context.Response, state, secure);
         if (!allowlist.Current.TryMatch(login.RedirectUri, out var target, out _) || target.Instance.Id != login.InstanceId)
         {
-            return Refuse(context, logger, "The application that started this sign-in is no longer allowed by the broker.");
+            return await refuse(login.InstanceId, "The application that started this sign-in is no longer allowed by the broker.");
         }
 
         var instance = target.Instance;
@@ -129,6 +146,7 @@ public static partial class LoginEndpoints
         {
             var denied = query["error"].ToString() == "access_denied";
             Log.GitHubDeclined(logger, instance.Id, denied ? "access_denied" : "an error");
+            await record(instance.Id, null, denied ? LoginOutcomes.Denied : LoginOutcomes.GitHubError, denied ? "the user declined on GitHub" : "GitHub returned an error to the callback");
             return ToInstance(login, denied
                 ? Error("access_denied", "The user did not authorize the application on GitHub.")
                 : Error("server_error", "GitHub could not complete the authorization."));
@@ -137,24 +155,28 @@ public static partial class LoginEndpoints
         var code = query["code"].ToString();
         if (code.Length is 0 or > MaxCodeLength)
         {
+            await record(instance.Id, null, LoginOutcomes.GitHubError, "GitHub returned no usable authorization code");
             return ToInstance(login, Error("server_error", "GitHub returned no usable authorization code."));
         }
 
         var token = await gitHub.ExchangeCodeAsync(code, login.CodeVerifier, broker.Value.CallbackUrl, cancellationToken);
         if (token.Failure is { } exchangeFailure)
         {
+            await record(instance.Id, null, LoginOutcomes.GitHubError, exchangeFailure.Reason);
             return GitHubFailed(logger, login, instance, exchangeFailure);
         }
 
         var gitHubUser = await gitHub.GetUserAsync(token.Value!, cancellationToken);
         if (gitHubUser.Failure is { } userFailure)
         {
+            await record(instance.Id, null, LoginOutcomes.GitHubError, userFailure.Reason);
             return GitHubFailed(logger, login, instance, userFailure);
         }
 
         var user = await users.RecordLoginAsync(gitHubUser.Value!, cancellationToken);
         var jwt = issuer.Issue(instance, user, token.Value!);
         Log.Completed(logger, instance.Id, user.Login, user.Id);
+        await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
         return ToInstance(login, [new("token", jwt), new("user", user.Login)]);
     }
 
@@ -173,9 +195,10 @@ public static partial class LoginEndpoints
     private static RedirectHttpResult ToInstance(PendingLogin login, KeyValuePair<string, string?>[] parameters) =>
         TypedResults.Redirect(QueryHelpers.AddQueryString(login.RedirectUri, [.. parameters, new("state", login.InstanceState)]));
 
-    private static IResult Refuse(HttpContext context, ILogger logger, string reason)
+    private static async Task<IResult> RefuseAsync(HttpContext context, AuditLog audit, ILogger logger, string? instanceId, string reason, CancellationToken cancellationToken)
     {
         Log.Refused(logger, context.Request.Path, reason);
+        await audit.RecordLoginAsync(instanceId, null, LoginOutcomes.Refused, reason, ClientAddress.Of(context), cancellationToken);
         return Refusal.For(context.Request, "Sign-in refused", reason);
     }
 

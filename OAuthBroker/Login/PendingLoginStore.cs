@@ -31,7 +31,7 @@ public enum LoginRefusal
 /// Server-side, one-time login state. The state sent to GitHub and the browser-binding cookie are random 256-bit
 /// values stored only as SHA-256 hashes; the PKCE verifier is stored encrypted with Data Protection.
 /// </summary>
-public sealed class PendingLoginStore(SqliteConnectionFactory connections, IDataProtectionProvider dataProtection, TimeProvider time)
+public sealed class PendingLoginStore(SqliteConnectionFactory connections, IDataProtectionProvider dataProtection, TimeProvider time) : IPurgeable
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
 
@@ -122,6 +122,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         var verifier = Encoding.ASCII.GetString(protector.Unprotect(row.ProtectedVerifier));
         return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, verifier), null);
     }
+
+    public string Name => "pending_logins";
 
     /// <summary>Deletes logins that ended or expired more than <see cref="Retention"/> ago; returns how many.</summary>
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)

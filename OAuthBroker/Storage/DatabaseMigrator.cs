@@ -40,6 +40,22 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
             last_login_at  INTEGER NOT NULL
         );
         """,
+        """
+        CREATE TABLE audit_events (
+            id          INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+            at          INTEGER NOT NULL,  -- Unix milliseconds
+            kind        TEXT    NOT NULL,  -- 'login' or 'admin'
+            instance_id TEXT    NULL,
+            actor       TEXT    NULL,      -- admin: who made the change; login: the GitHub login, when known
+            action      TEXT    NOT NULL,  -- login: the outcome; admin: what was done
+            reason      TEXT    NULL,
+            client_ip   TEXT    NULL,
+            before_json TEXT    NULL,      -- instance entry before an admin change (shared secrets redacted)
+            after_json  TEXT    NULL
+        );
+        CREATE INDEX ix_audit_events_at ON audit_events (at);
+        CREATE INDEX ix_audit_events_instance ON audit_events (instance_id, id);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -6,6 +6,7 @@ public static class StorageSetup
     {
         services.AddSingleton<SqliteConnectionFactory>();
         services.AddSingleton<DatabaseMigrator>();
+        services.AddHostedService<PurgeService>();
         return services;
     }
 }

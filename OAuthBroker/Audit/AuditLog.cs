@@ -1,0 +1,118 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapper;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Storage;
+
+namespace OAuthBroker.Audit;
+
+public sealed class AuditOptions
+{
+    public const string Section = "Audit";
+
+    /// <summary>How long audit events are kept before they are purged.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(90);
+}
+
+public static class AuditKinds
+{
+    public const string Login = "login";
+    public const string Admin = "admin";
+}
+
+public sealed record AuditEvent(long Id, DateTimeOffset At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, JsonNode? Before, JsonNode? After);
+
+public sealed record AuditQuery(string? InstanceId, string? Kind, string? Action, long? BeforeId, int Limit);
+
+public sealed record AuditPage(IReadOnlyList<AuditEvent> Events, long? NextBeforeId);
+
+/// <summary>
+/// Who changed the allowlist and every login attempt, in SQLite. Instance entries are recorded with any shared
+/// secret (an <c>oct</c> key's <c>k</c>) replaced by a fingerprint: the audit trail holds no secret.
+/// </summary>
+public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<AuditOptions> options, TimeProvider time) : IPurgeable
+{
+    public const int MaxPageSize = 200;
+
+    public string Name => "audit_events";
+
+    public Task RecordLoginAsync(string? instanceId, string? gitHubLogin, string outcome, string? reason, string? clientIp, CancellationToken cancellationToken) =>
+        InsertAsync(AuditKinds.Login, instanceId, gitHubLogin, outcome, reason, clientIp, null, null, cancellationToken);
+
+    public Task RecordAdminAsync(string actor, string action, string? instanceId, JsonObject? before, JsonObject? after, string? clientIp, CancellationToken cancellationToken) =>
+        InsertAsync(AuditKinds.Admin, instanceId, actor, action, null, clientIp, Redact(before), Redact(after), cancellationToken);
+
+    public async Task<AuditPage> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
+    {
+        var limit = Math.Clamp(query.Limit, 1, MaxPageSize);
+        await using var connection = await connections.OpenAsync(cancellationToken);
+        var rows = (await connection.QueryAsync<Row>(
+            """
+            SELECT id AS Id, at AS At, kind AS Kind, instance_id AS InstanceId, actor AS Actor, action AS Action, reason AS Reason,
+                   client_ip AS ClientIp, before_json AS BeforeJson, after_json AS AfterJson
+            FROM audit_events
+            WHERE (@InstanceId IS NULL OR instance_id = @InstanceId)
+              AND (@Kind IS NULL OR kind = @Kind)
+              AND (@Action IS NULL OR action = @Action)
+              AND (@BeforeId IS NULL OR id < @BeforeId)
+            ORDER BY id DESC
+            LIMIT @Take
+            """,
+            new { query.InstanceId, query.Kind, query.Action, query.BeforeId, Take = limit + 1 })).ToList();
+        var page = rows.Take(limit).Select(row => new AuditEvent(
+            row.Id, DateTimeOffset.FromUnixTimeMilliseconds(row.At), row.Kind, row.InstanceId, row.Actor, row.Action, row.Reason, row.ClientIp,
+            row.BeforeJson is null ? null : JsonNode.Parse(row.BeforeJson), row.AfterJson is null ? null : JsonNode.Parse(row.AfterJson))).ToList();
+        return new AuditPage(page, rows.Count > limit ? page[^1].Id : null);
+    }
+
+    public async Task<int> PurgeAsync(CancellationToken cancellationToken)
+    {
+        var cutoff = time.GetUtcNow().Subtract(options.Value.Retention).ToUnixTimeMilliseconds();
+        await using var connection = await connections.OpenAsync(cancellationToken);
+        return await connection.ExecuteAsync("DELETE FROM audit_events WHERE at < @cutoff", new { cutoff });
+    }
+
+    private async Task InsertAsync(string kind, string? instanceId, string? actor, string action, string? reason, string? clientIp, string? before, string? after, CancellationToken cancellationToken)
+    {
+        await using var connection = await connections.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO audit_events (at, kind, instance_id, actor, action, reason, client_ip, before_json, after_json)
+            VALUES (@At, @Kind, @InstanceId, @Actor, @Action, @Reason, @ClientIp, @Before, @After)
+            """,
+            new { At = time.GetUtcNow().ToUnixTimeMilliseconds(), Kind = kind, InstanceId = instanceId, Actor = actor, Action = action, Reason = reason, ClientIp = clientIp, Before = before, After = after });
+    }
+
+    private static string? Redact(JsonObject? entry)
+    {
+        if (entry is null)
+        {
+            return null;
+        }
+
+        var copy = (JsonObject)entry.DeepClone();
+        if (copy["encryptionKey"] is JsonObject key && key["k"] is JsonValue secret)
+        {
+            var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret.ToString()))).AsSpan(0, 16);
+            key["k"] = $"(redacted; sha256 {fingerprint})";
+        }
+
+        return copy.ToJsonString();
+    }
+
+    private sealed record Row(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, string? BeforeJson, string? AfterJson);
+}
+
+public static class AuditSetup
+{
+    public static IServiceCollection AddAudit(this IServiceCollection services)
+    {
+        services.AddOptions<AuditOptions>().BindConfiguration(AuditOptions.Section)
+            .Validate(options => options.Retention >= TimeSpan.FromHours(1), "Audit:Retention must be at least 01:00:00.")
+            .ValidateOnStart();
+        services.AddSingleton<AuditLog>();
+        services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<AuditLog>());
+        return services;
+    }
+}
