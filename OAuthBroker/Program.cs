@@ -1,3 +1,4 @@
+using OAuthBroker.Admin;
 using OAuthBroker.Allowlist;
 using OAuthBroker.Audit;
 using OAuthBroker.Broker;
@@ -28,6 +29,7 @@ builder.Services
     .AddTokens()
     .AddUsers()
     .AddAudit()
+    .AddAdmin()
     .AddClientAddress()
     .AddLogin();
 builder.AddDemo(demo);
@@ -37,10 +39,13 @@ var app = builder.Build();
 app.UseForwardedHeaders();
 app.UseExceptionHandler();
 app.UseSecurityHeaders();
+app.UseAuthentication();
+app.UseAuthorization();
 app.MapLogin();
 app.MapTokens();
 app.MapUsers();
 app.MapHealth();
+app.MapAdmin();
 app.MapDemo();
 
 await app.RunAsync();

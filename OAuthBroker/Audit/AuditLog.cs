@@ -1,8 +1,7 @@
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Extensions.Options;
+using OAuthBroker.Allowlist;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Audit;
@@ -66,6 +65,23 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
         return new AuditPage(page, rows.Count > limit ? page[^1].Id : null);
     }
 
+    /// <summary>The latest login attempts of every instance, at most <paramref name="perInstance"/> each, in one query.</summary>
+    public async Task<ILookup<string, AuditEvent>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken)
+    {
+        await using var connection = await connections.OpenAsync(cancellationToken);
+        var rows = await connection.QueryAsync<Row>(
+            """
+            SELECT Id, At, Kind, InstanceId, Actor, Action, Reason, ClientIp, NULL AS BeforeJson, NULL AS AfterJson FROM (
+                SELECT id AS Id, at AS At, kind AS Kind, instance_id AS InstanceId, actor AS Actor, action AS Action, reason AS Reason, client_ip AS ClientIp,
+                       ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id DESC) AS Position
+                FROM audit_events WHERE kind = 'login' AND instance_id IS NOT NULL)
+            WHERE Position <= @perInstance
+            """,
+            new { perInstance });
+        return rows.ToLookup(row => row.InstanceId!, row => new AuditEvent(
+            row.Id, DateTimeOffset.FromUnixTimeMilliseconds(row.At), row.Kind, row.InstanceId, row.Actor, row.Action, row.Reason, row.ClientIp, null, null), StringComparer.Ordinal);
+    }
+
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Subtract(options.Value.Retention).ToUnixTimeMilliseconds();
@@ -84,22 +100,7 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
             new { At = time.GetUtcNow().ToUnixTimeMilliseconds(), Kind = kind, InstanceId = instanceId, Actor = actor, Action = action, Reason = reason, ClientIp = clientIp, Before = before, After = after });
     }
 
-    private static string? Redact(JsonObject? entry)
-    {
-        if (entry is null)
-        {
-            return null;
-        }
-
-        var copy = (JsonObject)entry.DeepClone();
-        if (copy["encryptionKey"] is JsonObject key && key["k"] is JsonValue secret)
-        {
-            var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret.ToString()))).AsSpan(0, 16);
-            key["k"] = $"(redacted; sha256 {fingerprint})";
-        }
-
-        return copy.ToJsonString();
-    }
+    private static string? Redact(JsonObject? entry) => InstanceEntryRedaction.Redact(entry)?.ToJsonString();
 
     private sealed record Row(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, string? BeforeJson, string? AfterJson);
 }

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
+using OAuthBroker.Admin;
 using OAuthBroker.Allowlist;
 using OAuthBroker.Audit;
 using OAuthBroker.Broker;
@@ -78,16 +79,21 @@ public static partial class LoginEndpoints
             return await refuse(instance.Id, scopeError + ".");
         }
 
-        var redirectUri = target.Uri.ToString();
-        var started = await logins.CreateAsync(instance.Id, redirectUri, instanceState, scope, cancellationToken);
-        var secure = IsSecure(context, broker.Value);
-        BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, secure);
         Log.Started(logger, instance.Id, scope);
+        return await BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, cancellationToken);
+    }
 
-        var authorize = QueryHelpers.AddQueryString(gitHub.Value.AuthorizeEndpoint, new Dictionary<string, string?>
+    /// <summary>Records a pending login bound to this browser and sends the browser to GitHub's authorize page.</summary>
+    public static async Task<RedirectHttpResult> BeginAuthorizationAsync(
+        HttpContext context, PendingLoginStore logins, GitHubOptions gitHub, BrokerOptions broker,
+        string instanceId, string redirectUri, string? instanceState, string scope, CancellationToken cancellationToken)
+    {
+        var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, cancellationToken);
+        BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker));
+        var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>
         {
-            ["client_id"] = gitHub.Value.ClientId,
-            ["redirect_uri"] = broker.Value.CallbackUrl,
+            ["client_id"] = gitHub.ClientId,
+            ["redirect_uri"] = broker.CallbackUrl,
             ["scope"] = scope,
             ["state"] = started.State,
             ["code_challenge"] = started.CodeChallenge,
@@ -136,6 +142,11 @@ public static partial class LoginEndpoints
         }
 
         BrowserBinding.Clear(context.Response, state, secure);
+        if (login.InstanceId == AdminSignIn.PseudoInstanceId)
+        {
+            return await AdminSignIn.CompleteAsync(context, login, code: query["code"].ToString(), gitHub, broker.Value, audit, cancellationToken);
+        }
+
         if (!allowlist.Current.TryMatch(login.RedirectUri, out var target, out _) || target.Instance.Id != login.InstanceId)
         {
             return await refuse(login.InstanceId, "The application that started this sign-in is no longer allowed by the broker.");
@@ -202,7 +213,7 @@ public static partial class LoginEndpoints
         return Refusal.For(context.Request, "Sign-in refused", reason);
     }
 
-    private static bool IsSecure(HttpContext context, BrokerOptions broker) =>
+    public static bool IsSecure(HttpContext context, BrokerOptions broker) =>
         context.Request.IsHttps || broker.Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 
     private static partial class Log

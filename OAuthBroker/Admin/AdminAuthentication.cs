@@ -1,0 +1,125 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Broker;
+
+namespace OAuthBroker.Admin;
+
+/// <summary>
+/// Two ways in: a session cookie (HttpOnly, Secure over https, SameSite=Strict) after a GitHub sign-in by a login in
+/// Admin:GitHubLogins, or Authorization: Bearer with Admin:ApiToken for automation. Cookie-authenticated writes must
+/// carry an antiforgery token; bearer requests carry no ambient credential and need none.
+/// </summary>
+public static class AdminAuthentication
+{
+    public const string SessionScheme = "AdminSession";
+    public const string TokenScheme = "AdminToken";
+    public const string Policy = "Admin";
+    public const string CsrfHeader = "X-CSRF-Token";
+
+    public static IServiceCollection AddAdminAuthentication(this IServiceCollection services)
+    {
+        services.AddAuthentication(SessionScheme)
+            .AddCookie(SessionScheme, _ => { })
+            .AddScheme<AuthenticationSchemeOptions, AdminTokenHandler>(TokenScheme, _ => { });
+        services.AddOptions<CookieAuthenticationOptions>(SessionScheme).Configure<IOptions<BrokerOptions>, IOptions<AdminOptions>>((cookie, broker, admin) =>
+        {
+            var secure = broker.Value.Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+            cookie.Cookie.Name = secure ? "__Host-oab-admin" : "oab-admin";
+            cookie.Cookie.HttpOnly = true;
+            cookie.Cookie.SameSite = SameSiteMode.Strict;
+            cookie.Cookie.SecurePolicy = secure ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
+            cookie.Cookie.Path = "/";
+            cookie.ExpireTimeSpan = admin.Value.SessionLifetime;
+            cookie.SlidingExpiration = false;
+            cookie.Events.OnRedirectToLogin = context => Challenge(context, StatusCodes.Status401Unauthorized);
+            cookie.Events.OnRedirectToAccessDenied = context => Challenge(context, StatusCodes.Status403Forbidden);
+        });
+        services.AddAuthorizationBuilder().AddPolicy(Policy, policy => policy.AddAuthenticationSchemes(SessionScheme, TokenScheme).RequireAuthenticatedUser());
+        services.AddAntiforgery(options =>
+        {
+            options.HeaderName = CsrfHeader;
+            options.Cookie.Name = "oab-admin-csrf";
+            options.Cookie.SameSite = SameSiteMode.Strict;
+            options.Cookie.HttpOnly = true;
+        });
+        return services;
+    }
+
+    public static ClaimsPrincipal SessionPrincipal(string gitHubLogin) =>
+        new(new ClaimsIdentity([new Claim(ClaimTypes.Name, gitHubLogin)], SessionScheme));
+
+    /// <summary>Pages send the browser to the sign-in page; the API answers 401/403 as problem details.</summary>
+    private static Task Challenge(RedirectContext<CookieAuthenticationOptions> context, int status)
+    {
+        if (context.Request.Path.StartsWithSegments("/admin/api", StringComparison.Ordinal) || status == StatusCodes.Status403Forbidden)
+        {
+            context.Response.StatusCode = status;
+            return Task.CompletedTask;
+        }
+
+        context.Response.Redirect("/admin/login");
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Refuses a cookie-authenticated write without a valid antiforgery token (login CSRF and cross-site forms).</summary>
+    public static async ValueTask<object?> RequireCsrfTokenForSessionWrites(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
+    {
+        var context = invocation.HttpContext;
+        if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method)
+            && context.User.Identity?.AuthenticationType == SessionScheme)
+        {
+            try
+            {
+                await context.RequestServices.GetRequiredService<IAntiforgery>().ValidateRequestAsync(context);
+            }
+            catch (AntiforgeryValidationException)
+            {
+                return TypedResults.Problem("This change needs the form's CSRF token (or the X-CSRF-Token header); reload the page and try again.", statusCode: StatusCodes.Status400BadRequest, title: "CSRF check failed");
+            }
+        }
+
+        return await next(invocation);
+    }
+}
+
+/// <summary>Authorization: Bearer &lt;Admin:ApiToken&gt;, compared as SHA-256 digests in constant time.</summary>
+public sealed class AdminTokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, IOptions<AdminOptions> admin)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var header = Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || admin.Value.ApiTokenHash is not { } expected)
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+
+        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(header[7..].Trim()));
+        if (!CryptographicOperations.FixedTimeEquals(presented, expected))
+        {
+            return Task.FromResult(AuthenticateResult.Fail("The admin API token is not valid."));
+        }
+
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "api-token")], AdminAuthentication.TokenScheme);
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name)));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        // Pages are the session cookie's to challenge (it sends the browser to the sign-in page).
+        if (!Request.Path.StartsWithSegments("/admin/api", StringComparison.Ordinal))
+        {
+            return Task.CompletedTask;
+        }
+
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = "Bearer realm=\"oauthbroker-admin\"";
+        return Task.CompletedTask;
+    }
+}

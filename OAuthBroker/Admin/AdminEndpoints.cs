@@ -1,0 +1,32 @@
+using Microsoft.Extensions.Options;
+
+namespace OAuthBroker.Admin;
+
+public static class AdminEndpoints
+{
+    public static IServiceCollection AddAdmin(this IServiceCollection services)
+    {
+        services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>();
+        services.AddAdminAuthentication();
+        return services;
+    }
+
+    /// <summary>Everything under /admin requires an admin; with neither GitHub admins nor an API token configured, /admin does not exist.</summary>
+    public static IEndpointRouteBuilder MapAdmin(this IEndpointRouteBuilder endpoints)
+    {
+        if (!endpoints.ServiceProvider.GetRequiredService<IOptions<AdminOptions>>().Value.Enabled)
+        {
+            return endpoints;
+        }
+
+        endpoints.MapGet("/admin/login", AdminSignIn.StartAsync).WithTags("Admin").AllowAnonymous();
+        var admin = endpoints.MapGroup("/admin")
+            .RequireAuthorization(AdminAuthentication.Policy)
+            .AddEndpointFilter(AdminAuthentication.RequireCsrfTokenForSessionWrites)
+            .WithTags("Admin");
+        AdminApi.Map(admin);
+        AdminPage.Map(admin);
+        return endpoints;
+    }
+}

@@ -1,0 +1,240 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Authentication;
+using OAuthBroker.Allowlist;
+using OAuthBroker.Audit;
+using OAuthBroker.Web;
+
+namespace OAuthBroker.Admin;
+
+/// <summary>
+/// /admin: a server-rendered page with plain HTML forms (no script, no build step), writing through the same
+/// validated, atomic editor as the API. Every form carries the antiforgery token and the ETag it was rendered from.
+/// </summary>
+public static class AdminPage
+{
+    public static void Map(RouteGroupBuilder admin)
+    {
+        admin.MapGet("", ShowAsync);
+        admin.MapGet("/instances/{id}", ShowEdit);
+        admin.MapPost("/instances", AddAsync);
+        admin.MapPost("/instances/{id}", SaveAsync);
+        admin.MapPost("/instances/{id}/delete", DeleteAsync);
+        admin.MapPost("/logout", async (HttpContext context) =>
+        {
+            await context.SignOutAsync(AdminAuthentication.SessionScheme);
+            return TypedResults.Redirect("/admin/login");
+        });
+    }
+
+    private static async Task<IResult> ShowAsync(HttpContext context, string? check, AllowlistEditor editor, AllowlistProvider allowlist, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
+    {
+        var content = editor.Read();
+        var recent = await audit.RecentLoginsAsync(5, cancellationToken);
+        var body = new StringBuilder();
+        body.Append(CultureInvariant($"<p>Signed in as <strong>{HtmlPage.Encode(context.User.Identity?.Name)}</strong>.</p>"));
+        body.Append(Form(context, antiforgery, "/admin/logout", content.ETag, "<button>Sign out</button>"));
+        if (allowlist.Status.IsStale)
+        {
+            body.Append(CultureInvariant($"<p><strong>The allowlist file was refused; the last good one is served.</strong></p><pre>{HtmlPage.Encode(allowlist.Status.Error)}</pre>"));
+        }
+
+        body.Append("<h2>Test a redirect URI</h2><form method=\"get\" action=\"/admin\"><input name=\"check\" size=\"60\" value=\"")
+            .Append(HtmlPage.Encode(check)).Append("\"> <button>Check</button></form>");
+        if (check is not null)
+        {
+            body.Append(CheckResultHtml(allowlist.Current, check));
+        }
+
+        body.Append(CultureInvariant($"<h2>Instances ({content.Instances.Count})</h2><table><tr><th>Instance</th><th>Redirect URIs</th><th>Token</th><th>Recent logins</th><th></th></tr>"));
+        foreach (var entry in content.Instances.OfType<JsonObject>())
+        {
+            var id = (string?)entry["id"] ?? "";
+            var logins = string.Join("<br>", recent[id].Select(login =>
+                $"{login.At:yyyy-MM-dd HH:mm} {HtmlPage.Encode(login.Action)} {HtmlPage.Encode(login.Actor)}"));
+            body.Append(CultureInvariant($"<tr><td><a href=\"/admin/instances/{HtmlPage.Encode(Uri.EscapeDataString(id))}\">{HtmlPage.Encode(id)}</a></td>"))
+                .Append(CultureInvariant($"<td>{string.Join("<br>", Strings(entry["redirectUris"]).Select(HtmlPage.Encode))}</td>"))
+                .Append(CultureInvariant($"<td>{HtmlPage.Encode(KeySummary(entry))}</td><td>{logins}</td>"))
+                .Append("<td>").Append(Form(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}/delete", content.ETag, $"<button>Remove {HtmlPage.Encode(id)}</button>")).Append("</td></tr>");
+        }
+
+        body.Append("</table><h2>Add an instance</h2>").Append(InstanceForm(context, antiforgery, "/admin/instances", content.ETag, null));
+        return HtmlPage.Render("OAuthBroker admin", body.ToString());
+    }
+
+    private static Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult ShowEdit(string id, HttpContext context, AllowlistEditor editor, IAntiforgery antiforgery)
+    {
+        var content = editor.Read();
+        return content.Find(id) is { } entry
+            ? HtmlPage.Render($"Edit {id}", InstanceForm(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}", content.ETag, entry) + "<p><a href=\"/admin\">Back</a></p>")
+            : HtmlPage.Error("Not found", $"There is no instance '{id}'.", StatusCodes.Status404NotFound);
+    }
+
+    private static async Task<IResult> AddAsync(HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
+    {
+        var form = await context.Request.ReadFormAsync(cancellationToken);
+        var (entry, secret, error) = EntryFromForm(form, existing: null);
+        var outcome = entry is null ? null : editor.Add(entry, form["etag"]);
+        return await FinishAsync(context, audit, antiforgery, "create", (string?)form["id"], outcome, error, secret, "/admin/instances", form, cancellationToken);
+    }
+
+    private static async Task<IResult> SaveAsync(string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
+    {
+        var form = await context.Request.ReadFormAsync(cancellationToken);
+        var (entry, secret, error) = EntryFromForm(form, editor.Read().Find(id));
+        var outcome = entry is null ? null : editor.Replace(id, entry, form["etag"]);
+        return await FinishAsync(context, audit, antiforgery, "replace", id, outcome, error, secret, $"/admin/instances/{Uri.EscapeDataString(id)}", form, cancellationToken);
+    }
+
+    private static async Task<IResult> DeleteAsync(string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
+    {
+        var form = await context.Request.ReadFormAsync(cancellationToken);
+        var outcome = editor.Remove(id, form["etag"]);
+        return await FinishAsync(context, audit, antiforgery, "delete", id, outcome, null, null, "/admin", form, cancellationToken);
+    }
+
+    private static async Task<IResult> FinishAsync(
+        HttpContext context, AuditLog audit, IAntiforgery antiforgery, string action, string? id, EditOutcome? outcome, string? formError, string? secret, string formAction, IFormCollection form, CancellationToken cancellationToken)
+    {
+        if (outcome?.Status == EditStatus.Done)
+        {
+            await AdminApi.RespondAsync(context, audit, action, id, outcome, created: false, cancellationToken);
+            context.Response.Headers.Remove("ETag");
+            if (secret is not null)
+            {
+                return HtmlPage.Render("Instance saved",
+                    $"<p>Give this key to the instance <strong>{HtmlPage.Encode(id)}</strong>. It is not shown again.</p><pre id=\"secret\">{HtmlPage.Encode(secret)}</pre><p><a href=\"/admin\">Back to the admin page</a></p>");
+            }
+
+            // 303: the browser follows with a GET, so a reload does not repeat the change.
+            return new SeeOther("/admin");
+        }
+
+        string[] problems = formError is not null ? [formError]
+            : outcome?.Status switch
+            {
+                EditStatus.PreconditionFailed => ["The allowlist changed since this page was loaded. Reload the page and repeat the change."],
+                EditStatus.NotFound => [$"There is no instance '{id}'."],
+                _ => outcome?.Problems.Select(problem => problem.ToString()).ToArray() ?? [],
+            };
+        var status = outcome?.Status == EditStatus.PreconditionFailed ? StatusCodes.Status412PreconditionFailed : StatusCodes.Status400BadRequest;
+        var list = string.Concat(problems.Select(problem => $"<li>{HtmlPage.Encode(problem)}</li>"));
+        var again = formAction == "/admin" ? "" : InstanceForm(context, antiforgery, formAction, outcome?.ETag ?? form["etag"].ToString(), null, form);
+        return HtmlPage.Render("Not saved", $"<p>Nothing was changed:</p><ul id=\"problems\">{list}</ul>{again}<p><a href=\"/admin\">Back</a></p>", status);
+    }
+
+    /// <summary>Builds the entry from the form; a generated secret is returned once so the page can show it.</summary>
+    private static (JsonObject? Entry, string? Secret, string? Error) EntryFromForm(IFormCollection form, JsonObject? existing)
+    {
+        var entry = new JsonObject
+        {
+            ["id"] = form["id"].ToString().Trim(),
+            ["redirectUris"] = new JsonArray([.. Lines(form["redirectUris"]).Select(uri => JsonValue.Create(uri))]),
+        };
+        if (Scopes.Split(form["scopes"]) is { Length: > 0 } scopes)
+        {
+            entry["scopes"] = new JsonArray([.. scopes.Select(scope => JsonValue.Create(scope))]);
+        }
+
+        string? secret = null;
+        switch (form["keyMode"].ToString())
+        {
+            case "keep" when (existing?["encryptionKey"]) is JsonObject current:
+                entry["encryptionKey"] = current.DeepClone();
+                break;
+            case "identity":
+                entry["deliverAccessToken"] = false;
+                break;
+            case "secret":
+                var generated = new JsonObject { ["kty"] = "oct", ["k"] = Jose.Base64Url.Encode(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)), ["alg"] = "A256KW" };
+                entry["encryptionKey"] = generated;
+                secret = generated.ToJsonString();
+                break;
+            case "key":
+                try
+                {
+                    if (JsonNode.Parse(form["encryptionKey"].ToString()) is not JsonObject key)
+                    {
+                        return (null, null, "encryptionKey must be a JWK (a JSON object).");
+                    }
+
+                    entry["encryptionKey"] = key;
+                }
+                catch (JsonException)
+                {
+                    return (null, null, "encryptionKey is not valid JSON.");
+                }
+
+                break;
+            default:
+                return (null, null, "Choose how the instance receives the token: its public key, a generated secret, or identity only.");
+        }
+
+        return (entry, secret, null);
+    }
+
+    private static string InstanceForm(HttpContext context, IAntiforgery antiforgery, string action, string etag, JsonObject? entry, IFormCollection? previous = null)
+    {
+        var id = previous?["id"].ToString() ?? (string?)entry?["id"] ?? "";
+        var uris = previous?["redirectUris"].ToString() ?? string.Join("\n", Strings(entry?["redirectUris"]));
+        var scopes = previous?["scopes"].ToString() ?? string.Join(' ', Strings(entry?["scopes"]));
+        var hasKey = entry?["encryptionKey"] is JsonObject;
+        var fields = new StringBuilder()
+            .Append(CultureInvariant($"<p><label>Id <input name=\"id\" value=\"{HtmlPage.Encode(id)}\" {(entry is null ? "" : "readonly")}></label></p>"))
+            .Append(CultureInvariant($"<p><label>Redirect URIs, one per line<br><textarea name=\"redirectUris\" rows=\"3\" cols=\"60\">{HtmlPage.Encode(uris)}</textarea></label></p>"))
+            .Append(CultureInvariant($"<p><label>Scopes (empty: the default) <input name=\"scopes\" size=\"40\" value=\"{HtmlPage.Encode(scopes)}\"></label></p>"))
+            .Append("<p>The GitHub token is delivered:<br>");
+        if (hasKey)
+        {
+            fields.Append(CultureInvariant($"<label><input type=\"radio\" name=\"keyMode\" value=\"keep\" checked> encrypted to the current key ({HtmlPage.Encode(KeySummary(entry!))})</label><br>"));
+        }
+
+        fields.Append(CultureInvariant($"<label><input type=\"radio\" name=\"keyMode\" value=\"key\"{(hasKey ? "" : " checked")}> encrypted to this public key (JWK):</label><br><textarea name=\"encryptionKey\" rows=\"4\" cols=\"60\"></textarea><br>"))
+            .Append("<label><input type=\"radio\" name=\"keyMode\" value=\"secret\"> encrypted to a new 256-bit shared secret (shown once)</label><br>")
+            .Append(CultureInvariant($"<label><input type=\"radio\" name=\"keyMode\" value=\"identity\"{(entry?["deliverAccessToken"] is JsonValue deliver && !deliver.GetValue<bool>() ? " checked" : "")}> not at all (login only)</label></p>"))
+            .Append("<button>Save</button>");
+        return Form(context, antiforgery, action, etag, fields.ToString());
+    }
+
+    private static string Form(HttpContext context, IAntiforgery antiforgery, string action, string etag, string innerHtml)
+    {
+        var tokens = antiforgery.GetAndStoreTokens(context);
+        return CultureInvariant($"<form method=\"post\" action=\"{HtmlPage.Encode(action)}\"><input type=\"hidden\" name=\"{tokens.FormFieldName}\" value=\"{HtmlPage.Encode(tokens.RequestToken)}\"><input type=\"hidden\" name=\"etag\" value=\"{HtmlPage.Encode(etag)}\">{innerHtml}</form>");
+    }
+
+    private static string CheckResultHtml(AllowlistSnapshot snapshot, string uri)
+    {
+        if (snapshot.TryMatch(uri, out var target, out var reason))
+        {
+            return CultureInvariant($"<p id=\"check-result\">Accepted for <strong>{HtmlPage.Encode(target.Instance.Id)}</strong> by {HtmlPage.Encode(target.Entry.ToString())} ({HtmlPage.Encode(target.Rule)}).</p>");
+        }
+
+        var near = RedirectUri.TryParse(uri, allowWildcard: false, out var parsed, out _)
+            ? string.Concat(snapshot.EntriesForHost(parsed).Select(entry => $"<br>Registered on this host: {HtmlPage.Encode(entry.Entry.ToString())} ({HtmlPage.Encode(entry.Instance.Id)})"))
+            : "";
+        return CultureInvariant($"<p id=\"check-result\">Refused: {HtmlPage.Encode(reason)}.{near}</p>");
+    }
+
+    private static string KeySummary(JsonObject entry) =>
+        entry["encryptionKey"] is JsonObject key ? $"{(string?)key["kty"]} {(string?)key["alg"] ?? "(default algorithm)"}" : "login only, no token";
+
+    private static IEnumerable<string> Strings(JsonNode? array) =>
+        array is JsonArray items ? items.Select(item => item?.ToString() ?? "") : [];
+
+    private static string[] Lines(string? text) =>
+        (text ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static string CultureInvariant(FormattableString text) => FormattableString.Invariant(text);
+
+    private sealed class SeeOther(string location) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = StatusCodes.Status303SeeOther;
+            httpContext.Response.Headers.Location = location;
+            return Task.CompletedTask;
+        }
+    }
+}
