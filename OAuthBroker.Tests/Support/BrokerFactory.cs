@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
@@ -67,10 +68,26 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
             {
                 services.AddSingleton<TimeProvider>(Clock);
             }
+
+            // TestServer has no socket; a real Kestrel would report the peer (here: a proxy on the same host).
+            services.AddSingleton<Microsoft.AspNetCore.Hosting.IStartupFilter, LoopbackPeer>();
         });
     }
 
-    public Browser NewBrowser() => new(this);
+    public Browser NewBrowser(string baseAddress = "http://localhost") => new(this, baseAddress);
+}
+
+internal sealed class LoopbackPeer : Microsoft.AspNetCore.Hosting.IStartupFilter
+{
+    public Action<Microsoft.AspNetCore.Builder.IApplicationBuilder> Configure(Action<Microsoft.AspNetCore.Builder.IApplicationBuilder> next) => app =>
+    {
+        app.Use(async (Microsoft.AspNetCore.Http.HttpContext context, Func<Task> nextMiddleware) =>
+        {
+            context.Connection.RemoteIpAddress ??= System.Net.IPAddress.Loopback;
+            await nextMiddleware();
+        });
+        next(app);
+    };
 }
 
 /// <summary>A folder under the system temp directory, deleted with the test.</summary>

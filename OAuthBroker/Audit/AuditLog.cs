@@ -69,9 +69,9 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     public async Task<ILookup<string, AuditEvent>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken)
     {
         await using var connection = await connections.OpenAsync(cancellationToken);
-        var rows = await connection.QueryAsync<Row>(
+        var rows = await connection.QueryAsync<LoginRow>(
             """
-            SELECT Id, At, Kind, InstanceId, Actor, Action, Reason, ClientIp, NULL AS BeforeJson, NULL AS AfterJson FROM (
+            SELECT Id, At, Kind, InstanceId, Actor, Action, Reason, ClientIp FROM (
                 SELECT id AS Id, at AS At, kind AS Kind, instance_id AS InstanceId, actor AS Actor, action AS Action, reason AS Reason, client_ip AS ClientIp,
                        ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id DESC) AS Position
                 FROM audit_events WHERE kind = 'login' AND instance_id IS NOT NULL)
@@ -101,6 +101,8 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     }
 
     private static string? Redact(JsonObject? entry) => InstanceEntryRedaction.Redact(entry)?.ToJsonString();
+
+    private sealed record LoginRow(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp);
 
     private sealed record Row(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, string? BeforeJson, string? AfterJson);
 }
