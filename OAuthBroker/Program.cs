@@ -45,6 +45,7 @@ app.MapLogin();
 app.MapTokens();
 app.MapUsers();
 app.MapHealth();
+app.MapPageAssets();
 app.MapAdmin();
 app.MapDemo();
 

@@ -6,12 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (https://dot.net)." >&2; exit 2; }
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "Installing Node.js and npm (for the interop tests with the jose package)..."
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get update -qq && sudo apt-get install -y -qq nodejs npm >/dev/null; fi
+
+# Debian packages: Node.js for the interop tests (jose) and Chromium for the admin page test (playwright-core).
+missing=()
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing ${missing[*]} ..."
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 npm ci --prefix examples/node-instance --no-audit --no-fund --loglevel=error
+npm ci --prefix OAuthBroker.Tests/browser --no-audit --no-fund --loglevel=error
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT

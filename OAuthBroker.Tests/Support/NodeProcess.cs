@@ -31,6 +31,38 @@ public sealed class NodeProcess : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="script"/> to its end; returns its exit code, output and errors.</summary>
+    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(string folder, string script, IDictionary<string, string> environment, TimeSpan timeout)
+    {
+        var workingDirectory = Path.Combine(RepositoryRoot, folder);
+        if (!Directory.Exists(Path.Combine(workingDirectory, "node_modules")))
+        {
+            throw new InvalidOperationException($"Run 'npm ci --prefix {folder}' first (the test command in the README does).");
+        }
+
+        var start = new ProcessStartInfo("node", script) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"node {script} did not finish within {timeout}: {await error}");
+        }
+
+        return (process.ExitCode, await output, await error);
+    }
+
     /// <summary>Starts <paramref name="script"/> and waits for it to print "listening on URL".</summary>
     public static async Task<NodeProcess> StartAsync(string folder, string script, IDictionary<string, string> environment)
     {

@@ -71,3 +71,13 @@ public static class SecurityHeaders
             await next(context);
         });
 }
+
+public static class PageAssets
+{
+    /// <summary>Browsers ask for an icon on every page; "no content" keeps their consoles and our logs free of 404s.</summary>
+    public static IEndpointRouteBuilder MapPageAssets(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/favicon.ico", () => TypedResults.NoContent()).ExcludeFromDescription();
+        return endpoints;
+    }
+}

@@ -1,0 +1,46 @@
+using System.Text.Json;
+using Jose;
+using Microsoft.IdentityModel.JsonWebTokens;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Admin;
+
+/// <summary>The admin page in headless Chromium (Debian's package, driven by playwright-core), against a broker on Kestrel.</summary>
+public sealed class AdminBrowserTests : FakeGitHubTest
+{
+    [Fact]
+    public async Task An_admin_signs_in_adds_an_instance_on_the_page_and_a_login_for_it_then_succeeds()
+    {
+        GitHub.User = GitHub.User with { Login = "octo-admin" };
+        var port = LoopbackPort.Free();
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?>
+        {
+            ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}",
+            ["Admin:GitHubLogins:0"] = "octo-admin",
+        });
+        broker.UseKestrel(port);
+        broker.StartServer();
+
+        var (exit, output, error) = await NodeProcess.RunAsync("OAuthBroker.Tests/browser", "admin-flow.mjs", new Dictionary<string, string>
+        {
+            ["BROKER_URL"] = broker.PublicUrl,
+            ["SCREENSHOT"] = Path.Combine(Folder.Path, "admin.png"),
+        }, TimeSpan.FromMinutes(2));
+
+        exit.Should().Be(0, error + broker.Logs.AllText);
+        using var result = JsonDocument.Parse(output.Trim().Split('\n').Last());
+        var root = result.RootElement;
+        root.GetProperty("check").GetString().Should().Contain("Accepted for browser-made").And.Contain("loopback, any port");
+        root.GetProperty("consoleErrors").GetArrayLength().Should().Be(0, root.GetProperty("consoleErrors").ToString());
+        var received = root.GetProperty("received");
+        received.GetProperty("state").GetString().Should().Be("from-browser");
+        var jwt = new JsonWebToken(received.GetProperty("token").GetString());
+        jwt.Audiences.Should().Equal("browser-made");
+
+        var entry = JsonDocument.Parse(File.ReadAllText(broker.AllowlistPath)).RootElement.GetProperty("instances").EnumerateArray().Single(i => i.GetProperty("id").GetString() == "browser-made");
+        var secret = Base64Url.Decode(entry.GetProperty("encryptionKey").GetProperty("k").GetString());
+        JWT.Decode(jwt.GetPayloadValue<string>("access_token"), secret, JweAlgorithm.A256KW, JweEncryption.A256GCM).Should().StartWith("gho_");
+        File.Exists(Path.Combine(Folder.Path, "admin.png")).Should().BeTrue();
+        File.Copy(Path.Combine(Folder.Path, "admin.png"), Path.Combine(Path.GetTempPath(), "oauthbroker-admin.png"), overwrite: true);
+    }
+}
