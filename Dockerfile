@@ -10,14 +10,16 @@ RUN dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --no-r
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 WORKDIR /app
 COPY --from=build /app ./
-COPY appsettings.json allowed-redirects.json ./
-# The database and the Data Protection key ring (which decrypts the signing key) live in /data: keep it on a volume.
-RUN mkdir /data && chown app:app /data
+COPY appsettings.json ./
+# The allowlist lives in a folder of its own: edits replace it by an atomic rename, which a single bind-mounted file
+# cannot take. The database and the Data Protection key ring (which decrypts the signing key) live in /data.
+COPY --chown=app:app allowed-redirects.json /config/
+RUN mkdir /data && chown app:app /data /config
 ENV ASPNETCORE_ENVIRONMENT=Production \
     URLS=http://+:8080 \
     Broker__DataPath=/data \
-    Broker__AllowlistPath=/app/allowed-redirects.json
-VOLUME ["/data"]
+    Broker__AllowlistPath=/config/allowed-redirects.json
+VOLUME ["/data", "/config"]
 EXPOSE 8080
 USER app
 ENTRYPOINT ["dotnet", "OAuthBroker.dll"]
