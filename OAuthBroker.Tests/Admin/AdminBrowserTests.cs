@@ -40,6 +40,11 @@ public sealed class AdminBrowserTests : FakeGitHubTest
         var entry = JsonDocument.Parse(File.ReadAllText(broker.AllowlistPath)).RootElement.GetProperty("instances").EnumerateArray().Single(i => i.GetProperty("id").GetString() == "browser-made");
         var secret = Base64Url.Decode(entry.GetProperty("encryptionKey").GetProperty("k").GetString());
         JWT.Decode(jwt.GetPayloadValue<string>("access_token"), secret, JweAlgorithm.A256KW, JweEncryption.A256GCM).Should().StartWith("gho_");
+        root.GetProperty("listed").EnumerateArray().Select(link => link.GetString()).Should().Contain("browser-made").And.NotContain("legacy-rsa");
+        var file = JsonDocument.Parse(File.ReadAllText(broker.AllowlistPath)).RootElement.GetProperty("instances").EnumerateArray().ToList();
+        file.Should().NotContain(i => i.GetProperty("id").GetString() == "legacy-rsa");
+        file.Single(i => i.GetProperty("id").GetString() == "login-only").GetProperty("scopes").EnumerateArray().Select(scope => scope.GetString())
+            .Should().Equal("read:user", "user:email");
         File.Exists(Path.Combine(Folder.Path, "admin.png")).Should().BeTrue();
         File.Copy(Path.Combine(Folder.Path, "admin.png"), Path.Combine(Path.GetTempPath(), "oauthbroker-admin.png"), overwrite: true);
     }

@@ -55,7 +55,16 @@ try {
   await userPage.goto(`${brokerUrl}/auth/github?redirect_uri=${encodeURIComponent(callback)}&state=from-browser`);
   await userPage.waitForSelector('text=instance got the callback');
 
-  console.log(JSON.stringify({ secretAlg: secret.alg, check, received, consoleErrors: failures }));
+  // Edit an instance on its page, then remove another one.
+  await page.goto(`${brokerUrl}/admin/instances/login-only`);
+  await page.fill('input[name="scopes"]', 'read:user user:email');
+  await page.click('form button');
+  await page.waitForSelector('a[href="/admin/instances/browser-made"]');
+  await page.click('button:has-text("Remove legacy-rsa")');
+  await page.waitForSelector('a[href="/admin/instances/browser-made"]');
+  const listed = await page.$$eval('table a', (links) => links.map((link) => link.textContent));
+
+  console.log(JSON.stringify({ secretAlg: secret.alg, check, received, listed, consoleErrors: failures }));
 } finally {
   await browser.close();
   instance.close();
