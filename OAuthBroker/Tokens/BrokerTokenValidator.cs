@@ -17,6 +17,12 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
 
     public async Task<TokenValidationResult> ValidateAsync(string token)
     {
+        var shapeError = token.Length > MaxTokenBytes ? "longer than the size bound" : CompactJwsShape.Check(token);
+        if (shapeError is not null)
+        {
+            return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenMalformedException(shapeError) };
+        }
+
         var parameters = new TokenValidationParameters
         {
             ValidIssuer = options.Value.Issuer,
