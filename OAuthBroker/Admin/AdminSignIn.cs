@@ -25,7 +25,7 @@ public static partial class AdminSignIn
             return HtmlPage.Error("Admin sign-in", "Signing in with GitHub is not enabled (Admin:GitHubLogins is empty); use the API token.", StatusCodes.Status404NotFound);
         }
 
-        return await LoginEndpoints.BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, PseudoInstanceId, "/admin", null, "read:user", cancellationToken);
+        return await LoginEndpoints.BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, PseudoInstanceId, "/admin", null, "read:user", InstanceResponse.Query, cancellationToken);
     }
 
     public static async Task<IResult> CompleteAsync(

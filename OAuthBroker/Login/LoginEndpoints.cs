@@ -56,7 +56,7 @@ public static partial class LoginEndpoints
         var query = context.Request.Query;
         var refuse = (string? instanceId, string reason) => RefuseAsync(context, audit, logger, instanceId, reason, cancellationToken);
         // A parameter given twice is read differently by different parsers: refuse rather than pick one.
-        if (query["redirect_uri"].Count > 1 || query["state"].Count > 1 || query["scope"].Count > 1)
+        if (query["redirect_uri"].Count > 1 || query["state"].Count > 1 || query["scope"].Count > 1 || query["response_mode"].Count > 1)
         {
             return await refuse(null, "A parameter is given more than once.");
         }
@@ -72,6 +72,12 @@ public static partial class LoginEndpoints
             return await refuse(target.Instance.Id, $"state must be at most {MaxInstanceStateLength} characters without control characters.");
         }
 
+        var responseMode = query["response_mode"].Count == 0 ? InstanceResponse.Query : query["response_mode"].ToString();
+        if (!InstanceResponse.Modes.Contains(responseMode, StringComparer.Ordinal))
+        {
+            return await refuse(target.Instance.Id, "response_mode must be query, fragment or form_post.");
+        }
+
         var instance = target.Instance;
         var requestedScope = query["scope"].Count == 0 ? null : query["scope"].ToString();
         if (!Scopes.TryResolve(requestedScope, gitHub.Value.DefaultScopes, instance.AllowedScopes, out var scope, out var scopeError))
@@ -80,15 +86,15 @@ public static partial class LoginEndpoints
         }
 
         Log.Started(logger, instance.Id, scope);
-        return await BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, cancellationToken);
+        return await BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, responseMode, cancellationToken);
     }
 
     /// <summary>Records a pending login bound to this browser and sends the browser to GitHub's authorize page.</summary>
     public static async Task<RedirectHttpResult> BeginAuthorizationAsync(
         HttpContext context, PendingLoginStore logins, GitHubOptions gitHub, BrokerOptions broker,
-        string instanceId, string redirectUri, string? instanceState, string scope, CancellationToken cancellationToken)
+        string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
     {
-        var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, cancellationToken);
+        var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, cancellationToken);
         BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker));
         var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>
         {
@@ -129,7 +135,13 @@ public static partial class LoginEndpoints
         }
 
         var secure = IsSecure(context, broker.Value);
-        var (login, refusal) = await logins.TryConsumeAsync(state, BrowserBinding.Read(context.Request, state, secure), cancellationToken);
+        var (login, refusal, expiredRedirectUri) = await logins.TryConsumeAsync(state, BrowserBinding.Read(context.Request, state, secure), cancellationToken);
+        if (refusal == LoginRefusal.Expired && expiredRedirectUri is not null && allowlist.Current.TryMatch(expiredRedirectUri, out var stillAllowed, out _))
+        {
+            await refuse(stillAllowed.Instance.Id, "This sign-in took longer than 10 minutes and has expired.");
+            return StartAgainPage(stillAllowed.Uri);
+        }
+
         if (login is null)
         {
             return await refuse(null, refusal switch
@@ -191,7 +203,16 @@ public static partial class LoginEndpoints
         return ToInstance(login, [new("token", jwt), new("user", user.Login)]);
     }
 
-    private static RedirectHttpResult GitHubFailed(ILogger logger, PendingLogin login, AllowlistInstance instance, GitHubFailure failure)
+    /// <summary>GitHub sent the user back after the login expired: offer the way back to the instance to start again.</summary>
+    private static ContentHttpResult StartAgainPage(RedirectUri instance)
+    {
+        var home = (instance with { Path = "/" }).ToString();
+        return HtmlPage.Render("Sign-in expired",
+            $"<p>This sign-in took longer than 10 minutes and has expired, so it was not completed.</p><p><a class=\"button\" id=\"start-again\" href=\"{HtmlPage.Encode(home)}\">Go back to {HtmlPage.Encode(home)} and sign in again</a></p>",
+            StatusCodes.Status400BadRequest);
+    }
+
+    private static IResult GitHubFailed(ILogger logger, PendingLogin login, AllowlistInstance instance, GitHubFailure failure)
     {
         Log.GitHubFailed(logger, instance.Id, failure.Kind, failure.Reason);
         return ToInstance(login, Error(failure.OAuthError, failure.Kind == GitHubFailureKind.Unavailable
@@ -203,8 +224,8 @@ public static partial class LoginEndpoints
         [new("error", code), new("error_description", description)];
 
     /// <summary>The redirect back to the instance; its own state always comes back verbatim.</summary>
-    private static RedirectHttpResult ToInstance(PendingLogin login, KeyValuePair<string, string?>[] parameters) =>
-        TypedResults.Redirect(QueryHelpers.AddQueryString(login.RedirectUri, [.. parameters, new("state", login.InstanceState)]));
+    private static IResult ToInstance(PendingLogin login, KeyValuePair<string, string?>[] parameters) =>
+        InstanceResponse.To(login.RedirectUri, login.ResponseMode, [.. parameters, new("state", login.InstanceState)]);
 
     private static async Task<IResult> RefuseAsync(HttpContext context, AuditLog audit, ILogger logger, string? instanceId, string reason, CancellationToken cancellationToken)
     {

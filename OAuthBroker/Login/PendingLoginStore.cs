@@ -8,7 +8,7 @@ using OAuthBroker.Storage;
 namespace OAuthBroker.Login;
 
 /// <summary>A login between <c>/auth/github</c> and GitHub's return to the callback.</summary>
-public sealed record PendingLogin(string InstanceId, string RedirectUri, string? InstanceState, string Scope, string CodeVerifier)
+public sealed record PendingLogin(string InstanceId, string RedirectUri, string? InstanceState, string Scope, string CodeVerifier, string ResponseMode)
 {
     public override string ToString() => $"PendingLogin {{ InstanceId = {InstanceId}, RedirectUri = {RedirectUri} }}";
 }
@@ -41,7 +41,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     private const int SecretBytes = 32;
     private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Login.PkceVerifier.v1");
 
-    public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, CancellationToken cancellationToken)
+    public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
     {
         var state = NewSecret();
         var browserSecret = NewSecret();
@@ -51,8 +51,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         await using var connection = await connections.OpenAsync(cancellationToken);
         await connection.ExecuteAsync(
             """
-            INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, protected_verifier, created_at, expires_at)
-            VALUES (@StateHash, @BrowserHash, @InstanceId, @RedirectUri, @InstanceState, @Scope, @ProtectedVerifier, @CreatedAt, @ExpiresAt)
+            INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, protected_verifier, created_at, expires_at, response_mode)
+            VALUES (@StateHash, @BrowserHash, @InstanceId, @RedirectUri, @InstanceState, @Scope, @ProtectedVerifier, @CreatedAt, @ExpiresAt, @ResponseMode)
             """,
             new
             {
@@ -65,6 +65,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
                 ProtectedVerifier = protector.Protect(Encoding.ASCII.GetBytes(verifier)),
                 CreatedAt = now.ToUnixTimeMilliseconds(),
                 ExpiresAt = now.Add(Lifetime).ToUnixTimeMilliseconds(),
+                ResponseMode = responseMode,
             });
         var challenge = Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
         return new StartedLogin(state, browserSecret, challenge);
@@ -74,11 +75,12 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     /// Takes the login for <paramref name="state"/> if it belongs to this browser, is unexpired and unused. The
     /// conditional UPDATE makes this atomic: of any number of concurrent replays exactly one succeeds.
     /// </summary>
-    public async Task<(PendingLogin? Login, LoginRefusal? Refusal)> TryConsumeAsync(string? state, string? browserSecret, CancellationToken cancellationToken)
+    /// <remarks>For an expired login, <c>ExpiredRedirectUri</c> says where it was going, so the user can be offered a way back.</remarks>
+    public async Task<(PendingLogin? Login, LoginRefusal? Refusal, string? ExpiredRedirectUri)> TryConsumeAsync(string? state, string? browserSecret, CancellationToken cancellationToken)
     {
         if (!IsWellFormedSecret(state))
         {
-            return (null, LoginRefusal.UnknownState);
+            return (null, LoginRefusal.UnknownState, null);
         }
 
         var stateHash = Hash(state!);
@@ -86,29 +88,29 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         var row = await connection.QuerySingleOrDefaultAsync<Row>(
             """
             SELECT browser_hash AS BrowserHash, instance_id AS InstanceId, redirect_uri AS RedirectUri, instance_state AS InstanceState,
-                   scope AS Scope, protected_verifier AS ProtectedVerifier, expires_at AS ExpiresAt, consumed_at AS ConsumedAt
+                   scope AS Scope, protected_verifier AS ProtectedVerifier, expires_at AS ExpiresAt, consumed_at AS ConsumedAt, response_mode AS ResponseMode
             FROM pending_logins WHERE state_hash = @stateHash
             """,
             new { stateHash });
         if (row is null)
         {
-            return (null, LoginRefusal.UnknownState);
+            return (null, LoginRefusal.UnknownState, null);
         }
 
         if (!IsWellFormedSecret(browserSecret) || !CryptographicOperations.FixedTimeEquals(Hash(browserSecret!), row.BrowserHash))
         {
-            return (null, LoginRefusal.OtherBrowser);
+            return (null, LoginRefusal.OtherBrowser, null);
         }
 
         if (row.ConsumedAt is not null)
         {
-            return (null, LoginRefusal.AlreadyUsed);
+            return (null, LoginRefusal.AlreadyUsed, null);
         }
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         if (row.ExpiresAt <= now)
         {
-            return (null, LoginRefusal.Expired);
+            return (null, LoginRefusal.Expired, row.RedirectUri);
         }
 
         var taken = await connection.ExecuteAsync(
@@ -116,11 +118,11 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
             new { stateHash, now });
         if (taken != 1)
         {
-            return (null, LoginRefusal.AlreadyUsed);
+            return (null, LoginRefusal.AlreadyUsed, null);
         }
 
         var verifier = Encoding.ASCII.GetString(protector.Unprotect(row.ProtectedVerifier));
-        return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, verifier), null);
+        return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, verifier, row.ResponseMode), null, null);
     }
 
     public string Name => "pending_logins";
@@ -140,5 +142,5 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     private static bool IsWellFormedSecret(string? value) =>
         value is { Length: 43 } && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
-    private sealed record Row(byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, byte[] ProtectedVerifier, long ExpiresAt, long? ConsumedAt);
+    private sealed record Row(byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, byte[] ProtectedVerifier, long ExpiresAt, long? ConsumedAt, string ResponseMode);
 }

@@ -56,6 +56,9 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
         CREATE INDEX ix_audit_events_at ON audit_events (at);
         CREATE INDEX ix_audit_events_instance ON audit_events (instance_id, id);
         """,
+        """
+        ALTER TABLE pending_logins ADD COLUMN response_mode TEXT NOT NULL DEFAULT 'query';
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

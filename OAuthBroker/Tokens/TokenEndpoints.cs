@@ -14,7 +14,7 @@ namespace OAuthBroker.Tokens;
 public static class TokenEndpoints
 {
     private static readonly string[] ResponseTypes = ["token"];
-    private static readonly string[] ResponseModes = ["query"];
+    private static readonly string[] ResponseModes = Login.InstanceResponse.Modes;
     private static readonly string[] CodeChallengeMethods = ["S256"];
     private static readonly string[] EncryptionAlgorithms = ["RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir"];
     private static readonly string[] ContentEncryptions = [InstanceTokenEncryptor.ContentEncryption];
