@@ -79,6 +79,56 @@ public sealed class GitHubFailureTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task Transient_user_endpoint_failures_are_retried_and_the_login_completes()
+    {
+        GitHub.UserFailuresBeforeSuccess = 2;
+        using var browser = broker.NewBrowser();
+
+        var outcome = await browser.LoginAsync(StandardInstances.TrackeepCallback);
+
+        outcome.Query.Should().ContainKey("token");
+        GitHub.UserCallCount.Should().Be(3);
+    }
+
+    [Fact]
+    public async Task A_persistent_user_endpoint_outage_is_retried_within_the_deadline_then_reported()
+    {
+        GitHub.UserFault = UserFault.ServerError;
+
+        var outcome = await LoginAsync();
+
+        AssertErrorRedirect(outcome, "temporarily_unavailable");
+        GitHub.UserCallCount.Should().Be(3, "one try and two retries");
+    }
+
+    [Theory]
+    [InlineData(UserFault.RateLimited)]
+    [InlineData(UserFault.TooManyRequests)]
+    [InlineData(UserFault.Unauthorized)]
+    public async Task Rate_limits_and_refusals_are_not_retried(UserFault fault)
+    {
+        GitHub.UserFault = fault;
+
+        await LoginAsync();
+
+        GitHub.UserCallCount.Should().Be(1);
+    }
+
+    [Theory]
+    [InlineData(TokenFault.ServerError)]
+    [InlineData(TokenFault.DropConnection)]
+    [InlineData(TokenFault.Slow)]
+    public async Task A_failed_code_exchange_is_never_retried(TokenFault fault)
+    {
+        GitHub.TokenFault = fault;
+
+        var outcome = await LoginAsync();
+
+        AssertErrorRedirect(outcome, "temporarily_unavailable");
+        GitHub.TokenCallCount.Should().Be(1, "an authorization code is good for one try");
+    }
+
+    [Fact]
     public async Task Unreachable_GitHub_gives_temporarily_unavailable()
     {
         var port = LoopbackPort.Free();

@@ -57,6 +57,7 @@ public sealed class FakeGitHub : IAsyncDisposable
     private readonly WebApplication app;
     private readonly ConcurrentDictionary<string, IssuedCode> codes = new();
     private readonly ConcurrentDictionary<string, IssuedToken> tokens = new();
+    private int userCalls;
 
     private FakeGitHub(WebApplication app) => this.app = app;
 
@@ -80,6 +81,11 @@ public sealed class FakeGitHub : IAsyncDisposable
     public string TokenErrorCode { get; set; } = "bad_verification_code";
 
     public UserFault UserFault { get; set; }
+
+    /// <summary>GET /user answers 502 this many times before it answers properly (a transient outage).</summary>
+    public int UserFailuresBeforeSuccess { get; set; }
+
+    public int UserCallCount => userCalls;
 
     public TimeSpan SlowDelay { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -220,6 +226,11 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     private async Task<IResult> GetUserAsync(HttpContext context)
     {
+        if (Interlocked.Increment(ref userCalls) <= UserFailuresBeforeSuccess)
+        {
+            return Results.Content("<html>Unicorn!</html>", "text/html", statusCode: 502);
+        }
+
         switch (UserFault)
         {
             case UserFault.ServerError:

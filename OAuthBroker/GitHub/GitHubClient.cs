@@ -1,7 +1,10 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Timeout;
 
 namespace OAuthBroker.GitHub;
 
@@ -165,9 +168,9 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
                 return (null, new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered a body that is not JSON"));
             }
         }
-        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception exception) when (exception is TaskCanceledException or TimeoutRejectedException && !cancellationToken.IsCancellationRequested)
         {
-            return (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} timed out after {http.Timeout.TotalSeconds:0.###} s"));
+            return (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} timed out (deadline {http.Timeout.TotalSeconds:0.###} s, retries included)"));
         }
         catch (HttpRequestException exception)
         {
@@ -213,12 +216,35 @@ public static class GitHubSetup
         services.AddOptions<GitHubOptions>().BindConfiguration(GitHubOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<GitHubOptions>, GitHubOptionsValidator>();
         services.AddHttpClient<GitHubClient>((provider, client) =>
-        {
-            client.Timeout = provider.GetRequiredService<IOptions<GitHubOptions>>().Value.Timeout;
-            client.MaxResponseContentBufferSize = GitHubClient.MaxResponseBytes;
-            // GitHub's API refuses requests without a User-Agent.
-            client.DefaultRequestHeaders.UserAgent.ParseAdd("OAuthBroker/1.0");
-        });
+            {
+                // The total deadline: what a user waits at most for one call, retries included.
+                client.Timeout = provider.GetRequiredService<IOptions<GitHubOptions>>().Value.Timeout;
+                client.MaxResponseContentBufferSize = GitHubClient.MaxResponseBytes;
+                // GitHub's API refuses requests without a User-Agent.
+                client.DefaultRequestHeaders.UserAgent.ParseAdd("OAuthBroker/1.0");
+            })
+            .AddResilienceHandler("github", (pipeline, context) =>
+            {
+                var timeout = context.ServiceProvider.GetRequiredService<IOptions<GitHubOptions>>().Value.Timeout;
+                var retry = new HttpRetryStrategyOptions
+                {
+                    MaxRetryAttempts = 2,
+                    Delay = TimeSpan.FromMilliseconds(100),
+                    BackoffType = DelayBackoffType.Exponential,
+                    UseJitter = true,
+                    // Rate limits (403/429) are not retried: their reset is minutes away, and a user is waiting.
+                    ShouldHandle = arguments => ValueTask.FromResult(arguments.Outcome switch
+                    {
+                        { Exception: HttpRequestException or TimeoutRejectedException } => true,
+                        { Result: { } response } => (int)response.StatusCode >= 500 || response.StatusCode == HttpStatusCode.RequestTimeout,
+                        _ => false,
+                    }),
+                };
+                // GET /user and /user/emails are idempotent; the code exchange is not: a code is good for one try.
+                retry.DisableForUnsafeHttpMethods();
+                pipeline.AddRetry(retry);
+                pipeline.AddTimeout(timeout / 2);
+            });
         return services;
     }
 }
