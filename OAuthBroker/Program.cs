@@ -31,6 +31,8 @@ builder.Services
     .AddAudit()
     .AddAdmin()
     .AddClientAddress()
+    .AddRequestLimits()
+    .AddBrokerRateLimits()
     .AddLogin();
 builder.AddDemo(demo);
 
@@ -39,6 +41,8 @@ var app = builder.Build();
 app.UseForwardedHeaders();
 app.UseExceptionHandler();
 app.UseSecurityHeaders();
+app.UseRequestLimits();
+app.UseRateLimiter();
 app.UseAuthentication();
 app.UseAuthorization();
 app.MapLogin();

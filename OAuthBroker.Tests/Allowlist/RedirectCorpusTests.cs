@@ -89,7 +89,8 @@ public sealed class RedirectCorpusEndpointTests : FakeGitHubTest
         foreach (var entry in RedirectCorpusTests.Cases.Value.Refuse)
         {
             using var response = await client.GetAsync(QueryHelpers.AddQueryString("/auth/github", "redirect_uri", entry.Uri));
-            response.StatusCode.Should().Be(HttpStatusCode.BadRequest, $"{entry.Class}: {entry.Uri}");
+            // Over-long payloads are stopped earlier, by the query-length bound (414): a refusal all the same.
+            response.StatusCode.Should().BeOneOf([HttpStatusCode.BadRequest, HttpStatusCode.RequestUriTooLong], $"{entry.Class}: {entry.Uri[..Math.Min(entry.Uri.Length, 120)]}");
             response.Headers.Location.Should().BeNull();
             var page = await response.Content.ReadAsStringAsync();
             if (entry.Uri.Length > 3 && entry.Uri.IndexOfAny(['<', '>', '"', '\'', '&']) >= 0)

@@ -32,6 +32,10 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
             ["GitHub:BaseUrl"] = gitHub.BaseUrl,
             ["GitHub:ApiUrl"] = gitHub.ApiUrl,
             ["GitHub:Timeout"] = "00:00:02",
+            // Every test client is one loopback address; the rate-limit tests set their own budgets.
+            ["RateLimits:LoginPerClientPerMinute"] = "0",
+            ["RateLimits:LoginPerInstancePerMinute"] = "0",
+            ["RateLimits:UserInfoPerClientPerMinute"] = "0",
         };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
         {

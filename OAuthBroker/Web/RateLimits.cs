@@ -1,0 +1,78 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Allowlist;
+
+namespace OAuthBroker.Web;
+
+/// <summary>Request budgets per minute (configuration section <c>RateLimits</c>); 0 turns a limit off.</summary>
+public sealed class RateLimitOptions
+{
+    public const string Section = "RateLimits";
+
+    /// <summary>/auth/github and its callback, per client address (a login is two requests).</summary>
+    public int LoginPerClientPerMinute { get; set; } = 120;
+
+    /// <summary>Logins started for one instance, from all clients together.</summary>
+    public int LoginPerInstancePerMinute { get; set; } = 3000;
+
+    /// <summary>/api/v1/user/me per client address.</summary>
+    public int UserInfoPerClientPerMinute { get; set; } = 600;
+}
+
+/// <summary>
+/// The framework's rate limiter, as one chain: per client on the login endpoints, per instance on login starts, per
+/// client on the user endpoint. A refused request gets 429 with Retry-After.
+/// </summary>
+public static class RateLimits
+{
+    public static IServiceCollection AddBrokerRateLimits(this IServiceCollection services)
+    {
+        services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.Section)
+            .Validate(options => options.LoginPerClientPerMinute >= 0 && options.LoginPerInstancePerMinute >= 0 && options.UserInfoPerClientPerMinute >= 0, "RateLimits values must be 0 (off) or more.")
+            .ValidateOnStart();
+        services.AddRateLimiter(_ => { });
+        services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>>((limiter, limits) =>
+        {
+            var budgets = limits.Value;
+            limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
+                PerClient(context => context.Request.Path.StartsWithSegments("/auth/github", StringComparison.Ordinal), "login", budgets.LoginPerClientPerMinute),
+                PerInstance(budgets.LoginPerInstancePerMinute),
+                PerClient(context => context.Request.Path.StartsWithSegments("/api/v1/user/me", StringComparison.Ordinal), "userinfo", budgets.UserInfoPerClientPerMinute));
+            limiter.OnRejected = RejectAsync;
+        });
+        return services;
+    }
+
+    private static PartitionedRateLimiter<HttpContext> PerClient(Func<HttpContext, bool> applies, string name, int perMinute) =>
+        PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            perMinute > 0 && applies(context)
+                ? RateLimitPartition.GetFixedWindowLimiter($"{name}:{ClientAddress.Of(context)}", _ => Window(perMinute))
+                : RateLimitPartition.GetNoLimiter(""));
+
+    private static PartitionedRateLimiter<HttpContext> PerInstance(int perMinute) =>
+        PartitionedRateLimiter.Create<HttpContext, string>(context =>
+        {
+            if (perMinute > 0 && context.Request.Path.Equals("/auth/github", StringComparison.Ordinal)
+                && context.RequestServices.GetRequiredService<AllowlistProvider>().Current.TryMatch(context.Request.Query["redirect_uri"].ToString(), out var target, out _))
+            {
+                return RateLimitPartition.GetFixedWindowLimiter("instance:" + target.Instance.Id, _ => Window(perMinute));
+            }
+
+            return RateLimitPartition.GetNoLimiter("");
+        });
+
+    private static FixedWindowRateLimiterOptions Window(int perMinute) =>
+        new() { PermitLimit = perMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0, AutoReplenishment = true };
+
+    private static async ValueTask RejectAsync(OnRejectedContext rejected, CancellationToken cancellationToken)
+    {
+        var response = rejected.HttpContext.Response;
+        var retryAfter = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromMinutes(1);
+        response.StatusCode = StatusCodes.Status429TooManyRequests;
+        response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        var refusal = Refusal.For(rejected.HttpContext.Request, "Too many requests", "Too many requests from this address or for this application; try again shortly.", StatusCodes.Status429TooManyRequests);
+        await refusal.ExecuteAsync(rejected.HttpContext);
+    }
+}
