@@ -1,4 +1,3 @@
-using System.Text;
 using OAuthBroker.Tests.Support;
 
 namespace OAuthBroker.Tests.Security;
@@ -38,16 +37,24 @@ public sealed class SecretLeakTests : FakeGitHubTest
             .And.Contain(GitHub.ClientSecret);
         logs.Should().Contain("Login completed", "the scan must look at real log output");
 
-        var files = Directory.EnumerateFiles(Path.Combine(Folder.Path, "data"), "*", SearchOption.AllDirectories).ToList();
-        files.Should().Contain(file => file.EndsWith("broker.db", StringComparison.Ordinal));
-        foreach (var secret in secrets)
+        Directory.EnumerateFiles(Path.Combine(Folder.Path, "data"), "*", SearchOption.AllDirectories).Should().Contain(file => file.EndsWith("broker.db", StringComparison.Ordinal));
+        SecretScan.AssertAbsent(secrets, logs, Path.Combine(Folder.Path, "data"));
+    }
+
+    [Fact]
+    public async Task The_check_every_test_broker_runs_when_it_stops_catches_a_secret_in_the_data_folder()
+    {
+        var broker = new BrokerFactory(GitHub, Folder, Instances.Json);
+        using (var browser = broker.NewBrowser())
         {
-            logs.Should().NotContain(secret);
-            var bytes = Encoding.UTF8.GetBytes(secret);
-            foreach (var file in files)
-            {
-                File.ReadAllBytes(file).AsSpan().IndexOf(bytes).Should().Be(-1, $"{Path.GetFileName(file)} must not hold a secret in plain text");
-            }
+            await browser.LoginAsync(StandardInstances.TrackeepCallback);
         }
+
+        var leaked = GitHub.Secrets.First(secret => secret.StartsWith("gho_", StringComparison.Ordinal));
+        await File.WriteAllTextAsync(Path.Combine(broker.DataPath, "debug-dump.txt"), "token=" + leaked);
+
+        var dispose = async () => await broker.DisposeAsync();
+
+        (await dispose.Should().ThrowAsync<InvalidOperationException>()).Which.Message.Should().Contain("debug-dump.txt");
     }
 }

@@ -79,6 +79,17 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
     }
 
     public Browser NewBrowser(string baseAddress = "http://localhost") => new(this, baseAddress);
+
+    /// <summary>
+    /// Every broker a test starts is checked when it stops: no access token, refresh token or client secret that the
+    /// fake GitHub issued may appear in the captured logs or in any file under Broker:DataPath.
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        GC.SuppressFinalize(this);
+        SecretScan.AssertAbsent(GitHub.Secrets, Logs.AllText, DataPath);
+    }
 }
 
 internal sealed class LoopbackPeer : Microsoft.AspNetCore.Hosting.IStartupFilter
@@ -109,6 +120,39 @@ public sealed class TempDirectory : IDisposable
         {
             // A process that has not let go yet; the OS cleans temp.
         }
+    }
+}
+
+public static class SecretScan
+{
+    public static void AssertAbsent(IEnumerable<string> secrets, string logs, string dataPath)
+    {
+        var files = Directory.Exists(dataPath) ? Directory.EnumerateFiles(dataPath, "*", SearchOption.AllDirectories).ToList() : [];
+        var contents = files.Select(file => (Name: file, Bytes: ReadShared(file))).ToList();
+        foreach (var secret in secrets)
+        {
+            if (logs.Contains(secret, StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"A secret issued by the fake GitHub ({secret[..4]}...) appears in the broker's logs.");
+            }
+
+            var bytes = System.Text.Encoding.UTF8.GetBytes(secret);
+            foreach (var (name, content) in contents)
+            {
+                if (content.AsSpan().IndexOf(bytes) >= 0)
+                {
+                    throw new InvalidOperationException($"A secret issued by the fake GitHub ({secret[..4]}...) appears in plain text in {name}.");
+                }
+            }
+        }
+    }
+
+    private static byte[] ReadShared(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        return buffer.ToArray();
     }
 }
 
