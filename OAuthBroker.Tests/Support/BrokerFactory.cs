@@ -31,7 +31,7 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
             ["GitHub:ClientSecret"] = gitHub.ClientSecret,
             ["GitHub:BaseUrl"] = gitHub.BaseUrl,
             ["GitHub:ApiUrl"] = gitHub.ApiUrl,
-            ["GitHub:Timeout"] = "00:00:02",
+            ["GitHub:Timeout"] = "00:00:10",
             // Every test client is one loopback address; the rate-limit tests set their own budgets.
             ["RateLimits:LoginPerClientPerMinute"] = "0",
             ["RateLimits:LoginPerInstancePerMinute"] = "0",
