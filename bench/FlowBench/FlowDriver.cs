@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace FlowBench;
+
+internal sealed record FlowResult(string Target, string Scenario, int Concurrency, int Flows, double Seconds, double FlowsPerSecond,
+    double P50Ms, double P90Ms, double P99Ms, IReadOnlyDictionary<string, int> Errors, double CpuSeconds, double CpuMsPerFlow, double PeakRssMb);
+
+/// <summary>Virtual browsers, each with its own cookie jar, through the whole login flow; bounded in time and count.</summary>
+internal static class FlowDriver
+{
+    private static readonly HttpClient GitHubPages = new(new SocketsHttpHandler { AllowAutoRedirect = false, MaxConnectionsPerServer = 1024 });
+
+    public const string Callback = "https://instance.bench.example/auth/callback";
+
+    public static async Task<FlowResult> RunAsync(string target, string scenario, ServerProcess server, int concurrency, TimeSpan warmUp, TimeSpan measure, int maxFlows = int.MaxValue)
+    {
+        await LoopAsync(server.BaseUrl, concurrency, warmUp, int.MaxValue, null, null);
+
+        var latencies = new ConcurrentBag<double>();
+        var errors = new ConcurrentDictionary<string, int>();
+        var cpuBefore = server.CpuSeconds;
+        var peak = server.ResidentMegabytes;
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                peak = Math.Max(peak, server.ResidentMegabytes);
+                await Task.Delay(50);
+            }
+        });
+        var clock = Stopwatch.StartNew();
+        await LoopAsync(server.BaseUrl, concurrency, measure, maxFlows, latencies, errors);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var cpu = server.CpuSeconds - cpuBefore;
+        await sampling.CancelAsync();
+        await sampler;
+
+        var sorted = latencies.Order().ToArray();
+        double Percentile(double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
+        return new FlowResult(target, scenario, concurrency, sorted.Length, Math.Round(seconds, 2), Math.Round(sorted.Length / seconds, 1),
+            Math.Round(Percentile(0.50), 2), Math.Round(Percentile(0.90), 2), Math.Round(Percentile(0.99), 2),
+            new Dictionary<string, int>(errors), Math.Round(cpu, 2), sorted.Length == 0 ? double.NaN : Math.Round(cpu * 1000 / sorted.Length, 3), Math.Round(peak, 1));
+    }
+
+    private static async Task LoopAsync(string baseUrl, int concurrency, TimeSpan duration, int maxFlows, ConcurrentBag<double>? latencies, ConcurrentDictionary<string, int>? errors)
+    {
+        var deadline = Stopwatch.StartNew();
+        var remaining = maxFlows;
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async worker =>
+        {
+            using var browser = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer() }) { BaseAddress = new Uri(baseUrl) };
+            var n = 0;
+            while (deadline.Elapsed < duration && Interlocked.Decrement(ref remaining) >= 0)
+            {
+                var state = $"w{worker}-{n++}";
+                var flow = Stopwatch.StartNew();
+                var error = await OneFlowAsync(browser, state);
+                if (error is null)
+                {
+                    latencies?.Add(flow.Elapsed.TotalMilliseconds);
+                }
+                else
+                {
+                    errors?.AddOrUpdate(error, 1, (_, count) => count + 1);
+                }
+            }
+        }));
+    }
+
+    /// <summary>One login; returns null on success or the kind of failure.</summary>
+    private static async Task<string?> OneFlowAsync(HttpClient browser, string state)
+    {
+        try
+        {
+            using var start = await browser.GetAsync(QueryHelpers.AddQueryString("/auth/github", new Dictionary<string, string?> { ["redirect_uri"] = Callback, ["state"] = state }));
+            if (start.StatusCode != HttpStatusCode.Redirect)
+            {
+                return $"start:{(int)start.StatusCode}";
+            }
+
+            using var approval = await GitHubPages.GetAsync(start.Headers.Location);
+            if (approval.StatusCode != HttpStatusCode.Redirect)
+            {
+                return $"authorize:{(int)approval.StatusCode}";
+            }
+
+            using var callback = await browser.GetAsync(approval.Headers.Location!.PathAndQuery);
+            if (callback.StatusCode != HttpStatusCode.Redirect || callback.Headers.Location is not { } final)
+            {
+                return $"callback:{(int)callback.StatusCode}";
+            }
+
+            var query = QueryHelpers.ParseQuery(final.Query);
+            return !query.ContainsKey("token") ? "no-token:" + query.GetValueOrDefault("error")
+                : query["state"] != state ? "state-mismatch"
+                : null;
+        }
+        catch (Exception exception) when (exception is HttpRequestException or TaskCanceledException)
+        {
+            return "exception:" + exception.GetType().Name;
+        }
+    }
+}

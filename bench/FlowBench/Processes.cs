@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace FlowBench;
+
+/// <summary>A server under test in its own process, with its CPU time and resident memory read from /proc.</summary>
+internal sealed class ServerProcess : IDisposable
+{
+    private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
+    private readonly Process process;
+
+    private ServerProcess(Process process, string baseUrl, TimeSpan timeToReady)
+    {
+        this.process = process;
+        BaseUrl = baseUrl;
+        TimeToReady = timeToReady;
+    }
+
+    public string BaseUrl { get; }
+
+    public TimeSpan TimeToReady { get; }
+
+    public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, int port, IDictionary<string, string> environment)
+    {
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDirectory, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(dll);
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        var clock = Stopwatch.StartNew();
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, line) => { if (line.Data is not null) Console.Error.WriteLine("  [server] " + line.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var baseUrl = $"http://127.0.0.1:{port}";
+        using var http = new HttpClient();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            try
+            {
+                using var response = await http.GetAsync(baseUrl + "/readyz");
+                if (response.IsSuccessStatusCode)
+                {
+                    return new ServerProcess(process, baseUrl, clock.Elapsed);
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"{dll} exited with {process.ExitCode}");
+            }
+
+            await Task.Delay(5);
+        }
+
+        process.Kill();
+        throw new TimeoutException($"{dll} did not become ready");
+    }
+
+    /// <summary>User plus system CPU seconds the process has used so far.</summary>
+    public double CpuSeconds
+    {
+        get
+        {
+            var stat = File.ReadAllText($"/proc/{process.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
+        }
+    }
+
+    public double ResidentMegabytes
+    {
+        get
+        {
+            var line = File.ReadLines($"/proc/{process.Id}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit(5000);
+        }
+
+        process.Dispose();
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,215 @@
+// Full-flow benchmark: the broker and a minimal reference broker, each in its own process, driven through the whole
+// login flow against a fake GitHub on 127.0.0.1. Reports throughput, latency percentiles, errors by kind, server CPU
+// per flow and peak memory, growth with 10,000 instances and 1,000,000 users, memory over 100,000 flows, and time to
+// ready. Usage: dotnet run -c Release --project bench/FlowBench [-- --quick]
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using FlowBench;
+using Jose;
+using Microsoft.Data.Sqlite;
+using OAuthBroker.Tests.Support;
+
+var quick = args.Contains("--quick");
+var warmUp = TimeSpan.FromSeconds(quick ? 1 : 3);
+var measure = TimeSpan.FromSeconds(quick ? 3 : 10);
+var soakFlows = quick ? 5_000 : 100_000;
+var root = FindRoot();
+var brokerDll = Path.Combine(root, "OAuthBroker/bin/Release/net10.0/OAuthBroker.dll");
+var referenceDll = Path.Combine(root, "bench/ReferenceBroker/bin/Release/net10.0/ReferenceBroker.dll");
+var work = Directory.CreateTempSubdirectory("oauthbroker-bench-").FullName;
+var results = new List<FlowResult>();
+var notes = new Dictionary<string, object>();
+
+await using var gitHub = await FakeGitHub.StartAsync();
+using var rsa = RSA.Create(2048);
+var instanceKey = new Jwk(rsa, isPrivate: false).ToDictionary();
+instanceKey["alg"] = "RSA-OAEP-256";
+
+try
+{
+    // 1. The floor: the same hops with nothing else.
+    var referencePort = ServerProcess.FreePort();
+    using (var reference = await ServerProcess.StartAsync(referenceDll, work, referencePort, new Dictionary<string, string>
+    {
+        ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
+        ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{referencePort}",
+    }))
+    {
+        foreach (var concurrency in new[] { 1, 16, 64 })
+        {
+            results.Add(Report(await FlowDriver.RunAsync("reference", "floor", reference, concurrency, warmUp, measure)));
+        }
+    }
+
+    // 2. The broker, small: 10 instances, a handful of users.
+    var small = Path.Combine(work, "small");
+    Directory.CreateDirectory(small);
+    File.WriteAllText(Path.Combine(small, "allowed-redirects.json"), Allowlist(10, instanceKey));
+    var smallPort = ServerProcess.FreePort();
+    using (var broker = await StartBrokerAsync(small, smallPort))
+    {
+        foreach (var concurrency in new[] { 1, 16, 64 })
+        {
+            results.Add(Report(await FlowDriver.RunAsync("broker", "10 instances", broker, concurrency, warmUp, measure)));
+        }
+
+        // 3. Memory over many flows: resident set after each fifth, to show a plateau rather than a drift.
+        var rss = new List<double> { Math.Round(broker.ResidentMegabytes, 1) };
+        for (var round = 0; round < 5; round++)
+        {
+            var soak = await FlowDriver.RunAsync("broker", "soak", broker, 64, TimeSpan.Zero, TimeSpan.FromMinutes(10), soakFlows / 5);
+            if (soak.Errors.Count > 0)
+            {
+                notes["soakErrors"] = soak.Errors;
+            }
+
+            rss.Add(Math.Round(broker.ResidentMegabytes, 1));
+        }
+
+        notes["rssMbAfterEachFifthOfSoak"] = rss;
+        notes["soakFlows"] = soakFlows;
+        Console.WriteLine($"RSS (MB) at start and after each {soakFlows / 5} flows: {string.Join(", ", rss)}");
+    }
+
+    // 4. Time to ready on a warm disk: the same data folder, started again.
+    var readyMs = new List<double>();
+    for (var i = 0; i < 3; i++)
+    {
+        using var again = await StartBrokerAsync(small, ServerProcess.FreePort());
+        readyMs.Add(Math.Round(again.TimeToReady.TotalMilliseconds));
+    }
+
+    notes["timeToReadyMs"] = readyMs;
+    Console.WriteLine($"Process start to /readyz 200 (ms): {string.Join(", ", readyMs)}");
+
+    // 5. Growth: 10,000 instances and 1,000,000 users.
+    var large = Path.Combine(work, "large");
+    Directory.CreateDirectory(large);
+    File.WriteAllText(Path.Combine(large, "allowed-redirects.json"), Allowlist(10_000, instanceKey));
+    using (await StartBrokerAsync(large, ServerProcess.FreePort()))
+    {
+        // First start creates the schema; the users are added while the broker is stopped.
+    }
+
+    var seeding = Stopwatch.StartNew();
+    await SeedUsersAsync(Path.Combine(large, "data", "broker.db"), quick ? 100_000 : 1_000_000);
+    notes["seededUsers"] = quick ? 100_000 : 1_000_000;
+    Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
+    using (var broker = await StartBrokerAsync(large, ServerProcess.FreePort()))
+    {
+        foreach (var concurrency in new[] { 1, 16, 64 })
+        {
+            results.Add(Report(await FlowDriver.RunAsync("broker", "10,000 instances, 1M users", broker, concurrency, warmUp, measure)));
+        }
+    }
+}
+finally
+{
+    try
+    {
+        Directory.Delete(work, recursive: true);
+    }
+    catch (IOException)
+    {
+    }
+}
+
+PrintSummary(results, notes);
+var output = Path.Combine(root, "bench", "results");
+Directory.CreateDirectory(output);
+var json = JsonSerializer.Serialize(new { machine = $"{Environment.ProcessorCount} cores", date = DateTimeOffset.UtcNow, quick, results, notes }, new JsonSerializerOptions { WriteIndented = true });
+File.WriteAllText(Path.Combine(output, quick ? "flow-quick.json" : "flow.json"), json);
+Console.WriteLine($"Wrote {Path.Combine(output, quick ? "flow-quick.json" : "flow.json")}");
+
+Task<ServerProcess> StartBrokerAsync(string folder, int port) => ServerProcess.StartAsync(brokerDll, folder, port, new Dictionary<string, string>
+{
+    ["ASPNETCORE_ENVIRONMENT"] = "Production",
+    ["Broker__PublicUrl"] = $"http://127.0.0.1:{port}",
+    ["Broker__AllowlistPath"] = Path.Combine(folder, "allowed-redirects.json"),
+    ["Broker__DataPath"] = Path.Combine(folder, "data"),
+    ["GitHub__ClientId"] = FakeGitHub.ClientId,
+    ["GitHub__ClientSecret"] = gitHub.ClientSecret,
+    ["GitHub__BaseUrl"] = gitHub.BaseUrl,
+    ["GitHub__ApiUrl"] = gitHub.ApiUrl,
+    ["RateLimits__LoginPerClientPerMinute"] = "0",
+    ["RateLimits__LoginPerInstancePerMinute"] = "0",
+    ["RateLimits__UserInfoPerClientPerMinute"] = "0",
+});
+
+static FlowResult Report(FlowResult result)
+{
+    Console.WriteLine($"{result.Target,-9} {result.Scenario,-27} c={result.Concurrency,-3} {result.FlowsPerSecond,8:0.0} flows/s  p50 {result.P50Ms,6:0.00} p90 {result.P90Ms,6:0.00} p99 {result.P99Ms,6:0.00} ms  cpu {result.CpuMsPerFlow,6:0.000} ms/flow  peak {result.PeakRssMb,6:0.0} MB  errors {result.Errors.Values.Sum()}");
+    return result;
+}
+
+static void PrintSummary(List<FlowResult> results, Dictionary<string, object> notes)
+{
+    Console.WriteLine();
+    Console.WriteLine("| target | scenario | concurrency | flows/s | p50 ms | p90 ms | p99 ms | server CPU ms/flow | peak RSS MB | errors |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    foreach (var r in results)
+    {
+        var errors = r.Errors.Count == 0 ? "0" : string.Join(", ", r.Errors.Select(e => $"{e.Key}: {e.Value}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {r.Target} | {r.Scenario} | {r.Concurrency} | {r.FlowsPerSecond:0.0} | {r.P50Ms:0.00} | {r.P90Ms:0.00} | {r.P99Ms:0.00} | {r.CpuMsPerFlow:0.000} | {r.PeakRssMb:0.0} | {errors} |"));
+    }
+
+    double Cpu(string target, string scenario) => results.Single(r => r.Target == target && r.Scenario == scenario && r.Concurrency == 16).CpuMsPerFlow;
+    double P99(string target, string scenario) => results.Single(r => r.Target == target && r.Scenario == scenario && r.Concurrency == 16).P99Ms;
+    var ratio = Cpu("broker", "10 instances") / Cpu("reference", "floor");
+    var growthCpu = Cpu("broker", "10,000 instances, 1M users") / Cpu("broker", "10 instances");
+    var growthP99 = P99("broker", "10,000 instances, 1M users") / P99("broker", "10 instances");
+    notes["cpuPerFlowRatioToReferenceAtC16"] = Math.Round(ratio, 2);
+    notes["growthCpuPerFlowRatioAtC16"] = Math.Round(growthCpu, 2);
+    notes["growthP99RatioAtC16"] = Math.Round(growthP99, 2);
+    Console.WriteLine();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker CPU per flow / reference at c=16: {ratio:0.00} (target <= 1.5)"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker p99 at c=16: {P99("broker", "10 instances"):0.00} ms (target < 25)"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Growth (10,000 instances, 1M users vs small) at c=16: CPU/flow x{growthCpu:0.00}, p99 x{growthP99:0.00} (target within 1.10)"));
+}
+
+static string Allowlist(int count, IDictionary<string, object> key)
+{
+    var instances = new List<object> { new Dictionary<string, object> { ["id"] = "bench-instance", ["redirectUris"] = new[] { FlowDriver.Callback }, ["encryptionKey"] = key } };
+    for (var i = 1; i < count; i++)
+    {
+        instances.Add(new Dictionary<string, object> { ["id"] = $"instance-{i}", ["redirectUris"] = new[] { $"https://i{i}.bench.example/auth/callback" }, ["deliverAccessToken"] = false });
+    }
+
+    return JsonSerializer.Serialize(new { instances });
+}
+
+static async Task SeedUsersAsync(string database, int count)
+{
+    await using var connection = new SqliteConnection($"Data Source={database}");
+    await connection.OpenAsync();
+    await using var transaction = await connection.BeginTransactionAsync();
+    await using var command = connection.CreateCommand();
+    command.CommandText = "INSERT INTO users (github_id, login, name, email, avatar_url, first_login_at, last_login_at) VALUES ($id, $login, $name, NULL, NULL, 0, 0)";
+    var id = command.Parameters.Add("$id", SqliteType.Integer);
+    var login = command.Parameters.Add("$login", SqliteType.Text);
+    var name = command.Parameters.Add("$name", SqliteType.Text);
+    for (var i = 0; i < count; i++)
+    {
+        id.Value = 10_000_000_000L + i;
+        login.Value = $"seeded-{i}";
+        name.Value = $"Seeded User {i}";
+        await command.ExecuteNonQueryAsync();
+    }
+
+    await transaction.CommitAsync();
+}
+
+static string FindRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "OAuthBroker.sln")))
+        {
+            return dir.FullName;
+        }
+    }
+
+    throw new InvalidOperationException("Run from inside the repository.");
+}

@@ -1,0 +1,60 @@
+// The cost floor of the broker's hop pattern: the same requests (start -> GitHub authorize -> callback -> code
+// exchange -> GET /user -> redirect to the instance), with nothing else. No allowlist, no database, no crypto, no
+// PKCE, state in a plain cookie. Not secure and not meant to be: it exists to be measured beside the real broker.
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Microsoft.AspNetCore.WebUtilities;
+
+var builder = WebApplication.CreateSlimBuilder(args);
+builder.Logging.ClearProviders();
+builder.Services.AddHttpClient("github", client => client.DefaultRequestHeaders.UserAgent.ParseAdd("reference-broker"));
+var app = builder.Build();
+var gitHub = app.Configuration["GitHub:BaseUrl"]!;
+var api = app.Configuration["GitHub:ApiUrl"]!;
+var publicUrl = app.Configuration["PublicUrl"]!;
+
+app.MapGet("/auth/github", (HttpContext context) =>
+{
+    var state = Guid.NewGuid().ToString("N");
+    context.Response.Cookies.Append("ref-state", state + "|" + context.Request.Query["redirect_uri"] + "|" + context.Request.Query["state"]);
+    return Results.Redirect(QueryHelpers.AddQueryString(gitHub + "/login/oauth/authorize", new Dictionary<string, string?>
+    {
+        ["client_id"] = app.Configuration["GitHub:ClientId"], ["redirect_uri"] = publicUrl + "/auth/github/callback", ["scope"] = "read:user user:email", ["state"] = state,
+    }));
+});
+
+app.MapGet("/auth/github/callback", async (HttpContext context, IHttpClientFactory clients) =>
+{
+    var saved = (context.Request.Cookies["ref-state"] ?? "").Split('|');
+    if (saved.Length != 3 || saved[0] != context.Request.Query["state"])
+    {
+        return Results.BadRequest();
+    }
+
+    var http = clients.CreateClient("github");
+    using var exchange = new HttpRequestMessage(HttpMethod.Post, gitHub + "/login/oauth/access_token")
+    {
+        Content = new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["client_id"] = app.Configuration["GitHub:ClientId"]!, ["client_secret"] = app.Configuration["GitHub:ClientSecret"]!,
+            ["code"] = context.Request.Query["code"].ToString(), ["redirect_uri"] = publicUrl + "/auth/github/callback",
+        }),
+    };
+    exchange.Headers.Accept.ParseAdd("application/json");
+    using var tokenResponse = await http.SendAsync(exchange);
+    using var token = JsonDocument.Parse(await tokenResponse.Content.ReadAsStringAsync());
+    var accessToken = token.RootElement.GetProperty("access_token").GetString();
+
+    using var userRequest = new HttpRequestMessage(HttpMethod.Get, api + "/user");
+    userRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+    using var userResponse = await http.SendAsync(userRequest);
+    using var user = JsonDocument.Parse(await userResponse.Content.ReadAsStringAsync());
+
+    return Results.Redirect(QueryHelpers.AddQueryString(saved[1], new Dictionary<string, string?>
+    {
+        ["token"] = accessToken, ["user"] = user.RootElement.GetProperty("login").GetString(), ["state"] = saved[2],
+    }));
+});
+
+app.MapGet("/readyz", () => "ok");
+app.Run();
