@@ -223,6 +223,8 @@ public static class GitHubSetup
                 // GitHub's API refuses requests without a User-Agent.
                 client.DefaultRequestHeaders.UserAgent.ParseAdd("OAuthBroker/1.0");
             })
+            // The factory's request logging adds a scope and two log calls to every GitHub call; our own failure log says what matters.
+            .RemoveAllLoggers()
             .AddResilienceHandler("github", (pipeline, context) =>
             {
                 var timeout = context.ServiceProvider.GetRequiredService<IOptions<GitHubOptions>>().Value.Timeout;

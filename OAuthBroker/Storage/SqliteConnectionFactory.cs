@@ -7,6 +7,8 @@ namespace OAuthBroker.Storage;
 /// <summary>The one place that knows where the database lives and how to open it.</summary>
 public sealed class SqliteConnectionFactory
 {
+    private static readonly object Configured = new();
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> configured = new();
     private readonly string connectionString;
 
     public SqliteConnectionFactory(IOptions<BrokerOptions> options)
@@ -29,8 +31,10 @@ public sealed class SqliteConnectionFactory
         try
         {
             await connection.OpenAsync(cancellationToken);
-            await using (var pragmas = connection.CreateCommand())
+            // Pooled opens reuse the same native connection; its settings stay, so they are applied once per connection.
+            if (configured.TryAdd(connection.Handle!, Configured))
             {
+                await using var pragmas = connection.CreateCommand();
                 // busy_timeout: SQLite waits for the write lock itself, in short steps, instead of returning BUSY to
                 // Microsoft.Data.Sqlite, whose retry sleeps 150 ms at a time (that was the p99 under load).
                 // synchronous=NORMAL: the usual WAL setting; a commit survives a process crash (SIGKILL), and an OS

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark, in Release: the full-flow comparison of the broker with the minimal reference broker
+# (bench/FlowBench) and the BenchmarkDotNet micro-benchmarks (bench/MicroBench). Not part of the test suite; timings
+# are reported, never asserted. Results go to bench/results/. Pass --quick for a short smoke run of the flow part.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dotnet build OAuthBroker/OAuthBroker.csproj -c Release -v quiet
+dotnet build bench/ReferenceBroker/ReferenceBroker.csproj -c Release -v quiet
+dotnet build bench/FlowBench/FlowBench.csproj -c Release -v quiet
+dotnet run -c Release --project bench/FlowBench --no-build -- "$@"
+if [[ " $* " != *" --quick "* ]]; then
+  dotnet run -c Release --project bench/MicroBench -- --filter '*' --artifacts bench/results/micro
+fi
