@@ -90,22 +90,13 @@ public sealed class CrashRecoveryTests : FakeGitHubTest
     {
         var start = new ProcessStartInfo("dotnet") { WorkingDirectory = Folder.Path, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "OAuthBroker.dll"));
-        var settings = new Dictionary<string, string>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-            ["Urls"] = $"http://127.0.0.1:{port}",
-            ["Broker__PublicUrl"] = $"http://127.0.0.1:{port}",
-            ["Broker__AllowlistPath"] = Path.Combine(Folder.Path, "allowed-redirects.json"),
-            ["Broker__DataPath"] = Path.Combine(Folder.Path, "data"),
-            ["GitHub__ClientId"] = FakeGitHub.ClientId,
-            ["GitHub__ClientSecret"] = GitHub.ClientSecret,
-            ["GitHub__BaseUrl"] = GitHub.BaseUrl,
-            ["GitHub__ApiUrl"] = GitHub.ApiUrl,
-            ["RateLimits__LoginPerClientPerMinute"] = "0",
-            ["RateLimits__LoginPerInstancePerMinute"] = "0",
-            ["RateLimits__UserInfoPerClientPerMinute"] = "0",
-        };
-        foreach (var (key, value) in settings)
+        var settings = GitHub.BrokerSettings();
+        settings["Urls"] = $"http://127.0.0.1:{port}";
+        settings["Broker:PublicUrl"] = $"http://127.0.0.1:{port}";
+        settings["Broker:AllowlistPath"] = Path.Combine(Folder.Path, "allowed-redirects.json");
+        settings["Broker:DataPath"] = Path.Combine(Folder.Path, "data");
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        foreach (var (key, value) in FakeGitHub.AsEnvironment(settings))
         {
             start.Environment[key] = value;
         }

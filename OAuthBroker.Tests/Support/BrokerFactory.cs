@@ -22,21 +22,11 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
         Folder = folder;
         Clock = clock;
         File.WriteAllText(AllowlistPath, allowlistJson);
-        settings = new Dictionary<string, string?>
-        {
-            ["Broker:PublicUrl"] = "http://localhost",
-            ["Broker:AllowlistPath"] = AllowlistPath,
-            ["Broker:DataPath"] = DataPath,
-            ["GitHub:ClientId"] = FakeGitHub.ClientId,
-            ["GitHub:ClientSecret"] = gitHub.ClientSecret,
-            ["GitHub:BaseUrl"] = gitHub.BaseUrl,
-            ["GitHub:ApiUrl"] = gitHub.ApiUrl,
-            ["GitHub:Timeout"] = "00:00:10",
-            // Every test client is one loopback address; the rate-limit tests set their own budgets.
-            ["RateLimits:LoginPerClientPerMinute"] = "0",
-            ["RateLimits:LoginPerInstancePerMinute"] = "0",
-            ["RateLimits:UserInfoPerClientPerMinute"] = "0",
-        };
+        settings = gitHub.BrokerSettings();
+        settings["Broker:PublicUrl"] = "http://localhost";
+        settings["Broker:AllowlistPath"] = AllowlistPath;
+        settings["Broker:DataPath"] = DataPath;
+        settings["GitHub:Timeout"] = "00:00:10";
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
         {
             settings[key] = value;

@@ -98,6 +98,22 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     public int TokenCallCount => TokenRequests.Count;
 
+    /// <summary>What a broker needs to use this fake, as configuration keys; rate limits are off (every test client is one address).</summary>
+    public Dictionary<string, string?> BrokerSettings() => new()
+    {
+        ["GitHub:ClientId"] = ClientId,
+        ["GitHub:ClientSecret"] = ClientSecret,
+        ["GitHub:BaseUrl"] = BaseUrl,
+        ["GitHub:ApiUrl"] = ApiUrl,
+        ["RateLimits:LoginPerClientPerMinute"] = "0",
+        ["RateLimits:LoginPerInstancePerMinute"] = "0",
+        ["RateLimits:UserInfoPerClientPerMinute"] = "0",
+    };
+
+    /// <summary>Configuration keys as environment variables (Section__Key), for a broker in its own process.</summary>
+    public static Dictionary<string, string> AsEnvironment(IEnumerable<KeyValuePair<string, string?>> settings) =>
+        settings.ToDictionary(setting => setting.Key.Replace(":", "__", StringComparison.Ordinal), setting => setting.Value ?? "");
+
     public static async Task<FakeGitHub> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();

@@ -123,20 +123,16 @@ var json = JsonSerializer.Serialize(new { machine = $"{Environment.ProcessorCoun
 File.WriteAllText(Path.Combine(output, quick ? "flow-quick.json" : "flow.json"), json);
 Console.WriteLine($"Wrote {Path.Combine(output, quick ? "flow-quick.json" : "flow.json")}");
 
-Task<ServerProcess> StartBrokerAsync(string folder, int port) => ServerProcess.StartAsync(brokerDll, folder, port, new Dictionary<string, string>
+Task<ServerProcess> StartBrokerAsync(string folder, int port)
 {
-    ["ASPNETCORE_ENVIRONMENT"] = "Production",
-    ["Broker__PublicUrl"] = $"http://127.0.0.1:{port}",
-    ["Broker__AllowlistPath"] = Path.Combine(folder, "allowed-redirects.json"),
-    ["Broker__DataPath"] = Path.Combine(folder, "data"),
-    ["GitHub__ClientId"] = FakeGitHub.ClientId,
-    ["GitHub__ClientSecret"] = gitHub.ClientSecret,
-    ["GitHub__BaseUrl"] = gitHub.BaseUrl,
-    ["GitHub__ApiUrl"] = gitHub.ApiUrl,
-    ["RateLimits__LoginPerClientPerMinute"] = "0",
-    ["RateLimits__LoginPerInstancePerMinute"] = "0",
-    ["RateLimits__UserInfoPerClientPerMinute"] = "0",
-});
+    var settings = gitHub.BrokerSettings();
+    settings["Broker:PublicUrl"] = $"http://127.0.0.1:{port}";
+    settings["Broker:AllowlistPath"] = Path.Combine(folder, "allowed-redirects.json");
+    settings["Broker:DataPath"] = Path.Combine(folder, "data");
+    var environment = FakeGitHub.AsEnvironment(settings);
+    environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+    return ServerProcess.StartAsync(brokerDll, folder, port, environment);
+}
 
 static FlowResult Report(FlowResult result)
 {
