@@ -94,16 +94,10 @@ public static class AdminApi
 
     public static Ok<CheckResult> CheckUri(string? uri, AllowlistProvider allowlist)
     {
-        var snapshot = allowlist.Current;
-        if (snapshot.TryMatch(uri, out var target, out var reason))
-        {
-            return TypedResults.Ok(new CheckResult(true, target.Instance.Id, target.Entry.ToString(), target.Rule, target.Uri.ToString(), null, []));
-        }
-
-        var near = RedirectUri.TryParse(uri, allowWildcard: false, out var parsed, out _)
-            ? snapshot.EntriesForHost(parsed).Select(entry => $"{entry.Entry} ({entry.Instance.Id})").ToList()
-            : [];
-        return TypedResults.Ok(new CheckResult(false, null, null, null, null, reason, near));
+        var check = allowlist.Current.Check(uri);
+        return TypedResults.Ok(check.Target is { } target
+            ? new CheckResult(true, target.Instance.Id, target.Entry.ToString(), target.Rule, target.Uri.ToString(), null, [])
+            : new CheckResult(false, null, null, null, null, check.Reason, [.. check.EntriesOnHost.Select(entry => $"{entry.Entry} ({entry.Instance.Id})")]));
     }
 
     public static async Task<Ok<AuditPage>> QueryAuditAsync(string? instance, string? outcome, string? kind, long? before, int? limit, AuditLog audit, CancellationToken cancellationToken) =>

@@ -29,7 +29,7 @@ public static class AdminAuthentication
             .AddScheme<AuthenticationSchemeOptions, AdminTokenHandler>(TokenScheme, _ => { });
         services.AddOptions<CookieAuthenticationOptions>(SessionScheme).Configure<IOptions<BrokerOptions>, IOptions<AdminOptions>>((cookie, broker, admin) =>
         {
-            var secure = broker.Value.Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+            var secure = broker.Value.IsServedOverHttps;
             cookie.Cookie.Name = secure ? "__Host-oab-admin" : "oab-admin";
             cookie.Cookie.HttpOnly = true;
             cookie.Cookie.SameSite = SameSiteMode.Strict;

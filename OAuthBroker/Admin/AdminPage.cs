@@ -206,15 +206,14 @@ public static class AdminPage
 
     private static string CheckResultHtml(AllowlistSnapshot snapshot, string uri)
     {
-        if (snapshot.TryMatch(uri, out var target, out var reason))
+        var check = snapshot.Check(uri);
+        if (check.Target is { } target)
         {
             return CultureInvariant($"<p id=\"check-result\">Accepted for <strong>{HtmlPage.Encode(target.Instance.Id)}</strong> by {HtmlPage.Encode(target.Entry.ToString())} ({HtmlPage.Encode(target.Rule)}).</p>");
         }
 
-        var near = RedirectUri.TryParse(uri, allowWildcard: false, out var parsed, out _)
-            ? string.Concat(snapshot.EntriesForHost(parsed).Select(entry => $"<br>Registered on this host: {HtmlPage.Encode(entry.Entry.ToString())} ({HtmlPage.Encode(entry.Instance.Id)})"))
-            : "";
-        return CultureInvariant($"<p id=\"check-result\">Refused: {HtmlPage.Encode(reason)}.{near}</p>");
+        var near = string.Concat(check.EntriesOnHost.Select(entry => $"<br>Registered on this host: {HtmlPage.Encode(entry.Entry.ToString())} ({HtmlPage.Encode(entry.Instance.Id)})"));
+        return CultureInvariant($"<p id=\"check-result\">Refused: {HtmlPage.Encode(check.Reason)}.{near}</p>");
     }
 
     private static string KeySummary(JsonObject entry) =>

@@ -164,22 +164,18 @@ public static class AllowlistCommands
         var check = new Command("check", "Say which entry and rule accept a redirect URI, or exactly why none does.") { uri };
         check.SetAction(parse =>
         {
-            var snapshot = LoadFile(services);
-            var requested = parse.GetValue(uri);
-            if (snapshot.TryMatch(requested, out var target, out var reason))
+            var result = LoadFile(services).Check(parse.GetValue(uri));
+            if (result.Target is { } target)
             {
                 output.WriteLine($"Accepted for instance '{target.Instance.Id}' by entry {target.Entry} ({target.Rule}).");
                 output.WriteLine($"The browser is sent to {target.Uri}.");
                 return 0;
             }
 
-            output.WriteLine($"Refused: {reason}.");
-            if (RedirectUri.TryParse(requested, allowWildcard: false, out var parsed, out _))
+            output.WriteLine($"Refused: {result.Reason}.");
+            foreach (var near in result.EntriesOnHost)
             {
-                foreach (var near in snapshot.EntriesForHost(parsed))
-                {
-                    output.WriteLine($"  Entry {near.Entry} of '{near.Instance.Id}' is on this host; compare scheme, port and path, which must match exactly.");
-                }
+                output.WriteLine($"  Entry {near.Entry} of '{near.Instance.Id}' is on this host; compare scheme, port and path, which must match exactly.");
             }
 
             return 1;

@@ -30,6 +30,9 @@ public sealed record RedirectTarget(AllowlistInstance Instance, RedirectUri Uri,
         : "exact match";
 }
 
+/// <summary>What an admin's check of a redirect URI found: the accepting target, or the reason and the entries on that host.</summary>
+public sealed record RedirectCheck(RedirectTarget? Target, string? Reason, IReadOnlyList<RedirectTarget> EntriesOnHost);
+
 /// <summary>Adds instances that do not come from the file (the demo's own instance).</summary>
 public interface IAllowlistSupplement
 {

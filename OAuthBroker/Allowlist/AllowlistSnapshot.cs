@@ -78,8 +78,23 @@ public sealed class AllowlistSnapshot
         return false;
     }
 
-    /// <summary>Registered entries on the same host as <paramref name="uri"/> (or a wildcard over it): what an admin compares a refused URI with.</summary>
-    public IEnumerable<RedirectTarget> EntriesForHost(RedirectUri uri)
+    /// <summary>
+    /// For admins (CLI, API, page): whether a redirect URI is accepted and by which entry, or why not and which
+    /// entries are registered on its host, to compare it with.
+    /// </summary>
+    public RedirectCheck Check(string? requested)
+    {
+        if (TryMatch(requested, out var target, out var reason))
+        {
+            return new RedirectCheck(target, null, []);
+        }
+
+        var onHost = RedirectUri.TryParse(requested, allowWildcard: false, out var parsed, out _) ? EntriesForHost(parsed).ToList() : [];
+        return new RedirectCheck(null, reason, onHost);
+    }
+
+    // Registered entries on the same host as the URI, or a wildcard over it.
+    private IEnumerable<RedirectTarget> EntriesForHost(RedirectUri uri)
     {
         var parent = WildcardParent(uri);
         return byRedirectUri.Values.Where(target => target.Entry.Host == uri.Host || (parent is not null && target.Entry.Host == parent.Host));

@@ -33,6 +33,9 @@ public sealed class BrokerOptions
 
     public string CallbackUrl => Issuer + "/auth/github/callback";
 
+    /// <summary>Browsers reach the broker over https (directly or through a TLS proxy): Secure and __Host- cookies, HSTS.</summary>
+    public bool IsServedOverHttps => Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
     public string DatabasePath => Path.Combine(Path.GetFullPath(DataPath), "broker.db");
 }
 

@@ -43,8 +43,6 @@ public sealed class DemoGitHub(IOptions<BrokerOptions> broker, TimeProvider time
         group.MapGet("/api/user/emails", GetEmails);
     }
 
-    private static ContentHttpResult ShowConsentPage(string title, string body) => HtmlPage.Render(title, body);
-
     private ContentHttpResult ShowConsent(HttpRequest request)
     {
         var query = request.Query;
@@ -55,7 +53,7 @@ public sealed class DemoGitHub(IOptions<BrokerOptions> broker, TimeProvider time
 
         var hidden = string.Concat(ForwardedFields.Select(name =>
             $"<input type=\"hidden\" name=\"{name}\" value=\"{HtmlPage.Encode(query[name])}\">"));
-        return ShowConsentPage("Demo GitHub: authorize OAuthBroker (demo)?",
+        return HtmlPage.Render("Demo GitHub: authorize OAuthBroker (demo)?",
             $"<p>This stand-in for GitHub signs you in as <strong>{DemoLogin}</strong>, a made-up user. Requested scope: <code>{HtmlPage.Encode(query["scope"])}</code>.</p>"
             + $"<form method=\"post\">{hidden}<button name=\"decision\" value=\"approve\">Authorize</button><button name=\"decision\" value=\"deny\">Cancel</button></form>");
     }

@@ -234,8 +234,7 @@ public static partial class LoginEndpoints
         return Refusal.For(context.Request, "Sign-in refused", reason);
     }
 
-    public static bool IsSecure(HttpContext context, BrokerOptions broker) =>
-        context.Request.IsHttps || broker.Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+    private static bool IsSecure(HttpContext context, BrokerOptions broker) => context.Request.IsHttps || broker.IsServedOverHttps;
 
     private static partial class Log
     {

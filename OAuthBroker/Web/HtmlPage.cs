@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Broker;
 
 namespace OAuthBroker.Web;
 
@@ -51,11 +53,21 @@ public static class Refusal
 
 public static class SecurityHeaders
 {
-    /// <summary>Headers every response carries; pages cannot be framed, sniffed or leak their URL (which may hold a token) as Referer.</summary>
-    public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) =>
-        app.Use(async (context, next) =>
+    /// <summary>
+    /// Headers every response carries; pages cannot be framed, sniffed or leak their URL (which may hold a token) as
+    /// Referer; HSTS when the broker is served over https.
+    /// </summary>
+    public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app)
+    {
+        var https = app.ApplicationServices.GetRequiredService<IOptions<BrokerOptions>>().Value.IsServedOverHttps;
+        return app.Use(async (context, next) =>
         {
             var headers = context.Response.Headers;
+            if (https)
+            {
+                headers.StrictTransportSecurity = "max-age=31536000";
+            }
+
             headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";
@@ -70,6 +82,7 @@ public static class SecurityHeaders
 
             await next(context);
         });
+    }
 }
 
 public static class PageAssets

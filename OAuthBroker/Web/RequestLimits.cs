@@ -1,11 +1,9 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.Options;
-using OAuthBroker.Broker;
 
 namespace OAuthBroker.Web;
 
-/// <summary>Bounds on every input: request line, headers, bodies, forms, query strings; and HSTS over https.</summary>
+/// <summary>Bounds on every input: request line, headers, bodies, forms, query strings.</summary>
 public static class RequestLimits
 {
     public const int MaxQueryStringLength = 4096;
@@ -31,17 +29,10 @@ public static class RequestLimits
         return services;
     }
 
-    /// <summary>Refuses over-long query strings (414) before any endpoint parses them; adds HSTS when the public URL is https.</summary>
-    public static IApplicationBuilder UseRequestLimits(this IApplicationBuilder app)
-    {
-        var https = app.ApplicationServices.GetRequiredService<IOptions<BrokerOptions>>().Value.Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
-        return app.Use(async (context, next) =>
+    /// <summary>Refuses over-long query strings (414) before any endpoint parses them.</summary>
+    public static IApplicationBuilder UseRequestLimits(this IApplicationBuilder app) =>
+        app.Use(async (context, next) =>
         {
-            if (https)
-            {
-                context.Response.Headers.StrictTransportSecurity = "max-age=31536000";
-            }
-
             if (context.Request.QueryString.Value?.Length > MaxQueryStringLength)
             {
                 await Refusal.For(context.Request, "Request too long", $"The query string is longer than {MaxQueryStringLength} characters.", StatusCodes.Status414UriTooLong).ExecuteAsync(context);
@@ -50,5 +41,4 @@ public static class RequestLimits
 
             await next(context);
         });
-    }
 }
