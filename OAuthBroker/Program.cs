@@ -18,7 +18,9 @@ if (BrokerCommandLine.IsCommand(args))
 }
 
 var (demo, hostArguments) = DemoMode.FromArguments(args);
-var builder = WebApplication.CreateBuilder(hostArguments);
+// Settings are read once and validated at start-up; a reload would not reach them. Watching for one would also put a
+// recursive file watcher on the content root, which wakes on every database write when the data folder sits under it.
+var builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=false", .. hostArguments]);
 
 builder.Services
     .AddProblemDetails()

@@ -18,6 +18,8 @@ internal sealed class ServerProcess : IDisposable
 
     public string BaseUrl { get; }
 
+    public int ProcessId => process.Id;
+
     public TimeSpan TimeToReady { get; }
 
     public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, int port, IDictionary<string, string> environment)

@@ -13,10 +13,14 @@ using OAuthBroker.Tests.Support;
 
 var quick = args.Contains("--quick");
 var warmUp = TimeSpan.FromSeconds(quick ? 1 : 3);
+// Tiered compilation keeps recompiling hot methods for the first ~30 s of load (19% of the broker's CPU was the JIT
+// in a window that began 6 s after start): each server is first run unmeasured until that has settled.
+var settle = TimeSpan.FromSeconds(quick ? 5 : 30);
 var measure = TimeSpan.FromSeconds(quick ? 3 : 10);
 var soakFlows = quick ? 5_000 : 100_000;
 var root = FindRoot();
-var brokerDll = Path.Combine(root, "OAuthBroker/bin/Release/net10.0/OAuthBroker.dll");
+var brokerAt = Array.IndexOf(args, "--broker");
+var brokerDll = brokerAt >= 0 ? Path.GetFullPath(args[brokerAt + 1]) : Path.Combine(root, "OAuthBroker/bin/Release/net10.0/OAuthBroker.dll");
 var referenceDll = Path.Combine(root, "bench/ReferenceBroker/bin/Release/net10.0/ReferenceBroker.dll");
 var work = Directory.CreateTempSubdirectory("oauthbroker-bench-").FullName;
 var results = new List<FlowResult>();
@@ -26,6 +30,29 @@ await using var gitHub = await FakeGitHub.StartAsync();
 using var rsa = RSA.Create(2048);
 var instanceKey = new Jwk(rsa, isPrivate: false).ToDictionary();
 instanceKey["alg"] = "RSA-OAEP-256";
+
+// --profile SECONDS [reference]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
+var profileAt = Array.IndexOf(args, "--profile");
+if (profileAt >= 0)
+{
+    var seconds = int.Parse(args[profileAt + 1], CultureInfo.InvariantCulture);
+    var folder = Path.Combine(work, "profile");
+    Directory.CreateDirectory(folder);
+    File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), Allowlist(10, instanceKey));
+    var port = ServerProcess.FreePort();
+    using var server = args.Contains("reference")
+        ? await ServerProcess.StartAsync(referenceDll, folder, port, new Dictionary<string, string>
+        {
+            ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
+            ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{port}",
+        })
+        : await StartBrokerAsync(folder, port);
+    await SettleAsync(server);
+    Console.WriteLine($"pid {server.ProcessId}");
+    await Task.Delay(2000);
+    Report(await FlowDriver.RunAsync("profile", "c=16", server, 16, TimeSpan.Zero, TimeSpan.FromSeconds(seconds)));
+    return;
+}
 
 try
 {
@@ -37,6 +64,7 @@ try
         ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{referencePort}",
     }))
     {
+        await SettleAsync(reference);
         foreach (var concurrency in new[] { 1, 16, 64 })
         {
             results.Add(Report(await FlowDriver.RunAsync("reference", "floor", reference, concurrency, warmUp, measure)));
@@ -50,6 +78,7 @@ try
     var smallPort = ServerProcess.FreePort();
     using (var broker = await StartBrokerAsync(small, smallPort))
     {
+        await SettleAsync(broker);
         foreach (var concurrency in new[] { 1, 16, 64 })
         {
             results.Add(Report(await FlowDriver.RunAsync("broker", "10 instances", broker, concurrency, warmUp, measure)));
@@ -99,6 +128,7 @@ try
     Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
     using (var broker = await StartBrokerAsync(large, ServerProcess.FreePort()))
     {
+        await SettleAsync(broker);
         foreach (var concurrency in new[] { 1, 16, 64 })
         {
             results.Add(Report(await FlowDriver.RunAsync("broker", "10,000 instances, 1M users", broker, concurrency, warmUp, measure)));
@@ -133,6 +163,8 @@ Task<ServerProcess> StartBrokerAsync(string folder, int port)
     environment["ASPNETCORE_ENVIRONMENT"] = "Production";
     return ServerProcess.StartAsync(brokerDll, folder, port, environment);
 }
+
+Task SettleAsync(ServerProcess server) => FlowDriver.RunAsync("settle", "unmeasured", server, 16, settle, TimeSpan.Zero);
 
 static FlowResult Report(FlowResult result)
 {

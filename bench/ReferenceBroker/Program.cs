@@ -1,5 +1,5 @@
 // The cost floor of the broker's hop pattern: the same requests (start -> GitHub authorize -> callback -> code
-// exchange -> GET /user -> redirect to the instance), with nothing else. No allowlist, no database, no crypto, no
+// exchange -> GET /user [-> GET /user/emails when the address is private] -> redirect to the instance), with nothing else. No allowlist, no database, no crypto, no
 // PKCE, state in a plain cookie. Not secure and not meant to be: it exists to be measured beside the real broker.
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -49,6 +49,15 @@ app.MapGet("/auth/github/callback", async (HttpContext context, IHttpClientFacto
     userRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
     using var userResponse = await http.SendAsync(userRequest);
     using var user = JsonDocument.Parse(await userResponse.Content.ReadAsStringAsync());
+
+    // The same hop as the broker: a private address is read from /user/emails.
+    if (user.RootElement.GetProperty("email").ValueKind == JsonValueKind.Null)
+    {
+        using var emailsRequest = new HttpRequestMessage(HttpMethod.Get, api + "/user/emails");
+        emailsRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+        using var emailsResponse = await http.SendAsync(emailsRequest);
+        using var emails = JsonDocument.Parse(await emailsResponse.Content.ReadAsStringAsync());
+    }
 
     return Results.Redirect(QueryHelpers.AddQueryString(saved[1], new Dictionary<string, string?>
     {
