@@ -45,7 +45,8 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     public async Task<AuditPage> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
     {
         var limit = Math.Clamp(query.Limit, 1, MaxPageSize);
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         var rows = (await connection.QueryAsync<Row>(
             """
             SELECT id AS Id, at AS At, kind AS Kind, instance_id AS InstanceId, actor AS Actor, action AS Action, reason AS Reason,
@@ -68,7 +69,8 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     /// <summary>The latest login attempts of every instance, at most <paramref name="perInstance"/> each, in one query.</summary>
     public async Task<ILookup<string, AuditEvent>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken)
     {
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         var rows = await connection.QueryAsync<LoginRow>(
             """
             SELECT Id, At, Kind, InstanceId, Actor, Action, Reason, ClientIp FROM (
@@ -85,13 +87,15 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Subtract(options.Value.Retention).ToUnixTimeMilliseconds();
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         return await connection.ExecuteAsync("DELETE FROM audit_events WHERE at < @cutoff", new { cutoff });
     }
 
     private async Task InsertAsync(string kind, string? instanceId, string? actor, string action, string? reason, string? clientIp, string? before, string? after, CancellationToken cancellationToken)
     {
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         await connection.ExecuteAsync(
             """
             INSERT INTO audit_events (at, kind, instance_id, actor, action, reason, client_ip, before_json, after_json)

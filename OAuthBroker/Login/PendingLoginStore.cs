@@ -48,7 +48,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         // RFC 7636 section 4.1: 32 random octets, base64url-encoded, give a 43-character verifier.
         var verifier = NewSecret();
         var now = time.GetUtcNow();
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         await connection.ExecuteAsync(
             """
             INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, protected_verifier, created_at, expires_at, response_mode)
@@ -84,7 +85,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         }
 
         var stateHash = Hash(state!);
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         var row = await connection.QuerySingleOrDefaultAsync<Row>(
             """
             SELECT browser_hash AS BrowserHash, instance_id AS InstanceId, redirect_uri AS RedirectUri, instance_state AS InstanceState,
@@ -131,7 +133,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Subtract(Retention).ToUnixTimeMilliseconds();
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         return await connection.ExecuteAsync("DELETE FROM pending_logins WHERE expires_at < @cutoff OR consumed_at < @cutoff", new { cutoff });
     }
 

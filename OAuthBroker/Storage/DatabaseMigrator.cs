@@ -63,7 +63,8 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
 
     public async Task MigrateAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         // WAL lets readers (readiness, JWKS) proceed while a login writes; the setting persists in the file.
         await connection.ExecuteAsync("PRAGMA journal_mode = WAL;");
         var version = await connection.ExecuteScalarAsync<int>("PRAGMA user_version;");

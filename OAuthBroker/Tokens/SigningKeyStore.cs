@@ -47,7 +47,8 @@ public sealed partial class SigningKeyStore(
     /// <summary>Loads the honoured keys, creating one for the configured algorithm when there is none.</summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         var honouredSince = time.GetUtcNow().Subtract(RetiredKeyGrace).ToUnixTimeMilliseconds();
         var rows = (await connection.QueryAsync<StoredKey>(
             $"SELECT {Columns} FROM signing_keys WHERE retired_at IS NULL OR retired_at > @honouredSince ORDER BY created_at DESC",
@@ -66,8 +67,9 @@ public sealed partial class SigningKeyStore(
     /// <summary>A new key signs from now on; the previous ones are retired but honoured until their tokens expire.</summary>
     public async Task<SigningKey> RotateAsync(CancellationToken cancellationToken)
     {
-        await using (var connection = await connections.OpenAsync(cancellationToken))
+        await using (var lease = await connections.OpenAsync(cancellationToken))
         {
+            var connection = lease.Connection;
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await connection.ExecuteAsync("UPDATE signing_keys SET retired_at = @now WHERE retired_at IS NULL", new { now = time.GetUtcNow().ToUnixTimeMilliseconds() }, transaction);
             await InsertNewKeyAsync(connection, transaction);
@@ -82,7 +84,8 @@ public sealed partial class SigningKeyStore(
     /// <summary>Every key in the database, for <c>keys list</c>.</summary>
     public async Task<IReadOnlyList<SigningKeyInfo>> ListAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         var rows = await connection.QueryAsync<StoredKey>($"SELECT {Columns} FROM signing_keys ORDER BY created_at DESC");
         return [.. rows.Select(row =>
         {

@@ -14,7 +14,8 @@ public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider 
     /// <summary>Creates the user at first login, refreshes the profile afterwards; the GitHub id is the identity, not the login, which can be renamed.</summary>
     public async Task<BrokerUser> RecordLoginAsync(GitHubUser gitHubUser, CancellationToken cancellationToken)
     {
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         return await connection.QuerySingleAsync<BrokerUser>(
             $"""
             INSERT INTO users (github_id, login, name, email, avatar_url, first_login_at, last_login_at)
@@ -29,7 +30,8 @@ public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider 
 
     public async Task<BrokerUser?> FindAsync(long id, CancellationToken cancellationToken)
     {
-        await using var connection = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        var connection = lease.Connection;
         return await connection.QuerySingleOrDefaultAsync<BrokerUser>($"SELECT {Columns} FROM users WHERE id = @id", new { id });
     }
 }

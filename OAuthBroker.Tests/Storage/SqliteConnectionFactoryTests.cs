@@ -1,0 +1,118 @@
+using Dapper;
+using FluentAssertions;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Broker;
+using OAuthBroker.Storage;
+
+namespace OAuthBroker.Tests.Storage;
+
+/// <summary>The one shared connection, lent in turn, on a real SQLite file.</summary>
+public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
+{
+    private readonly string folder = Directory.CreateTempSubdirectory("oauthbroker-sqlite-").FullName;
+    private SqliteConnectionFactory connections = null!;
+
+    public async Task InitializeAsync()
+    {
+        connections = new SqliteConnectionFactory(Options.Create(new BrokerOptions { DataPath = folder }));
+        await using var lease = await connections.OpenAsync();
+        await lease.Connection.ExecuteAsync("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL);");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await connections.DisposeAsync();
+        Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_second_lease_waits_until_the_first_is_returned()
+    {
+        var first = await connections.OpenAsync();
+        var second = connections.OpenAsync();
+
+        await Task.Delay(50);
+        second.IsCompleted.Should().BeFalse("only one caller holds the connection at a time");
+
+        await first.DisposeAsync();
+        await using var lease = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        (await lease.Connection.ExecuteScalarAsync<int>("SELECT 1")).Should().Be(1);
+    }
+
+    [Fact]
+    public async Task The_connection_is_kept_between_leases()
+    {
+        SqliteConnection firstConnection;
+        await using (var lease = await connections.OpenAsync())
+        {
+            firstConnection = lease.Connection;
+        }
+
+        await using var next = await connections.OpenAsync();
+        next.Connection.Should().BeSameAs(firstConnection);
+    }
+
+    [Fact]
+    public async Task A_transaction_left_open_is_rolled_back_and_never_reaches_the_next_caller()
+    {
+        SqliteConnection abandoned;
+        await using (var lease = await connections.OpenAsync())
+        {
+            abandoned = lease.Connection;
+            // A caller that failed between BEGIN and COMMIT without disposing its transaction.
+            await abandoned.ExecuteAsync("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES (1);");
+        }
+
+        await using var next = await connections.OpenAsync();
+        next.Connection.Should().NotBeSameAs(abandoned);
+        (await next.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM t")).Should().Be(0);
+        await next.Connection.ExecuteAsync("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES (2); COMMIT;");
+        (await next.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM t")).Should().Be(1);
+    }
+
+    [Fact]
+    public async Task Writes_from_another_process_style_connection_are_seen_by_the_shared_one()
+    {
+        await using (var lease = await connections.OpenAsync())
+        {
+            (await lease.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM t")).Should().Be(0);
+        }
+
+        // The CLI writes from its own process, with its own connection.
+        await using (var other = new SqliteConnection($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False"))
+        {
+            await other.OpenAsync();
+            await other.ExecuteAsync("INSERT INTO t (v) VALUES (7)");
+        }
+
+        await using var again = await connections.OpenAsync();
+        (await again.Connection.ExecuteScalarAsync<long>("SELECT v FROM t")).Should().Be(7);
+    }
+
+    [Fact]
+    public async Task A_returned_lease_no_longer_gives_out_the_connection()
+    {
+        var lease = await connections.OpenAsync();
+        await lease.DisposeAsync();
+        await lease.DisposeAsync();
+
+        var use = () => lease.Connection;
+        use.Should().Throw<ObjectDisposedException>();
+        await using var next = await connections.OpenAsync();
+        next.Connection.State.Should().Be(System.Data.ConnectionState.Open);
+    }
+
+    [Fact]
+    public async Task A_cancelled_wait_gives_no_lease_and_leaves_the_turn_free()
+    {
+        var held = await connections.OpenAsync();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+        var waiting = () => connections.OpenAsync(cancel.Token);
+        await waiting.Should().ThrowAsync<OperationCanceledException>();
+
+        await held.DisposeAsync();
+        await using var next = await connections.OpenAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        next.Connection.State.Should().Be(System.Data.ConnectionState.Open);
+    }
+}
