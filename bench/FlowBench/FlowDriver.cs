@@ -6,7 +6,21 @@ using Microsoft.AspNetCore.WebUtilities;
 namespace FlowBench;
 
 internal sealed record FlowResult(string Target, string Scenario, int Concurrency, int Flows, double Seconds, double FlowsPerSecond,
-    double P50Ms, double P90Ms, double P99Ms, IReadOnlyDictionary<string, int> Errors, double CpuSeconds, double CpuMsPerFlow, double PeakRssMb);
+    double P50Ms, double P90Ms, double P99Ms, IReadOnlyDictionary<string, int> Errors, double CpuSeconds, double CpuMsPerFlow, double PeakRssMb)
+{
+    /// <summary>Rounds of one target and concurrency as one result: totals for flows, time and CPU; the median round's percentiles.</summary>
+    public static FlowResult Combine(IReadOnlyList<FlowResult> rounds)
+    {
+        var flows = rounds.Sum(r => r.Flows);
+        var seconds = rounds.Sum(r => r.Seconds);
+        var cpu = rounds.Sum(r => r.CpuSeconds);
+        double Median(Func<FlowResult, double> value) => rounds.Select(value).Order().ElementAt(rounds.Count / 2);
+        var errors = rounds.SelectMany(r => r.Errors).GroupBy(e => e.Key).ToDictionary(g => g.Key, g => g.Sum(e => e.Value));
+        return new FlowResult(rounds[0].Target, rounds[0].Scenario, rounds[0].Concurrency, flows, Math.Round(seconds, 2), Math.Round(flows / seconds, 1),
+            Median(r => r.P50Ms), Median(r => r.P90Ms), Median(r => r.P99Ms), errors, Math.Round(cpu, 2),
+            flows == 0 ? double.NaN : Math.Round(cpu * 1000 / flows, 3), rounds.Max(r => r.PeakRssMb));
+    }
+}
 
 /// <summary>Virtual browsers, each with its own cookie jar, through the whole login flow; bounded in time and count.</summary>
 internal static class FlowDriver

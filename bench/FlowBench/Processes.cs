@@ -8,6 +8,7 @@ internal sealed class ServerProcess : IDisposable
 {
     private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
     private readonly Process process;
+    private bool disposed;
 
     private ServerProcess(Process process, string baseUrl, TimeSpan timeToReady)
     {
@@ -89,6 +90,12 @@ internal sealed class ServerProcess : IDisposable
 
     public void Dispose()
     {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
         if (!process.HasExited)
         {
             process.Kill(entireProcessTree: true);

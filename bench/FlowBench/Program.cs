@@ -18,6 +18,7 @@ var warmUp = TimeSpan.FromSeconds(quick ? 1 : 3);
 var settle = TimeSpan.FromSeconds(quick ? 5 : 30);
 var measure = TimeSpan.FromSeconds(quick ? 3 : 10);
 var soakFlows = quick ? 5_000 : 100_000;
+var roundCount = quick ? 1 : 3;
 var root = FindRoot();
 var brokerAt = Array.IndexOf(args, "--broker");
 var brokerDll = brokerAt >= 0 ? Path.GetFullPath(args[brokerAt + 1]) : Path.Combine(root, "OAuthBroker/bin/Release/net10.0/OAuthBroker.dll");
@@ -56,64 +57,11 @@ if (profileAt >= 0)
 
 try
 {
-    // 1. The floor: the same hops with nothing else.
-    var referencePort = ServerProcess.FreePort();
-    using (var reference = await ServerProcess.StartAsync(referenceDll, work, referencePort, new Dictionary<string, string>
-    {
-        ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
-        ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{referencePort}",
-    }))
-    {
-        await SettleAsync(reference);
-        foreach (var concurrency in new[] { 1, 16, 64 })
-        {
-            results.Add(Report(await FlowDriver.RunAsync("reference", "floor", reference, concurrency, warmUp, measure)));
-        }
-    }
-
-    // 2. The broker, small: 10 instances, a handful of users.
+    // The three servers run side by side, idle but for the one being measured, so that each concurrency is measured
+    // in alternating rounds: the ratios then compare windows minutes apart, not a quarter of an hour apart.
     var small = Path.Combine(work, "small");
     Directory.CreateDirectory(small);
     File.WriteAllText(Path.Combine(small, "allowed-redirects.json"), Allowlist(10, instanceKey));
-    var smallPort = ServerProcess.FreePort();
-    using (var broker = await StartBrokerAsync(small, smallPort))
-    {
-        await SettleAsync(broker);
-        foreach (var concurrency in new[] { 1, 16, 64 })
-        {
-            results.Add(Report(await FlowDriver.RunAsync("broker", "10 instances", broker, concurrency, warmUp, measure)));
-        }
-
-        // 3. Memory over many flows: resident set after each fifth, to show a plateau rather than a drift.
-        var rss = new List<double> { Math.Round(broker.ResidentMegabytes, 1) };
-        for (var round = 0; round < 5; round++)
-        {
-            var soak = await FlowDriver.RunAsync("broker", "soak", broker, 64, TimeSpan.Zero, TimeSpan.FromMinutes(10), soakFlows / 5);
-            if (soak.Errors.Count > 0)
-            {
-                notes["soakErrors"] = soak.Errors;
-            }
-
-            rss.Add(Math.Round(broker.ResidentMegabytes, 1));
-        }
-
-        notes["rssMbAfterEachFifthOfSoak"] = rss;
-        notes["soakFlows"] = soakFlows;
-        Console.WriteLine($"RSS (MB) at start and after each {soakFlows / 5} flows: {string.Join(", ", rss)}");
-    }
-
-    // 4. Time to ready on a warm disk: the same data folder, started again.
-    var readyMs = new List<double>();
-    for (var i = 0; i < 3; i++)
-    {
-        using var again = await StartBrokerAsync(small, ServerProcess.FreePort());
-        readyMs.Add(Math.Round(again.TimeToReady.TotalMilliseconds));
-    }
-
-    notes["timeToReadyMs"] = readyMs;
-    Console.WriteLine($"Process start to /readyz 200 (ms): {string.Join(", ", readyMs)}");
-
-    // 5. Growth: 10,000 instances and 1,000,000 users.
     var large = Path.Combine(work, "large");
     Directory.CreateDirectory(large);
     File.WriteAllText(Path.Combine(large, "allowed-redirects.json"), Allowlist(10_000, instanceKey));
@@ -126,14 +74,76 @@ try
     await SeedUsersAsync(Path.Combine(large, "data", "broker.db"), quick ? 100_000 : 1_000_000);
     notes["seededUsers"] = quick ? 100_000 : 1_000_000;
     Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
-    using (var broker = await StartBrokerAsync(large, ServerProcess.FreePort()))
+
+    var referencePort = ServerProcess.FreePort();
+    using var reference = await ServerProcess.StartAsync(referenceDll, work, referencePort, new Dictionary<string, string>
     {
-        await SettleAsync(broker);
-        foreach (var concurrency in new[] { 1, 16, 64 })
-        {
-            results.Add(Report(await FlowDriver.RunAsync("broker", "10,000 instances, 1M users", broker, concurrency, warmUp, measure)));
-        }
+        ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
+        ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{referencePort}",
+    });
+    using var smallBroker = await StartBrokerAsync(small, ServerProcess.FreePort());
+    using var largeBroker = await StartBrokerAsync(large, ServerProcess.FreePort());
+    (string Target, string Scenario, ServerProcess Server)[] targets =
+    [
+        ("reference", "floor", reference),
+        ("broker", "10 instances", smallBroker),
+        ("broker", "10,000 instances, 1M users", largeBroker),
+    ];
+    foreach (var target in targets)
+    {
+        await SettleAsync(target.Server);
     }
+
+    // 1-3. The floor (the same hops with nothing else), the broker small, and the broker with 10,000 instances and
+    // 1,000,000 users, at each concurrency, in alternating rounds.
+    var rounds = new List<FlowResult>();
+    foreach (var concurrency in new[] { 1, 16, 64 })
+    {
+        var windows = new List<FlowResult>();
+        for (var round = 0; round < roundCount; round++)
+        {
+            foreach (var target in targets)
+            {
+                windows.Add(Report(await FlowDriver.RunAsync(target.Target, target.Scenario, target.Server, concurrency, warmUp, measure)));
+            }
+        }
+
+        rounds.AddRange(windows);
+        results.AddRange(targets.Select(target => FlowResult.Combine(windows.Where(w => w.Target == target.Target && w.Scenario == target.Scenario).ToList())));
+    }
+
+    notes["rounds"] = rounds;
+    reference.Dispose();
+    largeBroker.Dispose();
+
+    // 4. Memory over many flows: resident set after each fifth, to show a plateau rather than a drift.
+    var rss = new List<double> { Math.Round(smallBroker.ResidentMegabytes, 1) };
+    for (var round = 0; round < 5; round++)
+    {
+        var soak = await FlowDriver.RunAsync("broker", "soak", smallBroker, 64, TimeSpan.Zero, TimeSpan.FromMinutes(10), soakFlows / 5);
+        if (soak.Errors.Count > 0)
+        {
+            notes["soakErrors"] = soak.Errors;
+        }
+
+        rss.Add(Math.Round(smallBroker.ResidentMegabytes, 1));
+    }
+
+    notes["rssMbAfterEachFifthOfSoak"] = rss;
+    notes["soakFlows"] = soakFlows;
+    Console.WriteLine($"RSS (MB) at start and after each {soakFlows / 5} flows: {string.Join(", ", rss)}");
+    smallBroker.Dispose();
+
+    // 5. Time to ready on a warm disk: the same data folder, started again.
+    var readyMs = new List<double>();
+    for (var i = 0; i < 3; i++)
+    {
+        using var again = await StartBrokerAsync(small, ServerProcess.FreePort());
+        readyMs.Add(Math.Round(again.TimeToReady.TotalMilliseconds));
+    }
+
+    notes["timeToReadyMs"] = readyMs;
+    Console.WriteLine($"Process start to /readyz 200 (ms): {string.Join(", ", readyMs)}");
 }
 finally
 {
