@@ -1,5 +1,7 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Tests.Support;
 
@@ -21,6 +23,20 @@ public sealed class StartupTests : FakeGitHubTest
         body.RootElement.GetProperty("ready").GetBoolean().Should().BeTrue();
         body.RootElement.GetProperty("checks").EnumerateArray().Select(check => check.GetProperty("name").GetString())
             .Should().Equal("database", "allowlist", "signing_key");
+    }
+
+    [Fact]
+    public void Settings_files_are_read_once_and_not_watched()
+    {
+        // A reloadable settings file puts a recursive watcher on the content root, woken by every database write
+        // when the data folder sits under it (the default layout); settings are validated once at start-up anyway.
+        using var broker = new BrokerFactory(GitHub, Folder, Instances.Json);
+
+        var configuration = (IConfigurationRoot)broker.Services.GetRequiredService<IConfiguration>();
+        var files = configuration.Providers.OfType<FileConfigurationProvider>().ToList();
+
+        files.Should().Contain(file => file.Source.Path == "appsettings.json");
+        files.Should().OnlyContain(file => !file.Source.ReloadOnChange);
     }
 
     [Theory]

@@ -205,6 +205,73 @@ public sealed class StateTests : FakeGitHubTest
         (await CountPendingLoginsAsync()).Should().Be(0);
     }
 
+    [Fact]
+    public async Task Logins_started_in_the_same_millisecond_are_each_found_by_their_own_state()
+    {
+        // The clock is frozen: every login shares one expiry, so the lookup finds them all and must pick by hash.
+        var browsers = Enumerable.Range(0, 5).Select(_ => broker.NewBrowser()).ToList();
+        var callbacks = new List<string>();
+        for (var i = 0; i < browsers.Count; i++)
+        {
+            callbacks.Add(await browsers[i].StartAndApproveAsync(StandardInstances.TrackeepCallback, state: $"login-{i}"));
+        }
+
+        callbacks.Select(callback => StateOf(callback)[..10]).Distinct().Should().ContainSingle("the first 10 characters are 60 bits of the shared expiry");
+        for (var i = browsers.Count - 1; i >= 0; i--)
+        {
+            (await browsers[i].ReturnFromGitHubAsync(callbacks[i])).Query["state"].Should().Be($"login-{i}");
+        }
+
+        browsers.ForEach(browser => browser.Dispose());
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(-1)]
+    [InlineData(24 * 60 * 60 * 1000)]
+    public async Task A_state_whose_expiry_is_edited_is_unknown(long shiftMilliseconds)
+    {
+        using var browser = broker.NewBrowser();
+        var callback = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback);
+        var state = System.Buffers.Text.Base64Url.DecodeFromChars(StateOf(callback));
+        var expiry = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(state);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(state, expiry + shiftMilliseconds);
+        var edited = QueryHelpers.AddQueryString("http://localhost/auth/github/callback", new Dictionary<string, string?>
+        {
+            ["code"] = QueryHelpers.ParseQuery(new Uri(callback).Query)["code"],
+            ["state"] = System.Buffers.Text.Base64Url.EncodeToString(state),
+        });
+
+        var outcome = await browser.ReturnFromGitHubAsync(edited);
+
+        outcome.Response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        (await outcome.Response.Content.ReadAsStringAsync()).Should().Contain("not known to the broker");
+        GitHub.TokenCallCount.Should().Be(0);
+        (await browser.ReturnFromGitHubAsync(callback)).Query.Should().ContainKey("token", "the real state is untouched");
+    }
+
+    [Fact]
+    public async Task Completed_logins_are_purged_an_hour_after_use()
+    {
+        using var browser = broker.NewBrowser();
+        (await browser.LoginAsync(StandardInstances.TrackeepCallback)).Query.Should().ContainKey("token");
+        await browser.StartAsync(StandardInstances.TrackeepCallback);
+        (await CountPendingLoginsAsync()).Should().Be(2);
+
+        // Past the retention of the completed login, not yet past the expiry plus retention of the open one.
+        clock.Advance(OAuthBroker.Login.PendingLoginStore.Retention + OAuthBroker.Storage.PurgeService.Interval);
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await CountPendingLoginsAsync() > 1 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        (await CountPendingLoginsAsync()).Should().Be(1);
+    }
+
+    private static string StateOf(string callback) => QueryHelpers.ParseQuery(new Uri(callback).Query)["state"].ToString();
+
     private async Task<long> CountPendingLoginsAsync()
     {
         await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(broker.DataPath, "broker.db")}");

@@ -116,3 +116,53 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
         next.Connection.State.Should().Be(System.Data.ConnectionState.Open);
     }
 }
+
+/// <summary>Upgrading a database written by an earlier version, on a real SQLite file.</summary>
+public sealed class DatabaseMigratorTests : IAsyncLifetime
+{
+    private readonly string folder = Directory.CreateTempSubdirectory("oauthbroker-migrate-").FullName;
+    private SqliteConnectionFactory connections = null!;
+
+    public Task InitializeAsync()
+    {
+        connections = new SqliteConnectionFactory(Options.Create(new BrokerOptions { DataPath = folder }));
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await connections.DisposeAsync();
+        Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_version_3_database_keeps_its_users_and_gets_the_pending_logins_found_by_expiry()
+    {
+        await using (var lease = await connections.OpenAsync())
+        {
+            var connection = lease.Connection;
+            foreach (var migration in DatabaseMigrator.Migrations.Take(3))
+            {
+                await connection.ExecuteAsync(migration);
+            }
+
+            await connection.ExecuteAsync(
+                """
+                PRAGMA user_version = 3;
+                INSERT INTO users (github_id, login, first_login_at, last_login_at) VALUES (42, 'octocat', 1, 1);
+                INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, scope, protected_verifier, created_at, expires_at)
+                VALUES (x'00', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 1, 2);
+                """);
+        }
+
+        await new DatabaseMigrator(connections).MigrateAsync(CancellationToken.None);
+
+        await using var after = await connections.OpenAsync();
+        (await after.Connection.ExecuteScalarAsync<int>("PRAGMA user_version")).Should().Be(DatabaseMigrator.LatestVersion);
+        (await after.Connection.ExecuteScalarAsync<string>("SELECT login FROM users WHERE github_id = 42")).Should().Be("octocat");
+        (await after.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM pending_logins")).Should().Be(0, "logins in flight at the upgrade are started again");
+        var columns = (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_table_info('pending_logins')")).ToList();
+        columns.Should().Contain(["id", "state_hash", "expires_at", "response_mode"]);
+        (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_index_list('pending_logins')")).Should().Equal("ix_pending_logins_expires_at");
+    }
+}

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
@@ -28,8 +30,10 @@ public enum LoginRefusal
 }
 
 /// <summary>
-/// Server-side, one-time login state. The state sent to GitHub and the browser-binding cookie are random 256-bit
-/// values stored only as SHA-256 hashes; the PKCE verifier is stored encrypted with Data Protection.
+/// Server-side, one-time login state. The state sent to GitHub carries the login's expiry time and 256 random bits;
+/// it and the browser-binding cookie (another 256 random bits) are stored only as SHA-256 hashes, and the PKCE verifier
+/// encrypted with Data Protection. The expiry finds the row: new rows and lookups stay at the end of the table's index
+/// however many recent logins it holds, and the hash is then compared in constant time.
 /// </summary>
 public sealed class PendingLoginStore(SqliteConnectionFactory connections, IDataProtectionProvider dataProtection, TimeProvider time) : IPurgeable
 {
@@ -39,15 +43,20 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     public static readonly TimeSpan Retention = TimeSpan.FromHours(1);
 
     private const int SecretBytes = 32;
+
+    /// <summary>Length of a state: 8 bytes of expiry (big-endian Unix milliseconds) and 32 random bytes, base64url-encoded.</summary>
+    public const int StateLength = 54;
+    private const int StateBytes = 8 + SecretBytes;
     private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Login.PkceVerifier.v1");
 
     public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
     {
-        var state = NewSecret();
+        var now = time.GetUtcNow();
+        var expiresAt = now.Add(Lifetime).ToUnixTimeMilliseconds();
+        var state = NewState(expiresAt);
         var browserSecret = NewSecret();
         // RFC 7636 section 4.1: 32 random octets, base64url-encoded, give a 43-character verifier.
         var verifier = NewSecret();
-        var now = time.GetUtcNow();
         await using var lease = await connections.OpenAsync(cancellationToken);
         var connection = lease.Connection;
         await connection.ExecuteAsync(
@@ -65,7 +74,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
                 Scope = scope,
                 ProtectedVerifier = protector.Protect(Encoding.ASCII.GetBytes(verifier)),
                 CreatedAt = now.ToUnixTimeMilliseconds(),
-                ExpiresAt = now.Add(Lifetime).ToUnixTimeMilliseconds(),
+                ExpiresAt = expiresAt,
                 ResponseMode = responseMode,
             });
         var challenge = Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
@@ -79,7 +88,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     /// <remarks>For an expired login, <c>ExpiredRedirectUri</c> says where it was going, so the user can be offered a way back.</remarks>
     public async Task<(PendingLogin? Login, LoginRefusal? Refusal, string? ExpiredRedirectUri)> TryConsumeAsync(string? state, string? browserSecret, CancellationToken cancellationToken)
     {
-        if (!IsWellFormedSecret(state))
+        if (!TryReadExpiry(state, out var expiresAt))
         {
             return (null, LoginRefusal.UnknownState, null);
         }
@@ -87,13 +96,24 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         var stateHash = Hash(state!);
         await using var lease = await connections.OpenAsync(cancellationToken);
         var connection = lease.Connection;
-        var row = await connection.QuerySingleOrDefaultAsync<Row>(
+        // Logins started in the same millisecond share an expiry: a handful of rows at most.
+        var candidates = await connection.QueryAsync<Row>(
             """
-            SELECT browser_hash AS BrowserHash, instance_id AS InstanceId, redirect_uri AS RedirectUri, instance_state AS InstanceState,
-                   scope AS Scope, protected_verifier AS ProtectedVerifier, expires_at AS ExpiresAt, consumed_at AS ConsumedAt, response_mode AS ResponseMode
-            FROM pending_logins WHERE state_hash = @stateHash
+            SELECT id AS Id, state_hash AS StateHash, browser_hash AS BrowserHash, instance_id AS InstanceId, redirect_uri AS RedirectUri,
+                   instance_state AS InstanceState, scope AS Scope, protected_verifier AS ProtectedVerifier, expires_at AS ExpiresAt,
+                   consumed_at AS ConsumedAt, response_mode AS ResponseMode
+            FROM pending_logins WHERE expires_at = @expiresAt
             """,
-            new { stateHash });
+            new { expiresAt });
+        Row? row = null;
+        foreach (var candidate in candidates)
+        {
+            if (CryptographicOperations.FixedTimeEquals(candidate.StateHash, stateHash))
+            {
+                row = candidate;
+            }
+        }
+
         if (row is null)
         {
             return (null, LoginRefusal.UnknownState, null);
@@ -116,8 +136,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         }
 
         var taken = await connection.ExecuteAsync(
-            "UPDATE pending_logins SET consumed_at = @now WHERE state_hash = @stateHash AND consumed_at IS NULL AND expires_at > @now",
-            new { stateHash, now });
+            "UPDATE pending_logins SET consumed_at = @now WHERE id = @Id AND consumed_at IS NULL AND expires_at > @now",
+            new { row.Id, now });
         if (taken != 1)
         {
             return (null, LoginRefusal.AlreadyUsed, null);
@@ -133,17 +153,44 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Subtract(Retention).ToUnixTimeMilliseconds();
+        // A login is consumed before it expires, so every row to delete expires before cutoff + Lifetime: the expiry
+        // index finds them all, without reading the table.
+        var horizon = cutoff + (long)Lifetime.TotalMilliseconds;
         await using var lease = await connections.OpenAsync(cancellationToken);
         var connection = lease.Connection;
-        return await connection.ExecuteAsync("DELETE FROM pending_logins WHERE expires_at < @cutoff OR consumed_at < @cutoff", new { cutoff });
+        return await connection.ExecuteAsync(
+            "DELETE FROM pending_logins WHERE expires_at < @horizon AND (expires_at < @cutoff OR consumed_at < @cutoff)", new { cutoff, horizon });
     }
 
     public static byte[] Hash(string secret) => SHA256.HashData(Encoding.ASCII.GetBytes(secret));
 
     private static string NewSecret() => Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(SecretBytes));
 
-    private static bool IsWellFormedSecret(string? value) =>
-        value is { Length: 43 } && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+    private static string NewState(long expiresAt)
+    {
+        Span<byte> bytes = stackalloc byte[StateBytes];
+        BinaryPrimitives.WriteInt64BigEndian(bytes, expiresAt);
+        RandomNumberGenerator.Fill(bytes[8..]);
+        return Base64Url.EncodeToString(bytes);
+    }
 
-    private sealed record Row(byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, byte[] ProtectedVerifier, long ExpiresAt, long? ConsumedAt, string ResponseMode);
+    private static bool TryReadExpiry(string? state, out long expiresAt)
+    {
+        expiresAt = 0;
+        Span<byte> bytes = stackalloc byte[StateBytes];
+        if (state is not { Length: StateLength } || !state.All(IsBase64UrlCharacter)
+            || !Base64Url.TryDecodeFromChars(state, bytes, out var written) || written != StateBytes)
+        {
+            return false;
+        }
+
+        expiresAt = BinaryPrimitives.ReadInt64BigEndian(bytes);
+        return expiresAt > 0;
+    }
+
+    private static bool IsWellFormedSecret(string? value) => value is { Length: 43 } && value.All(IsBase64UrlCharacter);
+
+    private static bool IsBase64UrlCharacter(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_';
+
+    private sealed record Row(long Id, byte[] StateHash, byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, byte[] ProtectedVerifier, long ExpiresAt, long? ConsumedAt, string ResponseMode);
 }

@@ -6,7 +6,7 @@ namespace OAuthBroker.Storage;
 public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
 {
     // Append only: a migration that has shipped is never edited.
-    private static readonly string[] Migrations =
+    internal static readonly string[] Migrations =
     [
         """
         CREATE TABLE signing_keys (
@@ -58,6 +58,28 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
         """,
         """
         ALTER TABLE pending_logins ADD COLUMN response_mode TEXT NOT NULL DEFAULT 'query';
+        """,
+        // Pending logins are found by their expiry time, which the state carries, instead of by the hash of the state:
+        // new rows and lookups stay at the end of the table and of its one index, so the cost of a login no longer
+        // grows with the number of recent ones (the random hash index had outgrown SQLite's page cache under load).
+        // Logins in flight during the upgrade are dropped: their state carries no expiry; they are started again.
+        """
+        DROP TABLE pending_logins;
+        CREATE TABLE pending_logins (
+            id                 INTEGER NOT NULL PRIMARY KEY,
+            state_hash         BLOB    NOT NULL,             -- SHA-256 of the state sent to GitHub
+            browser_hash       BLOB    NOT NULL,             -- SHA-256 of the browser-binding cookie value
+            instance_id        TEXT    NOT NULL,
+            redirect_uri       TEXT    NOT NULL,
+            instance_state     TEXT    NULL,
+            scope              TEXT    NOT NULL,
+            protected_verifier BLOB    NOT NULL,             -- PKCE verifier, encrypted with Data Protection
+            response_mode      TEXT    NOT NULL,
+            created_at         INTEGER NOT NULL,             -- Unix milliseconds
+            expires_at         INTEGER NOT NULL,             -- Unix milliseconds; also in the state, to find the row
+            consumed_at        INTEGER NULL
+        );
+        CREATE INDEX ix_pending_logins_expires_at ON pending_logins (expires_at);
         """,
     ];
 
