@@ -1,6 +1,7 @@
 // The cost floor of the broker's hop pattern: the same requests (start -> GitHub authorize -> callback -> code
-// exchange -> GET /user [-> GET /user/emails when the address is private] -> redirect to the instance), with nothing else. No allowlist, no database, no crypto, no
-// PKCE, state in a plain cookie. Not secure and not meant to be: it exists to be measured beside the real broker.
+// exchange -> GET /user -> GET /user/emails when the address is private -> redirect to the instance), with nothing
+// else. No allowlist, no database, no crypto, no PKCE, state in a plain cookie. Not secure and not meant to be: it
+// exists to be measured beside the real broker.
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
