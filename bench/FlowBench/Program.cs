@@ -32,31 +32,25 @@ using var rsa = RSA.Create(2048);
 var instanceKey = new Jwk(rsa, isPrivate: false).ToDictionary();
 instanceKey["alg"] = "RSA-OAEP-256";
 
-// --profile SECONDS [reference]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
-var profileAt = Array.IndexOf(args, "--profile");
-if (profileAt >= 0)
-{
-    var seconds = int.Parse(args[profileAt + 1], CultureInfo.InvariantCulture);
-    var folder = Path.Combine(work, "profile");
-    Directory.CreateDirectory(folder);
-    File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), Allowlist(10, instanceKey));
-    var port = ServerProcess.FreePort();
-    using var server = args.Contains("reference")
-        ? await ServerProcess.StartAsync(referenceDll, folder, port, new Dictionary<string, string>
-        {
-            ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
-            ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{port}",
-        })
-        : await StartBrokerAsync(folder, port);
-    await SettleAsync(server);
-    Console.WriteLine($"pid {server.ProcessId}");
-    await Task.Delay(2000);
-    Report(await FlowDriver.RunAsync("profile", "c=16", server, 16, TimeSpan.Zero, TimeSpan.FromSeconds(seconds)));
-    return;
-}
-
 try
 {
+    // --profile SECONDS [reference]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
+    var profileAt = Array.IndexOf(args, "--profile");
+    if (profileAt >= 0)
+    {
+        var seconds = int.Parse(args[profileAt + 1], CultureInfo.InvariantCulture);
+        var folder = Path.Combine(work, "profile");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), Allowlist(10, instanceKey));
+        var port = ServerProcess.FreePort();
+        using var server = args.Contains("reference") ? await StartReferenceAsync(folder, port) : await StartBrokerAsync(folder, port);
+        await SettleAsync(server);
+        Console.WriteLine($"pid {server.ProcessId}");
+        await Task.Delay(2000);
+        Report(await FlowDriver.RunAsync("profile", "c=16", server, 16, TimeSpan.Zero, TimeSpan.FromSeconds(seconds)));
+        return;
+    }
+
     // The three servers run side by side, idle but for the one being measured, so that each concurrency is measured
     // in alternating rounds: the ratios then compare windows minutes apart, not a quarter of an hour apart.
     var small = Path.Combine(work, "small");
@@ -75,12 +69,7 @@ try
     notes["seededUsers"] = quick ? 100_000 : 1_000_000;
     Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
 
-    var referencePort = ServerProcess.FreePort();
-    using var reference = await ServerProcess.StartAsync(referenceDll, work, referencePort, new Dictionary<string, string>
-    {
-        ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
-        ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{referencePort}",
-    });
+    using var reference = await StartReferenceAsync(work, ServerProcess.FreePort());
     using var smallBroker = await StartBrokerAsync(small, ServerProcess.FreePort());
     using var largeBroker = await StartBrokerAsync(large, ServerProcess.FreePort());
     (string Target, string Scenario, ServerProcess Server)[] targets =
@@ -162,6 +151,12 @@ Directory.CreateDirectory(output);
 var json = JsonSerializer.Serialize(new { machine = $"{Environment.ProcessorCount} cores", date = DateTimeOffset.UtcNow, quick, results, notes }, new JsonSerializerOptions { WriteIndented = true });
 File.WriteAllText(Path.Combine(output, quick ? "flow-quick.json" : "flow.json"), json);
 Console.WriteLine($"Wrote {Path.Combine(output, quick ? "flow-quick.json" : "flow.json")}");
+
+Task<ServerProcess> StartReferenceAsync(string folder, int port) => ServerProcess.StartAsync(referenceDll, folder, port, new Dictionary<string, string>
+{
+    ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
+    ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{port}",
+});
 
 Task<ServerProcess> StartBrokerAsync(string folder, int port)
 {
