@@ -104,6 +104,50 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_large_purge_deletes_in_batches_and_lets_others_in_between()
+    {
+        const int total = 40 * SqliteConnectionFactory.PurgeBatch;
+        await using (var lease = await connections.OpenAsync())
+        {
+            await lease.Connection.ExecuteAsync(
+                "CREATE TABLE old_rows (id INTEGER PRIMARY KEY, at INTEGER NOT NULL); CREATE INDEX ix_old_rows_at ON old_rows (at);");
+            await lease.Connection.ExecuteAsync(
+                $"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {total + 10}) INSERT INTO old_rows (at) SELECT i FROM n");
+        }
+
+        var purge = Task.Run(() => connections.DeleteInBatchesAsync("old_rows", "at <= @cutoff", new { cutoff = total }, CancellationToken.None));
+        await using (var observer = new SqliteConnection($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False"))
+        {
+            await observer.OpenAsync();
+            // The first batch has gone once the oldest row has.
+            while (await observer.ExecuteScalarAsync<long>("SELECT MIN(id) FROM old_rows") == 1)
+            {
+            }
+        }
+
+        await using (var lease = await connections.OpenAsync().WaitAsync(TimeSpan.FromSeconds(30)))
+        {
+            purge.IsCompleted.Should().BeFalse("a waiting caller gets the connection between two batches");
+        }
+
+        (await purge.WaitAsync(TimeSpan.FromSeconds(60))).Should().Be(total);
+        await using var after = await connections.OpenAsync();
+        (await after.Connection.QueryAsync<long>("SELECT at FROM old_rows ORDER BY at")).Should().Equal(Enumerable.Range(total + 1, 10).Select(i => (long)i));
+    }
+
+    [Fact]
+    public async Task A_reader_runs_beside_a_held_lease_and_cannot_write()
+    {
+        await using var held = await connections.OpenAsync();
+        await held.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (3)");
+
+        await using var reader = await connections.OpenReaderAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        (await reader.Connection.ExecuteScalarAsync<long>("SELECT v FROM t")).Should().Be(3);
+        var write = () => reader.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (4)");
+        (await write.Should().ThrowAsync<SqliteException>()).Which.SqliteErrorCode.Should().Be(8, "SQLITE_READONLY");
+    }
+
+    [Fact]
     public async Task A_cancelled_wait_gives_no_lease_and_leaves_the_turn_free()
     {
         var held = await connections.OpenAsync();

@@ -45,7 +45,7 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     public async Task<AuditPage> QueryAsync(AuditQuery query, CancellationToken cancellationToken)
     {
         var limit = Math.Clamp(query.Limit, 1, MaxPageSize);
-        await using var lease = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenReaderAsync(cancellationToken);
         var connection = lease.Connection;
         var rows = (await connection.QueryAsync<Row>(
             """
@@ -69,7 +69,7 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     /// <summary>The latest login attempts of every instance, at most <paramref name="perInstance"/> each, in one query.</summary>
     public async Task<ILookup<string, AuditEvent>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken)
     {
-        await using var lease = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenReaderAsync(cancellationToken);
         var connection = lease.Connection;
         var rows = await connection.QueryAsync<LoginRow>(
             """
@@ -87,9 +87,7 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Subtract(options.Value.Retention).ToUnixTimeMilliseconds();
-        await using var lease = await connections.OpenAsync(cancellationToken);
-        var connection = lease.Connection;
-        return await connection.ExecuteAsync("DELETE FROM audit_events WHERE at < @cutoff", new { cutoff });
+        return await connections.DeleteInBatchesAsync("audit_events", "at < @cutoff", new { cutoff }, cancellationToken);
     }
 
     private async Task InsertAsync(string kind, string? instanceId, string? actor, string action, string? reason, string? clientIp, string? before, string? after, CancellationToken cancellationToken)

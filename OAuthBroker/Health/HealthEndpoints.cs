@@ -44,7 +44,7 @@ public static class HealthEndpoints
         var checks = new List<ReadinessCheck>();
         try
         {
-            await using var lease = await connections.OpenAsync(cancellationToken);
+            await using var lease = await connections.OpenReaderAsync(cancellationToken);
             var connection = lease.Connection;
             var version = await connection.ExecuteScalarAsync<int>("PRAGMA user_version;");
             checks.Add(new ReadinessCheck("database", version == DatabaseMigrator.LatestVersion, $"schema version {version}"));

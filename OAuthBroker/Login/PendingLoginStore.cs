@@ -156,10 +156,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
         // A login is consumed before it expires, so every row to delete expires before cutoff + Lifetime: the expiry
         // index finds them all, without reading the table.
         var horizon = cutoff + (long)Lifetime.TotalMilliseconds;
-        await using var lease = await connections.OpenAsync(cancellationToken);
-        var connection = lease.Connection;
-        return await connection.ExecuteAsync(
-            "DELETE FROM pending_logins WHERE expires_at < @horizon AND (expires_at < @cutoff OR consumed_at < @cutoff)", new { cutoff, horizon });
+        return await connections.DeleteInBatchesAsync(
+            "pending_logins", "expires_at < @horizon AND (expires_at < @cutoff OR consumed_at < @cutoff)", new { cutoff, horizon }, cancellationToken);
     }
 
     public static byte[] Hash(string secret) => SHA256.HashData(Encoding.ASCII.GetBytes(secret));

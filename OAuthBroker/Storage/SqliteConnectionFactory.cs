@@ -1,4 +1,5 @@
 using System.Data;
+using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Broker;
@@ -13,9 +14,13 @@ namespace OAuthBroker.Storage;
 /// </summary>
 public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
 {
+    /// <summary>Rows one purge statement deletes before the connection is handed to whoever is waiting.</summary>
+    public const int PurgeBatch = 5_000;
+
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2213", Justification = "Its wait handle is never created, and disposing it would fail callers still waiting at shutdown with the wrong exception.")]
     private readonly SemaphoreSlim turn = new(1, 1);
     private readonly string connectionString;
+    private readonly string readerConnectionString;
     private SqliteConnection? shared;
     private bool disposed;
 
@@ -32,6 +37,7 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
             // Microsoft.Data.Sqlite retries SQLITE_BUSY until this many seconds have passed.
             DefaultTimeout = 10,
         }.ToString();
+        readerConnectionString = new SqliteConnectionStringBuilder(connectionString) { Mode = SqliteOpenMode.ReadOnly, Pooling = true }.ToString();
     }
 
     /// <summary>Waits for the connection and lends it until the lease is disposed. Never hold two leases at once.</summary>
@@ -42,7 +48,7 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             shared ??= await ConnectAsync(cancellationToken);
-            return new SqliteLease(this, shared);
+            return new SqliteLease(shared, ReturnAsync);
         }
         catch
         {
@@ -51,7 +57,51 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
         }
     }
 
-    internal async ValueTask ReturnAsync(SqliteConnection connection)
+    /// <summary>
+    /// A read-only connection of its own, for reads that may take long (admin queries over the audit trail, readiness):
+    /// in WAL mode they run beside the writers instead of holding up logins.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The lease owns the connection and disposes it when returned.")]
+    public async Task<SqliteLease> OpenReaderAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var connection = new SqliteConnection(readerConnectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            return new SqliteLease(connection, reader => reader.DisposeAsync());
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the rows of <paramref name="table"/> (which has an <c>id</c> key) matching <paramref name="condition"/>,
+    /// <see cref="PurgeBatch"/> at a time, giving the connection back between batches: a purge of a large backlog
+    /// does not stop logins for its whole length. Table and condition are the caller's constants, never input.
+    /// </summary>
+    public async Task<int> DeleteInBatchesAsync(string table, string condition, object parameters, CancellationToken cancellationToken)
+    {
+        var arguments = new DynamicParameters(parameters);
+        arguments.Add("batch", PurgeBatch);
+        var sql = $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT @batch)";
+        var total = 0;
+        int deleted;
+        do
+        {
+            await using var lease = await OpenAsync(cancellationToken);
+            deleted = await lease.Connection.ExecuteAsync(sql, arguments);
+            total += deleted;
+        }
+        while (deleted == PurgeBatch);
+
+        return total;
+    }
+
+    private async ValueTask ReturnAsync(SqliteConnection connection)
     {
         try
         {
@@ -112,8 +162,8 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
     }
 }
 
-/// <summary>The database connection, lent until disposed.</summary>
-public sealed class SqliteLease(SqliteConnectionFactory owner, SqliteConnection connection) : IAsyncDisposable
+/// <summary>A database connection, lent until disposed.</summary>
+public sealed class SqliteLease(SqliteConnection connection, Func<SqliteConnection, ValueTask> release) : IAsyncDisposable
 {
     private int returned;
 
@@ -121,5 +171,5 @@ public sealed class SqliteLease(SqliteConnectionFactory owner, SqliteConnection 
         Volatile.Read(ref returned) == 0 ? connection : throw new ObjectDisposedException(nameof(SqliteLease));
 
     public ValueTask DisposeAsync() =>
-        Interlocked.Exchange(ref returned, 1) == 0 ? owner.ReturnAsync(connection) : ValueTask.CompletedTask;
+        Interlocked.Exchange(ref returned, 1) == 0 ? release(connection) : ValueTask.CompletedTask;
 }

@@ -84,7 +84,7 @@ public sealed partial class SigningKeyStore(
     /// <summary>Every key in the database, for <c>keys list</c>.</summary>
     public async Task<IReadOnlyList<SigningKeyInfo>> ListAsync(CancellationToken cancellationToken)
     {
-        await using var lease = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenReaderAsync(cancellationToken);
         var connection = lease.Connection;
         var rows = await connection.QueryAsync<StoredKey>($"SELECT {Columns} FROM signing_keys ORDER BY created_at DESC");
         return [.. rows.Select(row =>
