@@ -4,7 +4,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Dapper;
 using Microsoft.AspNetCore.DataProtection;
-using Microsoft.IdentityModel.Tokens;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Login;
@@ -45,7 +44,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     private const int SecretBytes = 32;
 
     /// <summary>Length of a state: 8 bytes of expiry (big-endian Unix milliseconds) and 32 random bytes, base64url-encoded.</summary>
-    public const int StateLength = 54;
+    private const int StateLength = 54;
     private const int StateBytes = 8 + SecretBytes;
     private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Login.PkceVerifier.v1");
 
@@ -77,7 +76,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
                 ExpiresAt = expiresAt,
                 ResponseMode = responseMode,
             });
-        var challenge = Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        var challenge = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
         return new StartedLogin(state, browserSecret, challenge);
     }
 
@@ -162,7 +161,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
 
     public static byte[] Hash(string secret) => SHA256.HashData(Encoding.ASCII.GetBytes(secret));
 
-    private static string NewSecret() => Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(SecretBytes));
+    private static string NewSecret() => Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(SecretBytes));
 
     private static string NewState(long expiresAt)
     {

@@ -87,7 +87,7 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
     {
         await using var lease = await connections.OpenAsync(cancellationToken);
         var connection = lease.Connection;
-        // WAL lets readers (readiness, JWKS) proceed while a login writes; the setting persists in the file.
+        // WAL lets readers (readiness, admin queries, the CLI) proceed while a login writes; the setting persists in the file.
         await connection.ExecuteAsync("PRAGMA journal_mode = WAL;");
         var version = await connection.ExecuteScalarAsync<int>("PRAGMA user_version;");
         for (var next = version; next < Migrations.Length; next++)
