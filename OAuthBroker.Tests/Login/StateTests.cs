@@ -251,6 +251,25 @@ public sealed class StateTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task Each_login_has_its_own_PKCE_verifier_which_is_neither_the_cookie_nor_stored()
+    {
+        using var browser = broker.NewBrowser();
+        var first = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback, state: "tab-1");
+        var firstCookie = browser.LastBindingCookie!.Split('=', 2)[1];
+        var second = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback, state: "tab-2");
+        var secondCookie = browser.LastBindingCookie!.Split('=', 2)[1];
+
+        (await browser.ReturnFromGitHubAsync(first)).Query.Should().ContainKey("token");
+        (await browser.ReturnFromGitHubAsync(second)).Query.Should().ContainKey("token");
+
+        var verifiers = GitHub.TokenRequests.Select(request => request.CodeVerifier!).ToList();
+        verifiers.Should().HaveCount(2).And.OnlyHaveUniqueItems();
+        verifiers.Should().AllSatisfy(verifier => verifier.Should().MatchRegex("^[A-Za-z0-9_-]{43}$"));
+        verifiers.Should().NotContain([firstCookie, secondCookie], "the verifier is derived from the browser's secret under its own label");
+        // Disposing the broker scans its data folder and logs for every verifier GitHub received (FakeGitHub.Secrets).
+    }
+
+    [Fact]
     public async Task Completed_logins_are_purged_an_hour_after_use()
     {
         using var browser = broker.NewBrowser();

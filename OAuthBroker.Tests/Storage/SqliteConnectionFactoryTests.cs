@@ -72,6 +72,70 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_prepared_statement_is_compiled_once_and_reused_with_fresh_parameters()
+    {
+        SqliteCommand first;
+        await using (var lease = await connections.OpenAsync())
+        {
+            first = lease.Prepared("INSERT INTO t (v) VALUES (@v)").With("@v", 1);
+            (await first.ExecuteNonQueryAsync()).Should().Be(1);
+        }
+
+        await using (var lease = await connections.OpenAsync())
+        {
+            var again = lease.Prepared("INSERT INTO t (v) VALUES (@v)");
+            again.Should().BeSameAs(first);
+            again.Parameters.Count.Should().Be(0, "values bound by the previous caller are not carried over");
+            await again.With("@v", 2).ExecuteNonQueryAsync();
+            (await lease.Prepared("SELECT group_concat(v) FROM t").ExecuteScalarAsync()).Should().Be("1,2");
+        }
+    }
+
+    [Fact]
+    public async Task A_prepared_statement_runs_inside_the_callers_transaction()
+    {
+        await using (var lease = await connections.OpenAsync())
+        {
+            await using var transaction = await lease.Connection.BeginTransactionAsync();
+            await lease.Prepared("INSERT INTO t (v) VALUES (@v)", (SqliteTransaction)transaction).With("@v", 7).ExecuteNonQueryAsync();
+            await transaction.RollbackAsync();
+        }
+
+        await using var next = await connections.OpenAsync();
+        (await next.Prepared("SELECT COUNT(*) FROM t").ExecuteScalarAsync()).Should().Be(0L);
+        await next.Prepared("INSERT INTO t (v) VALUES (@v)").With("@v", 8).ExecuteNonQueryAsync();
+        (await next.Prepared("SELECT COUNT(*) FROM t").ExecuteScalarAsync()).Should().Be(1L, "the command no longer points at the rolled-back transaction");
+    }
+
+    [Fact]
+    public async Task Prepared_statements_are_dropped_with_the_connection_they_were_compiled_for()
+    {
+        SqliteCommand before;
+        await using (var lease = await connections.OpenAsync())
+        {
+            before = lease.Prepared("SELECT COUNT(*) FROM t");
+            // A caller that failed between BEGIN and COMMIT: the connection is closed when the lease comes back.
+            await lease.Connection.ExecuteAsync("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES (1);");
+        }
+
+        await using var next = await connections.OpenAsync();
+        var after = next.Prepared("SELECT COUNT(*) FROM t");
+        after.Should().NotBeSameAs(before);
+        after.Connection.Should().BeSameAs(next.Connection);
+        (await after.ExecuteScalarAsync()).Should().Be(0L);
+    }
+
+    [Fact]
+    public async Task A_reader_lease_keeps_no_prepared_statements()
+    {
+        await using var reader = await connections.OpenReaderAsync();
+
+        var prepare = () => reader.Prepared("SELECT COUNT(*) FROM t");
+
+        prepare.Should().Throw<InvalidOperationException>();
+    }
+
+    [Fact]
     public async Task Writes_from_another_process_style_connection_are_seen_by_the_shared_one()
     {
         await using (var lease = await connections.OpenAsync())
@@ -208,5 +272,35 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
         var columns = (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_table_info('pending_logins')")).ToList();
         columns.Should().Contain(["id", "state_hash", "expires_at", "response_mode"]);
         (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_index_list('pending_logins')")).Should().Equal("ix_pending_logins_expires_at");
+        columns.Should().NotContain("protected_verifier", "the PKCE verifier is derived from the browser's secret, not stored");
+    }
+
+    [Fact]
+    public async Task A_version_4_database_drops_stored_verifiers_and_logins_in_flight_but_keeps_used_ones()
+    {
+        await using (var lease = await connections.OpenAsync())
+        {
+            var connection = lease.Connection;
+            foreach (var migration in DatabaseMigrator.Migrations.Take(4))
+            {
+                await connection.ExecuteAsync(migration);
+            }
+
+            await connection.ExecuteAsync(
+                """
+                PRAGMA user_version = 4;
+                INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, scope, protected_verifier, response_mode, created_at, expires_at, consumed_at)
+                VALUES (x'01', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 'query', 1, 2, NULL),
+                       (x'02', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 'query', 1, 2, 1);
+                """);
+        }
+
+        await new DatabaseMigrator(connections).MigrateAsync(CancellationToken.None);
+
+        await using var after = await connections.OpenAsync();
+        (await after.Connection.ExecuteScalarAsync<int>("PRAGMA user_version")).Should().Be(DatabaseMigrator.LatestVersion);
+        (await after.Connection.QueryAsync<byte[]>("SELECT state_hash FROM pending_logins")).Should().BeEquivalentTo(new[] { new byte[] { 2 } },
+            "a used login is kept so that its replay is still told apart; one in flight had its verifier stored and must start again");
+        (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_table_info('pending_logins')")).Should().NotContain("protected_verifier");
     }
 }

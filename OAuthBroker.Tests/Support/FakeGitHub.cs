@@ -94,7 +94,9 @@ public sealed class FakeGitHub : IAsyncDisposable
     public ConcurrentQueue<IReadOnlyDictionary<string, string>> AuthorizeRequests { get; } = new();
 
     /// <summary>Every access and refresh token handed out, and the client secret: none may leak.</summary>
-    public IEnumerable<string> Secrets => tokens.Keys.Concat(tokens.Values.Select(token => token.RefreshToken).OfType<string>()).Append(ClientSecret);
+    /// <summary>Every secret value GitHub and the broker exchanged: issued tokens, refresh tokens, the client secret and the PKCE verifiers received.</summary>
+    public IEnumerable<string> Secrets => tokens.Keys.Concat(tokens.Values.Select(token => token.RefreshToken).OfType<string>()).Append(ClientSecret)
+        .Concat(TokenRequests.Select(request => request.CodeVerifier).OfType<string>().Where(verifier => verifier.Length >= 43));
 
     public int TokenCallCount => TokenRequests.Count;
 

@@ -90,16 +90,25 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
         return await connections.DeleteInBatchesAsync("audit_events", "at < @cutoff", new { cutoff }, cancellationToken);
     }
 
+    private const string InsertSql = """
+        INSERT INTO audit_events (at, kind, instance_id, actor, action, reason, client_ip, before_json, after_json)
+        VALUES (@at, @kind, @instanceId, @actor, @action, @reason, @clientIp, @before, @after)
+        """;
+
     private async Task InsertAsync(string kind, string? instanceId, string? actor, string action, string? reason, string? clientIp, string? before, string? after, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenAsync(cancellationToken);
-        var connection = lease.Connection;
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO audit_events (at, kind, instance_id, actor, action, reason, client_ip, before_json, after_json)
-            VALUES (@At, @Kind, @InstanceId, @Actor, @Action, @Reason, @ClientIp, @Before, @After)
-            """,
-            new { At = time.GetUtcNow().ToUnixTimeMilliseconds(), Kind = kind, InstanceId = instanceId, Actor = actor, Action = action, Reason = reason, ClientIp = clientIp, Before = before, After = after });
+        await lease.Prepared(InsertSql)
+            .With("@at", time.GetUtcNow().ToUnixTimeMilliseconds())
+            .With("@kind", kind)
+            .With("@instanceId", instanceId)
+            .With("@actor", actor)
+            .With("@action", action)
+            .With("@reason", reason)
+            .With("@clientIp", clientIp)
+            .With("@before", before)
+            .With("@after", after)
+            .ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static string? Redact(JsonObject? entry) => InstanceEntryRedaction.Redact(entry)?.ToJsonString();

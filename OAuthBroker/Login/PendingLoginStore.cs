@@ -2,8 +2,7 @@ using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
-using Dapper;
-using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Data.Sqlite;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Login;
@@ -30,11 +29,12 @@ public enum LoginRefusal
 
 /// <summary>
 /// Server-side, one-time login state. The state sent to GitHub carries the login's expiry time and 256 random bits;
-/// it and the browser-binding cookie (another 256 random bits) are stored only as SHA-256 hashes, and the PKCE verifier
-/// encrypted with Data Protection. The expiry finds the row: new rows and lookups stay at the end of the table's index
-/// however many recent logins it holds, and the hash is then compared in constant time.
+/// it and the browser-binding cookie (another 256 random bits) are stored only as SHA-256 hashes. The expiry finds
+/// the row: new rows and lookups stay at the end of the table's index however many recent logins it holds, and the
+/// hash is then compared in constant time. The PKCE verifier is not stored at all: it is derived from the browser's
+/// secret, which only that browser holds (the database keeps a hash of it under another label).
 /// </summary>
-public sealed class PendingLoginStore(SqliteConnectionFactory connections, IDataProtectionProvider dataProtection, TimeProvider time) : IPurgeable
+public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeProvider time) : IPurgeable
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
 
@@ -46,37 +46,45 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
     /// <summary>Length of a state: 8 bytes of expiry (big-endian Unix milliseconds) and 32 random bytes, base64url-encoded.</summary>
     private const int StateLength = 54;
     private const int StateBytes = 8 + SecretBytes;
-    private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Login.PkceVerifier.v1");
+    private static readonly byte[] VerifierLabel = "OAuthBroker PKCE code_verifier v1:"u8.ToArray();
+
+    private const string InsertSql = """
+        INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, created_at, expires_at, response_mode)
+        VALUES (@stateHash, @browserHash, @instanceId, @redirectUri, @instanceState, @scope, @createdAt, @expiresAt, @responseMode)
+        """;
+
+    private const string CandidatesSql = """
+        SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, expires_at, consumed_at, response_mode
+        FROM pending_logins WHERE expires_at = @expiresAt
+        """;
+
+    private const string ConsumeSql = "UPDATE pending_logins SET consumed_at = @now WHERE id = @id AND consumed_at IS NULL AND expires_at > @now";
 
     public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var expiresAt = now.Add(Lifetime).ToUnixTimeMilliseconds();
-        var state = NewState(expiresAt);
-        var browserSecret = NewSecret();
-        // RFC 7636 section 4.1: 32 random octets, base64url-encoded, give a 43-character verifier.
-        var verifier = NewSecret();
-        await using var lease = await connections.OpenAsync(cancellationToken);
-        var connection = lease.Connection;
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, protected_verifier, created_at, expires_at, response_mode)
-            VALUES (@StateHash, @BrowserHash, @InstanceId, @RedirectUri, @InstanceState, @Scope, @ProtectedVerifier, @CreatedAt, @ExpiresAt, @ResponseMode)
-            """,
-            new
-            {
-                StateHash = Hash(state),
-                BrowserHash = Hash(browserSecret),
-                InstanceId = instanceId,
-                RedirectUri = redirectUri,
-                InstanceState = instanceState,
-                Scope = scope,
-                ProtectedVerifier = protector.Protect(Encoding.ASCII.GetBytes(verifier)),
-                CreatedAt = now.ToUnixTimeMilliseconds(),
-                ExpiresAt = expiresAt,
-                ResponseMode = responseMode,
-            });
-        var challenge = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        Span<byte> random = stackalloc byte[2 * SecretBytes];
+        RandomNumberGenerator.Fill(random);
+        var state = NewState(expiresAt, random[..SecretBytes]);
+        var browserSecret = Base64Url.EncodeToString(random[SecretBytes..]);
+        random.Clear();
+        await using (var lease = await connections.OpenAsync(cancellationToken))
+        {
+            await lease.Prepared(InsertSql)
+                .With("@stateHash", Hash(state))
+                .With("@browserHash", Hash(browserSecret))
+                .With("@instanceId", instanceId)
+                .With("@redirectUri", redirectUri)
+                .With("@instanceState", instanceState)
+                .With("@scope", scope)
+                .With("@createdAt", now.ToUnixTimeMilliseconds())
+                .With("@expiresAt", expiresAt)
+                .With("@responseMode", responseMode)
+                .ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var challenge = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(CodeVerifier(browserSecret))));
         return new StartedLogin(state, browserSecret, challenge);
     }
 
@@ -94,22 +102,13 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
 
         var stateHash = Hash(state!);
         await using var lease = await connections.OpenAsync(cancellationToken);
-        var connection = lease.Connection;
         // Logins started in the same millisecond share an expiry: a handful of rows at most.
-        var candidates = await connection.QueryAsync<Row>(
-            """
-            SELECT id AS Id, state_hash AS StateHash, browser_hash AS BrowserHash, instance_id AS InstanceId, redirect_uri AS RedirectUri,
-                   instance_state AS InstanceState, scope AS Scope, protected_verifier AS ProtectedVerifier, expires_at AS ExpiresAt,
-                   consumed_at AS ConsumedAt, response_mode AS ResponseMode
-            FROM pending_logins WHERE expires_at = @expiresAt
-            """,
-            new { expiresAt });
         Row? row = null;
-        foreach (var candidate in candidates)
+        await using (var reader = await lease.Prepared(CandidatesSql).With("@expiresAt", expiresAt).ExecuteReaderAsync(cancellationToken))
         {
-            if (CryptographicOperations.FixedTimeEquals(candidate.StateHash, stateHash))
+            while (await reader.ReadAsync(cancellationToken))
             {
-                row = candidate;
+                row = Row.IfState(reader, stateHash) ?? row;
             }
         }
 
@@ -134,16 +133,13 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
             return (null, LoginRefusal.Expired, row.RedirectUri);
         }
 
-        var taken = await connection.ExecuteAsync(
-            "UPDATE pending_logins SET consumed_at = @now WHERE id = @Id AND consumed_at IS NULL AND expires_at > @now",
-            new { row.Id, now });
+        var taken = await lease.Prepared(ConsumeSql).With("@id", row.Id).With("@now", now).ExecuteNonQueryAsync(cancellationToken);
         if (taken != 1)
         {
             return (null, LoginRefusal.AlreadyUsed, null);
         }
 
-        var verifier = Encoding.ASCII.GetString(protector.Unprotect(row.ProtectedVerifier));
-        return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, verifier, row.ResponseMode), null, null);
+        return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, CodeVerifier(browserSecret!), row.ResponseMode), null, null);
     }
 
     public string Name => "pending_logins";
@@ -161,13 +157,24 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
 
     public static byte[] Hash(string secret) => SHA256.HashData(Encoding.ASCII.GetBytes(secret));
 
-    private static string NewSecret() => Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(SecretBytes));
+    /// <summary>
+    /// RFC 7636 section 4.1: a 43-character verifier from 256 bits. Derived from the browser secret (a hash under its
+    /// own label, so the stored hash of the secret does not give it away), it needs no storage and no encryption: who
+    /// can compute it already holds this browser's binding cookie for this one login.
+    /// </summary>
+    private static string CodeVerifier(string browserSecret)
+    {
+        Span<byte> input = stackalloc byte[VerifierLabel.Length + browserSecret.Length];
+        VerifierLabel.CopyTo(input);
+        Encoding.ASCII.GetBytes(browserSecret, input[VerifierLabel.Length..]);
+        return Base64Url.EncodeToString(SHA256.HashData(input));
+    }
 
-    private static string NewState(long expiresAt)
+    private static string NewState(long expiresAt, ReadOnlySpan<byte> random)
     {
         Span<byte> bytes = stackalloc byte[StateBytes];
         BinaryPrimitives.WriteInt64BigEndian(bytes, expiresAt);
-        RandomNumberGenerator.Fill(bytes[8..]);
+        random.CopyTo(bytes[8..]);
         return Base64Url.EncodeToString(bytes);
     }
 
@@ -189,5 +196,15 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, IData
 
     private static bool IsBase64UrlCharacter(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_';
 
-    private sealed record Row(long Id, byte[] StateHash, byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, byte[] ProtectedVerifier, long ExpiresAt, long? ConsumedAt, string ResponseMode);
+    private sealed record Row(long Id, byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, long ExpiresAt, long? ConsumedAt, string ResponseMode)
+    {
+        /// <summary>The candidate under the reader if its state hash is <paramref name="stateHash"/> (compared in constant time).</summary>
+        public static Row? IfState(SqliteDataReader reader, byte[] stateHash) =>
+            CryptographicOperations.FixedTimeEquals(reader.GetFieldValue<byte[]>(1), stateHash)
+                ? new Row(
+                    reader.GetInt64(0), reader.GetFieldValue<byte[]>(2), reader.GetString(3), reader.GetString(4),
+                    reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt64(7),
+                    reader.IsDBNull(8) ? null : reader.GetInt64(8), reader.GetString(9))
+                : null;
+    }
 }

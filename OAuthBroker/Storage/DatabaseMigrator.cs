@@ -81,6 +81,12 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
         );
         CREATE INDEX ix_pending_logins_expires_at ON pending_logins (expires_at);
         """,
+        // The PKCE verifier is derived from the browser's secret instead of stored under Data Protection. Logins in
+        // flight during the upgrade are dropped (their verifier was the stored one); used ones stay for replay checks.
+        """
+        DELETE FROM pending_logins WHERE consumed_at IS NULL;
+        ALTER TABLE pending_logins DROP COLUMN protected_verifier;
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using Dapper;
+using Microsoft.Data.Sqlite;
 using OAuthBroker.GitHub;
 using OAuthBroker.Storage;
 
@@ -11,22 +12,44 @@ public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider 
 {
     private const string Columns = "id AS Id, github_id AS GitHubId, login AS Login, name AS Name, email AS Email, avatar_url AS AvatarUrl, first_login_at AS FirstLoginAt, last_login_at AS LastLoginAt";
 
+    private const string RecordLoginSql = """
+        INSERT INTO users (github_id, login, name, email, avatar_url, first_login_at, last_login_at)
+        VALUES (@id, @login, @name, @email, @avatarUrl, @now, @now)
+        ON CONFLICT (github_id) DO UPDATE SET
+            login = excluded.login, name = excluded.name, email = excluded.email,
+            avatar_url = excluded.avatar_url, last_login_at = excluded.last_login_at
+        RETURNING id, github_id, login, name, email, avatar_url, first_login_at, last_login_at
+        """;
+
     /// <summary>Creates the user at first login, refreshes the profile afterwards; the GitHub id is the identity, not the login, which can be renamed.</summary>
     public async Task<BrokerUser> RecordLoginAsync(GitHubUser gitHubUser, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenAsync(cancellationToken);
-        var connection = lease.Connection;
-        return await connection.QuerySingleAsync<BrokerUser>(
-            $"""
-            INSERT INTO users (github_id, login, name, email, avatar_url, first_login_at, last_login_at)
-            VALUES (@Id, @Login, @Name, @Email, @AvatarUrl, @Now, @Now)
-            ON CONFLICT (github_id) DO UPDATE SET
-                login = excluded.login, name = excluded.name, email = excluded.email,
-                avatar_url = excluded.avatar_url, last_login_at = excluded.last_login_at
-            RETURNING {Columns}
-            """,
-            new { gitHubUser.Id, gitHubUser.Login, gitHubUser.Name, gitHubUser.Email, gitHubUser.AvatarUrl, Now = time.GetUtcNow().ToUnixTimeMilliseconds() });
+        var command = lease.Prepared(RecordLoginSql)
+            .With("@id", gitHubUser.Id)
+            .With("@login", gitHubUser.Login)
+            .With("@name", gitHubUser.Name)
+            .With("@email", gitHubUser.Email)
+            .With("@avatarUrl", gitHubUser.AvatarUrl)
+            .With("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            throw new InvalidOperationException("The user upsert returned no row.");
+        }
+
+        var user = Read(reader);
+        // RETURNING rows are produced as the statement runs: it is only complete once stepped to its end.
+        while (await reader.ReadAsync(cancellationToken))
+        {
+        }
+
+        return user;
     }
+
+    private static BrokerUser Read(SqliteDataReader reader) => new(
+        reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
+        reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetInt64(6), reader.GetInt64(7));
 
     public async Task<BrokerUser?> FindAsync(long id, CancellationToken cancellationToken)
     {
