@@ -1,13 +1,19 @@
 # syntax=docker/dockerfile:1
+# The broker ships as a native (AOT-compiled) executable: about half the memory of the JIT runtime and no JIT at
+# start-up. The same code runs on the JIT under `dotnet run` and the tests.
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# The native link step uses gcc (OAuthBroker.csproj: CppCompilerAndLinker).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY OAuthBroker/OAuthBroker.csproj OAuthBroker/
-RUN dotnet restore OAuthBroker/OAuthBroker.csproj
+RUN dotnet restore OAuthBroker/OAuthBroker.csproj --runtime linux-x64
 COPY OAuthBroker/ OAuthBroker/
-RUN dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --no-restore --output /app
+RUN dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --runtime linux-x64 --no-restore --output /app \
+    && rm -f /app/*.dbg
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0
+# Only the native libraries the executable links against (libc, OpenSSL, ICU is not needed: invariant globalization).
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0
 WORKDIR /app
 COPY --from=build /app ./
 COPY appsettings.json ./
@@ -22,4 +28,4 @@ ENV ASPNETCORE_ENVIRONMENT=Production \
 VOLUME ["/data", "/config"]
 EXPOSE 8080
 USER app
-ENTRYPOINT ["dotnet", "OAuthBroker.dll"]
+ENTRYPOINT ["/app/OAuthBroker"]

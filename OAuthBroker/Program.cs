@@ -24,6 +24,7 @@ var builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=
 
 builder.Services
     .AddProblemDetails()
+    .AddBrokerJson()
     .AddBrokerOptions()
     .AddStorage()
     .AddAllowlist()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every benchmark, in Release: the full-flow comparison of the broker with the minimal reference broker
+# Every benchmark, in Release: the full-flow comparison of the broker (the native executable the Dockerfile ships,
+# and the JIT build beside it) with the minimal reference broker
 # (bench/FlowBench) and the BenchmarkDotNet micro-benchmarks (bench/MicroBench). Not part of the test suite; timings
 # are reported, never asserted. Results go to bench/results/. Pass --quick for a short smoke run of the flow part.
 # For profiling: dotnet bench/FlowBench/bin/Release/net10.0/FlowBench.dll --profile SECONDS [reference] runs one server
@@ -7,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build OAuthBroker/OAuthBroker.csproj -c Release -v quiet
+dotnet publish OAuthBroker/OAuthBroker.csproj -c Release -r linux-x64 -o artifacts/native -v quiet -nologo
 dotnet build bench/ReferenceBroker/ReferenceBroker.csproj -c Release -v quiet
 dotnet build bench/FlowBench/FlowBench.csproj -c Release -v quiet
 dotnet run -c Release --project bench/FlowBench --no-build -- "$@"

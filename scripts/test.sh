@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 
 command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (https://dot.net)." >&2; exit 2; }
 
-# Debian packages: Node.js for the interop tests (jose) and Chromium for the admin page test (playwright-core).
+# Debian packages: Node.js for the interop tests (jose), Chromium for the admin page test (playwright-core), gcc.
 missing=()
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# gcc links the native (AOT-compiled) broker.
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -20,6 +22,9 @@ fi
 
 npm ci --prefix examples/node-instance --no-audit --no-fund --loglevel=error
 npm ci --prefix OAuthBroker.Tests/browser --no-audit --no-fund --loglevel=error
+
+# The native executable the Dockerfile ships, for the tests that run it (NativeBrokerTests).
+dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --runtime linux-x64 --output artifacts/native -v quiet -nologo
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT

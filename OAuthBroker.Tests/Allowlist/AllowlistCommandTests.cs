@@ -177,6 +177,40 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task The_native_executable_edits_the_same_files_and_its_edits_reach_the_running_broker()
+    {
+        File.Exists(NativeBroker.ExecutablePath).Should().BeTrue("scripts/test.sh publishes the native broker before the tests");
+        using var rsa = RSA.Create(2048);
+        // Starts the running broker, which creates its signing key.
+        var kid = new Microsoft.IdentityModel.Tokens.JsonWebKeySet(await broker.CreateClient().GetStringAsync("/.well-known/jwks.json")).Keys.Single().Kid;
+
+        var pem = await AdminCli.RunNativeAsync(broker, "allowlist", "add", "--id", "native-pem", "--redirect", "https://native.example.com/cb", "--key-file", WriteKeyFile(rsa.ExportSubjectPublicKeyInfoPem()));
+        var shared = await AdminCli.RunNativeAsync(broker, "allowlist", "add", "--id", "native-shared", "--redirect", "https://shared-native.example.com/cb", "--generate-secret");
+        var check = await AdminCli.RunNativeAsync(broker, "allowlist", "check", "https://native.example.com/cb");
+        var refused = await AdminCli.RunNativeAsync(broker, "allowlist", "check", "https://evil.example.com/cb");
+        var keys = await AdminCli.RunNativeAsync(broker, "keys", "list");
+
+        pem.ExitCode.Should().Be(0, pem.Error);
+        ((string?)Entries()["native-pem"]["encryptionKey"]!["kty"]).Should().Be("RSA");
+        ((string?)Entries()["native-pem"]["encryptionKey"]!["n"]).Should().Be(Jose.Base64Url.Encode(rsa.ExportParameters(false).Modulus!));
+        shared.ExitCode.Should().Be(0, shared.Error);
+        ((string?)Entries()["native-shared"]["encryptionKey"]!["kty"]).Should().Be("oct");
+        check.ExitCode.Should().Be(0, check.Error);
+        refused.ExitCode.Should().Be(1);
+        keys.ExitCode.Should().Be(0, keys.Error);
+        keys.Output.Should().Contain(kid, "the native executable reads the key the running broker stored");
+
+        using var browser = broker.NewBrowser();
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while ((await browser.StartAsync("https://native.example.com/cb")).StatusCode != HttpStatusCode.Redirect && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(25);
+        }
+
+        (await browser.LoginAsync("https://native.example.com/cb")).Query.Should().ContainKey("token");
+    }
+
+    [Fact]
     public async Task A_CLI_edit_reaches_the_running_broker_without_a_restart()
     {
         using var browser = broker.NewBrowser();

@@ -179,7 +179,7 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
                 $"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {total + 10}) INSERT INTO old_rows (at) SELECT i FROM n");
         }
 
-        var purge = Task.Run(() => connections.DeleteInBatchesAsync("old_rows", "at <= @cutoff", new { cutoff = total }, CancellationToken.None));
+        var purge = Task.Run(() => connections.DeleteInBatchesAsync("old_rows", "at <= @cutoff", new Dictionary<string, object> { ["@cutoff"] = total }, CancellationToken.None));
         await using (var observer = new SqliteConnection($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False"))
         {
             await observer.OpenAsync();

@@ -17,10 +17,18 @@ public static class AdminCli
     }
 
     /// <summary><c>dotnet OAuthBroker.dll …</c> in its own process, configured by environment variables as an admin would.</summary>
-    public static async Task<CliResult> RunProcessAsync(BrokerFactory broker, params string[] args)
+    public static Task<CliResult> RunProcessAsync(BrokerFactory broker, params string[] args) =>
+        RunAsync(new ProcessStartInfo("dotnet") { ArgumentList = { Path.Combine(AppContext.BaseDirectory, "OAuthBroker.dll") } }, broker, args);
+
+    /// <summary>The native executable the Dockerfile ships (<see cref="NativeBroker.ExecutablePath"/>), in its own process.</summary>
+    public static Task<CliResult> RunNativeAsync(BrokerFactory broker, params string[] args) =>
+        RunAsync(new ProcessStartInfo(NativeBroker.ExecutablePath), broker, args);
+
+    private static async Task<CliResult> RunAsync(ProcessStartInfo start, BrokerFactory broker, string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "OAuthBroker.dll"));
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.UseShellExecute = false;
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);

@@ -5,13 +5,13 @@ using System.Text.Json.Nodes;
 using Jose;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Broker;
+using OAuthBroker.Web;
 
 namespace OAuthBroker.Allowlist;
 
 /// <summary><c>allowlist list|add|remove|validate|check</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
 public static class AllowlistCommands
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     public static Command Create(IServiceProvider services, TextWriter output, TextWriter error)
     {
@@ -239,13 +239,16 @@ public static class AllowlistCommands
         return true;
     }
 
+    private static JsonObject PublicJwk(Jwk jwk) =>
+        JsonNode.Parse(SourceGeneratedJoseMapper.Settings.JsonMapper.Serialize(jwk.ToDictionary()))!.AsObject();
+
     private static JsonObject? PemToJwk(string pem)
     {
         try
         {
             using var rsa = RSA.Create();
             rsa.ImportFromPem(pem);
-            return JsonSerializer.SerializeToNode(new Jwk(rsa, isPrivate: false).ToDictionary(), Indented) as JsonObject;
+            return PublicJwk(new Jwk(rsa, isPrivate: false));
         }
         catch (ArgumentException)
         {
@@ -258,7 +261,7 @@ public static class AllowlistCommands
         {
             using var ecdh = ECDiffieHellman.Create();
             ecdh.ImportFromPem(pem);
-            return JsonSerializer.SerializeToNode(new Jwk(ecdh, isPrivate: false).ToDictionary(), Indented) as JsonObject;
+            return PublicJwk(new Jwk(ecdh, isPrivate: false));
         }
         catch (Exception exception) when (exception is ArgumentException or CryptographicException)
         {

@@ -57,7 +57,7 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
         }
 
         var added = (JsonObject)instance.DeepClone();
-        content.Instances.Add(added);
+        content.Instances.Add((JsonNode)added);
         return (EditStatus.Done, null, added, []);
     });
 

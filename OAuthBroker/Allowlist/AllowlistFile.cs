@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
 
 namespace OAuthBroker.Allowlist;
@@ -21,6 +22,7 @@ public static partial class AllowlistFile
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         AllowDuplicateProperties = false,
         MaxDepth = 16,
+        TypeInfoResolver = AllowlistJsonContext.Default,
     };
 
     /// <summary>Reads and validates the file; throws <see cref="AllowlistException"/> naming the file and every problem found.</summary>
@@ -75,7 +77,7 @@ public static partial class AllowlistFile
         AllowlistDocument? document;
         try
         {
-            document = JsonSerializer.Deserialize<AllowlistDocument>(json, SerializerOptions);
+            document = JsonSerializer.Deserialize(json, (JsonTypeInfo<AllowlistDocument>)SerializerOptions.GetTypeInfo(typeof(AllowlistDocument)));
         }
         catch (JsonException exception)
         {
@@ -177,7 +179,7 @@ public static partial class AllowlistFile
         InstanceDocument? entry;
         try
         {
-            entry = JsonSerializer.Deserialize<InstanceDocument>(instanceJson, SerializerOptions);
+            entry = JsonSerializer.Deserialize(instanceJson, (JsonTypeInfo<InstanceDocument>)SerializerOptions.GetTypeInfo(typeof(InstanceDocument)));
         }
         catch (JsonException exception)
         {
@@ -228,6 +230,11 @@ public static partial class AllowlistFile
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*$", RegexOptions.CultureInvariant)]
     private static partial Regex InstanceIdPattern();
+
+    /// <summary>The file's shape, described at build time; <see cref="SerializerOptions"/> gives the reading rules.</summary>
+    [JsonSerializable(typeof(AllowlistDocument))]
+    [JsonSerializable(typeof(InstanceDocument))]
+    private sealed partial class AllowlistJsonContext : JsonSerializerContext;
 
     private sealed class AllowlistDocument
     {

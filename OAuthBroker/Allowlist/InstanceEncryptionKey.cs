@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Jose;
+using OAuthBroker.Web;
 
 namespace OAuthBroker.Allowlist;
 
@@ -52,7 +53,7 @@ public sealed class InstanceEncryptionKey
 
         try
         {
-            var jwk = Jwk.FromJson(element.GetRawText(), JWT.DefaultSettings.JsonMapper);
+            var jwk = Jwk.FromJson(element.GetRawText(), SourceGeneratedJoseMapper.Settings.JsonMapper);
             error = kty switch
             {
                 "RSA" => CheckRsa(element, jwk, ref alg),

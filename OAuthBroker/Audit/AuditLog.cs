@@ -87,7 +87,7 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Subtract(options.Value.Retention).ToUnixTimeMilliseconds();
-        return await connections.DeleteInBatchesAsync("audit_events", "at < @cutoff", new { cutoff }, cancellationToken);
+        return await connections.DeleteInBatchesAsync("audit_events", "at < @cutoff", new Dictionary<string, object> { ["@cutoff"] = cutoff }, cancellationToken);
     }
 
     private const string InsertSql = """
@@ -113,9 +113,9 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
 
     private static string? Redact(JsonObject? entry) => InstanceEntryRedaction.Redact(entry)?.ToJsonString();
 
-    private sealed record LoginRow(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp);
+    internal sealed record LoginRow(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp);
 
-    private sealed record Row(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, string? BeforeJson, string? AfterJson);
+    internal sealed record Row(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, string? BeforeJson, string? AfterJson);
 }
 
 public static class AuditSetup

@@ -88,37 +88,42 @@ public sealed class DemoGitHub(IOptions<BrokerOptions> broker, TimeProvider time
         var form = await request.ReadFormAsync();
         if (form["client_id"] != ClientId || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(form["client_secret"].ToString()), Encoding.UTF8.GetBytes(ClientSecret)))
         {
-            return TypedResults.Json(new { error = "incorrect_client_credentials" });
+            return Json(new() { ["error"] = "incorrect_client_credentials" });
         }
 
         if (!codes.TryRemove(form["code"].ToString(), out var issued) || issued.ExpiresAt < time.GetUtcNow()
             || Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(form["code_verifier"].ToString()))) != issued.CodeChallenge)
         {
-            return TypedResults.Json(new { error = "bad_verification_code", error_description = "The code passed is incorrect or expired." });
+            return Json(new() { ["error"] = "bad_verification_code", ["error_description"] = "The code passed is incorrect or expired." });
         }
 
         var token = "gho_demo" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         tokens[token] = issued.Scope;
-        return TypedResults.Json(new { access_token = token, token_type = "bearer", scope = issued.Scope.Replace(' ', ',') });
+        return Json(new() { ["access_token"] = token, ["token_type"] = "bearer", ["scope"] = issued.Scope.Replace(' ', ',') });
     }
 
-    private IResult GetUser(HttpRequest request) =>
+    private JsonHttpResult<Dictionary<string, object>> GetUser(HttpRequest request) =>
         Authorized(request) is null
-            ? TypedResults.Json(new { message = "Bad credentials" }, statusCode: StatusCodes.Status401Unauthorized)
-            : TypedResults.Json(new Dictionary<string, object?>
+            ? Json(new() { ["message"] = "Bad credentials" }, StatusCodes.Status401Unauthorized)
+            : Json(new()
             {
                 ["id"] = 1000001,
                 ["login"] = DemoLogin,
                 ["name"] = "Demo Octocat",
                 // Like a GitHub user who keeps the address private: the broker falls back to /user/emails.
-                ["email"] = null,
+                ["email"] = null!,
                 ["avatar_url"] = "https://avatars.githubusercontent.com/u/583231",
             });
 
     private IResult GetEmails(HttpRequest request) =>
         Authorized(request) is not { } scope || !scope.Contains("user:email", StringComparison.Ordinal)
-            ? TypedResults.Json(new { message = "Resource not accessible by integration" }, statusCode: StatusCodes.Status403Forbidden)
-            : TypedResults.Json(new[] { new { email = "octocat-demo@example.com", primary = true, verified = true, visibility = (string?)null } });
+            ? Json(new() { ["message"] = "Resource not accessible by integration" }, StatusCodes.Status403Forbidden)
+            : TypedResults.Json(
+                new[] { new Dictionary<string, object> { ["email"] = "octocat-demo@example.com", ["primary"] = true, ["verified"] = true, ["visibility"] = null! } },
+                BrokerJsonContext.Default.DictionaryStringObjectArray);
+
+    private static JsonHttpResult<Dictionary<string, object>> Json(Dictionary<string, object> body, int status = StatusCodes.Status200OK) =>
+        TypedResults.Json(body, BrokerJsonContext.Default.DictionaryStringObject, statusCode: status);
 
     private string? Authorized(HttpRequest request)
     {

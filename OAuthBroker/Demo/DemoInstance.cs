@@ -27,7 +27,6 @@ public sealed class DemoInstance(IOptions<BrokerOptions> broker, IOptions<GitHub
     private const string StateCookie = "demo-instance-state";
 
     private static readonly FrozenSet<string> DemoScopes = new[] { "read:user", "user:email" }.ToFrozenSet(StringComparer.Ordinal);
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     private readonly RSA privateKey = RSA.Create(2048);
 
@@ -95,7 +94,7 @@ public sealed class DemoInstance(IOptions<BrokerOptions> broker, IOptions<GitHub
         }
 
         var claims = (JsonWebToken)result.SecurityToken;
-        var accessToken = JWT.Decode(claims.GetPayloadValue<string>("access_token"), privateKey, JweAlgorithm.RSA_OAEP_256, JweEncryption.A256GCM);
+        var accessToken = JWT.Decode(claims.GetPayloadValue<string>("access_token"), privateKey, JweAlgorithm.RSA_OAEP_256, JweEncryption.A256GCM, SourceGeneratedJoseMapper.Settings);
 
         using var userRequest = new HttpRequestMessage(HttpMethod.Get, gitHub.Value.UserEndpoint);
         userRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
@@ -117,7 +116,13 @@ public sealed class DemoInstance(IOptions<BrokerOptions> broker, IOptions<GitHub
         try
         {
             using var document = JsonDocument.Parse(json);
-            return JsonSerializer.Serialize(document.RootElement, Indented);
+            using var buffer = new MemoryStream();
+            using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+            {
+                document.RootElement.WriteTo(writer);
+            }
+
+            return Encoding.UTF8.GetString(buffer.ToArray());
         }
         catch (JsonException)
         {

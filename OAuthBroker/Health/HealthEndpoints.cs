@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using OAuthBroker.Allowlist;
 using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
+using OAuthBroker.Web;
 
 namespace OAuthBroker.Health;
 
@@ -60,7 +61,7 @@ public static class HealthEndpoints
             : new ReadinessCheck("signing_key", false, "no active signing key"));
 
         var ready = checks.TrueForAll(check => check.Ready);
-        return TypedResults.Json(new Readiness(ready, checks), statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        return TypedResults.Json(new Readiness(ready, checks), BrokerJsonContext.Default.Readiness, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }
 
     // A refused edit leaves the broker ready (it serves the last good list) but says so, with the error.

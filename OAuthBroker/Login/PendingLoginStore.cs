@@ -152,7 +152,8 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
         // index finds them all, without reading the table.
         var horizon = cutoff + (long)Lifetime.TotalMilliseconds;
         return await connections.DeleteInBatchesAsync(
-            "pending_logins", "expires_at < @horizon AND (expires_at < @cutoff OR consumed_at < @cutoff)", new { cutoff, horizon }, cancellationToken);
+            "pending_logins", "expires_at < @horizon AND (expires_at < @cutoff OR consumed_at < @cutoff)",
+            new Dictionary<string, object> { ["@cutoff"] = cutoff, ["@horizon"] = horizon }, cancellationToken);
     }
 
     public static byte[] Hash(string secret) => SHA256.HashData(Encoding.ASCII.GetBytes(secret));

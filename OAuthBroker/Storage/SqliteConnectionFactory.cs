@@ -91,17 +91,22 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
     /// <see cref="PurgeBatch"/> at a time, giving the connection back between batches: a purge of a large backlog
     /// does not stop logins for its whole length. Table and condition are the caller's constants, never input.
     /// </summary>
-    public async Task<int> DeleteInBatchesAsync(string table, string condition, object parameters, CancellationToken cancellationToken)
+    public async Task<int> DeleteInBatchesAsync(string table, string condition, IReadOnlyDictionary<string, object> parameters, CancellationToken cancellationToken)
     {
-        var arguments = new DynamicParameters(parameters);
-        arguments.Add("batch", PurgeBatch);
-        var sql = $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT @batch)";
+        ArgumentNullException.ThrowIfNull(parameters);
+        var sql = $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT {PurgeBatch})";
         var total = 0;
         int deleted;
         do
         {
             await using var lease = await OpenAsync(cancellationToken);
-            deleted = await lease.Connection.ExecuteAsync(sql, arguments);
+            var command = lease.Prepared(sql);
+            foreach (var (name, value) in parameters)
+            {
+                command.With(name, value);
+            }
+
+            deleted = await command.ExecuteNonQueryAsync(cancellationToken);
             total += deleted;
         }
         while (deleted == PurgeBatch);

@@ -1,5 +1,6 @@
 using Jose;
 using OAuthBroker.Allowlist;
+using OAuthBroker.Web;
 
 namespace OAuthBroker.Tokens;
 
@@ -12,6 +13,6 @@ public static class InstanceTokenEncryptor
     public static string Encrypt(string gitHubAccessToken, InstanceEncryptionKey key)
     {
         var headers = key.KeyId is null ? null : new Dictionary<string, object> { ["kid"] = key.KeyId };
-        return JWT.Encode(gitHubAccessToken, key.Jwk, key.Algorithm, ContentEncryption, extraHeaders: headers);
+        return JWT.Encode(gitHubAccessToken, key.Jwk, key.Algorithm, ContentEncryption, extraHeaders: headers, settings: SourceGeneratedJoseMapper.Settings);
     }
 }

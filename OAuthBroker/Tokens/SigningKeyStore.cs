@@ -57,7 +57,7 @@ public sealed partial class SigningKeyStore(
 
         if (!loaded.Any(IsActive))
         {
-            var created = await InsertNewKeyAsync(connection, transaction: null);
+            var created = await InsertNewKeyAsync(lease, transaction: null, cancellationToken);
             loaded.Insert(0, created);
         }
 
@@ -72,7 +72,7 @@ public sealed partial class SigningKeyStore(
             var connection = lease.Connection;
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await connection.ExecuteAsync("UPDATE signing_keys SET retired_at = @now WHERE retired_at IS NULL", new { now = time.GetUtcNow().ToUnixTimeMilliseconds() }, transaction);
-            await InsertNewKeyAsync(connection, transaction);
+            await InsertNewKeyAsync(lease, (Microsoft.Data.Sqlite.SqliteTransaction)transaction, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
@@ -98,12 +98,17 @@ public sealed partial class SigningKeyStore(
 
     private bool IsActive(SigningKey key) => key.RetiredAt is null && key.Algorithm == options.Value.SigningAlgorithm;
 
-    private async Task<SigningKey> InsertNewKeyAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction)
+    private async Task<SigningKey> InsertNewKeyAsync(SqliteLease lease, Microsoft.Data.Sqlite.SqliteTransaction? transaction, CancellationToken cancellationToken)
     {
         var algorithm = options.Value.SigningAlgorithm;
         var (created, stored) = Create(algorithm);
-        await connection.ExecuteAsync(
-            "INSERT INTO signing_keys (kid, algorithm, protected_key, created_at) VALUES (@KeyId, @Algorithm, @ProtectedKey, @CreatedAt)", stored, transaction);
+        // Bound by hand: Dapper.AOT expands a byte[] parameter as a list, not as one blob.
+        await lease.Prepared("INSERT INTO signing_keys (kid, algorithm, protected_key, created_at) VALUES (@kid, @algorithm, @protectedKey, @createdAt)", transaction)
+            .With("@kid", stored.KeyId)
+            .With("@algorithm", stored.Algorithm)
+            .With("@protectedKey", stored.ProtectedKey)
+            .With("@createdAt", stored.CreatedAt)
+            .ExecuteNonQueryAsync(cancellationToken);
         Log.Created(logger, created.KeyId, algorithm);
         return created;
     }
@@ -177,7 +182,7 @@ public sealed partial class SigningKeyStore(
         return new SigningKey(securityKey.KeyId, algorithm, securityKey, createdAt, retiredAt);
     }
 
-    private sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt, long? RetiredAt);
+    internal sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt, long? RetiredAt);
 
     private static partial class Log
     {

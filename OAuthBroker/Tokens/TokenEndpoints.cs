@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using OAuthBroker.Allowlist;
 using OAuthBroker.Broker;
 using OAuthBroker.GitHub;
+using OAuthBroker.Web;
 
 namespace OAuthBroker.Tokens;
 
@@ -58,7 +59,7 @@ public static class TokenEndpoints
             return members;
         }).ToList();
         context.Response.Headers.CacheControl = "public, max-age=300";
-        return TypedResults.Json(new Dictionary<string, object> { ["keys"] = set });
+        return TypedResults.Json(new Dictionary<string, object> { ["keys"] = set }, BrokerJsonContext.Default.DictionaryStringObject);
     }
 
     /// <summary>RFC 8414 metadata, with the broker's own additions for the token encryption it offers.</summary>

@@ -25,8 +25,14 @@ internal sealed class ServerProcess : IDisposable
 
     public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, int port, IDictionary<string, string> environment)
     {
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDirectory, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(dll);
+        // A .dll runs on the shared runtime; anything else is taken to be a native (AOT-compiled) executable.
+        var native = !dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+        var start = new ProcessStartInfo(native ? dll : "dotnet") { WorkingDirectory = workingDirectory, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (!native)
+        {
+            start.ArgumentList.Add(dll);
+        }
+
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;

@@ -21,7 +21,11 @@ var soakFlows = quick ? 5_000 : 100_000;
 var roundCount = quick ? 1 : 3;
 var root = FindRoot();
 var brokerAt = Array.IndexOf(args, "--broker");
-var brokerDll = brokerAt >= 0 ? Path.GetFullPath(args[brokerAt + 1]) : Path.Combine(root, "OAuthBroker/bin/Release/net10.0/OAuthBroker.dll");
+// The broker as it ships is the native executable (bench/run.sh publishes it to artifacts/native); the JIT build of
+// the same code is measured beside it. --broker PATH measures another build (a .dll runs on the shared runtime).
+var jitDll = Path.Combine(root, "OAuthBroker/bin/Release/net10.0/OAuthBroker.dll");
+var nativeExecutable = Path.Combine(root, "artifacts/native/OAuthBroker");
+var brokerDll = brokerAt >= 0 ? Path.GetFullPath(args[brokerAt + 1]) : File.Exists(nativeExecutable) ? nativeExecutable : jitDll;
 var referenceDll = Path.Combine(root, "bench/ReferenceBroker/bin/Release/net10.0/ReferenceBroker.dll");
 var work = Directory.CreateTempSubdirectory("oauthbroker-bench-").FullName;
 var results = new List<FlowResult>();
@@ -69,14 +73,20 @@ try
     notes["seededUsers"] = quick ? 100_000 : 1_000_000;
     Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
 
+    var smallJit = Path.Combine(work, "small-jit");
+    Directory.CreateDirectory(smallJit);
+    File.WriteAllText(Path.Combine(smallJit, "allowed-redirects.json"), Allowlist(10, instanceKey));
+    notes["broker"] = Path.GetRelativePath(root, brokerDll);
     using var reference = await StartReferenceAsync(work, ServerProcess.FreePort());
     using var smallBroker = await StartBrokerAsync(small, ServerProcess.FreePort());
     using var largeBroker = await StartBrokerAsync(large, ServerProcess.FreePort());
+    using var jitBroker = await StartBrokerAsync(smallJit, ServerProcess.FreePort(), jitDll);
     (string Target, string Scenario, ServerProcess Server)[] targets =
     [
         ("reference", "floor", reference),
         ("broker", "10 instances", smallBroker),
         ("broker", "10,000 instances, 1M users", largeBroker),
+        ("broker-jit", "10 instances, JIT build", jitBroker),
     ];
     foreach (var target in targets)
     {
@@ -104,6 +114,7 @@ try
     notes["rounds"] = rounds;
     reference.Dispose();
     largeBroker.Dispose();
+    jitBroker.Dispose();
 
     // 4. Memory over many flows: resident set after each fifth, to show a plateau rather than a drift.
     var rss = new List<double> { Math.Round(smallBroker.ResidentMegabytes, 1) };
@@ -158,7 +169,7 @@ Task<ServerProcess> StartReferenceAsync(string folder, int port) => ServerProces
     ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{port}",
 });
 
-Task<ServerProcess> StartBrokerAsync(string folder, int port)
+Task<ServerProcess> StartBrokerAsync(string folder, int port, string? executable = null)
 {
     var settings = gitHub.BrokerSettings();
     settings["Broker:PublicUrl"] = $"http://127.0.0.1:{port}";
@@ -166,7 +177,7 @@ Task<ServerProcess> StartBrokerAsync(string folder, int port)
     settings["Broker:DataPath"] = Path.Combine(folder, "data");
     var environment = FakeGitHub.AsEnvironment(settings);
     environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-    return ServerProcess.StartAsync(brokerDll, folder, port, environment);
+    return ServerProcess.StartAsync(executable ?? brokerDll, folder, port, environment);
 }
 
 Task SettleAsync(ServerProcess server) => RunAsync("settle", "unmeasured", server, 16, settle, TimeSpan.Zero);
