@@ -197,7 +197,7 @@ async Task<FlowResult> RunAsync(string target, string scenario, ServerProcess se
 
 static FlowResult Report(FlowResult result)
 {
-    Console.WriteLine($"{result.Target,-9} {result.Scenario,-27} c={result.Concurrency,-3} {result.FlowsPerSecond,8:0.0} flows/s  p50 {result.P50Ms,6:0.00} p90 {result.P90Ms,6:0.00} p99 {result.P99Ms,6:0.00} ms  cpu {result.CpuMsPerFlow,6:0.000} ms/flow  peak {result.PeakRssMb,6:0.0} MB  errors {result.Errors.Values.Sum()}");
+    Console.WriteLine($"{result.Target,-10} {result.Scenario,-27} c={result.Concurrency,-3} {result.FlowsPerSecond,8:0.0} flows/s  p50 {result.P50Ms,6:0.00} p90 {result.P90Ms,6:0.00} p99 {result.P99Ms,6:0.00} ms  cpu {result.CpuMsPerFlow,6:0.000} ms/flow  peak {result.PeakRssMb,6:0.0} MB  errors {result.Errors.Values.Sum()}");
     return result;
 }
 
@@ -217,11 +217,14 @@ static void PrintSummary(List<FlowResult> results, Dictionary<string, object> no
     var ratio = Cpu("broker", "10 instances") / Cpu("reference", "floor");
     var growthCpu = Cpu("broker", "10,000 instances, 1M users") / Cpu("broker", "10 instances");
     var growthP99 = P99("broker", "10,000 instances, 1M users") / P99("broker", "10 instances");
+    var jitRatio = Cpu("broker-jit", "10 instances, JIT build") / Cpu("reference", "floor");
     notes["cpuPerFlowRatioToReferenceAtC16"] = Math.Round(ratio, 2);
+    notes["jitCpuPerFlowRatioToReferenceAtC16"] = Math.Round(jitRatio, 2);
     notes["growthCpuPerFlowRatioAtC16"] = Math.Round(growthCpu, 2);
     notes["growthP99RatioAtC16"] = Math.Round(growthP99, 2);
     Console.WriteLine();
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker CPU per flow / reference at c=16: {ratio:0.00} (target <= 1.5)"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"JIT build of the broker, CPU per flow / reference at c=16: {jitRatio:0.00}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker p99 at c=16: {P99("broker", "10 instances"):0.00} ms (target < 25)"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Growth (10,000 instances, 1M users vs small) at c=16: CPU/flow x{growthCpu:0.00}, p99 x{growthP99:0.00} (target within 1.10)"));
 }
