@@ -19,7 +19,7 @@ public sealed class CrashRecoveryTests : FakeGitHubTest
 
         using (var first = StartBroker(port, output))
         {
-            await WaitUntilReadyAsync(baseUrl);
+            await Readiness.WaitAsync(baseUrl, TimeSpan.FromSeconds(60));
             var token = await new RealBrowser(baseUrl).LoginAsync();
             var jwksBefore = await GetAsync(baseUrl, "/.well-known/jwks.json");
 
@@ -65,7 +65,7 @@ public sealed class CrashRecoveryTests : FakeGitHubTest
             using var second = StartBroker(port, output);
             try
             {
-                await WaitUntilReadyAsync(baseUrl);
+                await Readiness.WaitAsync(baseUrl, TimeSpan.FromSeconds(60));
                 (await GetAsync(baseUrl, "/.well-known/jwks.json")).Should().Be(jwksBefore, "the signing key and kid survive");
                 using var me = new HttpRequestMessage(HttpMethod.Get, baseUrl + "/api/v1/user/me");
                 me.Headers.Authorization = new("Bearer", token);
@@ -107,30 +107,6 @@ public sealed class CrashRecoveryTests : FakeGitHubTest
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
-    }
-
-    private static async Task WaitUntilReadyAsync(string baseUrl)
-    {
-        using var http = new HttpClient();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                using var response = await http.GetAsync(baseUrl + "/readyz");
-                if (response.StatusCode == HttpStatusCode.OK)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(100);
-        }
-
-        throw new TimeoutException("The broker did not become ready.");
     }
 
     private static async Task<string> GetAsync(string baseUrl, string path)

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Text;
 
 namespace OAuthBroker.Tests.Support;
@@ -69,7 +68,7 @@ public sealed class NativeBroker : IAsyncDisposable
         var broker = new NativeBroker(Process.Start(start)!, gitHub, publicUrl, settings["Broker:DataPath"]!);
         try
         {
-            await broker.WaitUntilReadyAsync();
+            await Readiness.WaitAsync(publicUrl, TimeSpan.FromSeconds(30), () => broker.process.HasExited ? $"The native broker exited with {broker.process.ExitCode}: {broker.Output}" : null);
             return broker;
         }
         catch
@@ -89,34 +88,5 @@ public sealed class NativeBroker : IAsyncDisposable
 
         process.Dispose();
         SecretScan.AssertAbsent(gitHub.Secrets, Output, dataPath);
-    }
-
-    private async Task WaitUntilReadyAsync()
-    {
-        using var http = new HttpClient();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (process.HasExited)
-            {
-                throw new InvalidOperationException($"The native broker exited with {process.ExitCode}: {Output}");
-            }
-
-            try
-            {
-                using var response = await http.GetAsync(PublicUrl + "/readyz");
-                if (response.StatusCode == HttpStatusCode.OK)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(50);
-        }
-
-        throw new TimeoutException($"The native broker did not become ready: {Output}");
     }
 }

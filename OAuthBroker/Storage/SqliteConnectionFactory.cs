@@ -1,5 +1,4 @@
 using System.Data;
-using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Broker;
@@ -212,8 +211,6 @@ public sealed class SqliteLease(SqliteConnection connection, Func<SqliteConnecti
 public sealed class PreparedStatements(SqliteConnection connection) : IDisposable
 {
     private readonly Dictionary<string, SqliteCommand> commands = new(StringComparer.Ordinal);
-
-    internal int Count => commands.Count;
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Callers pass their own constant statements; values are bound as parameters.")]
     internal SqliteCommand For(string sql)
