@@ -90,6 +90,68 @@ public sealed class NativeBrokerTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task The_native_broker_serves_the_admin_API_reads_and_edits()
+    {
+        const string token = "native-admin-token-0123456789abcdef0123456789";
+        await using var broker = await NativeBroker.StartAsync(GitHub, Folder.Path, Instances.Json, new Dictionary<string, string?> { ["Admin:ApiToken"] = token });
+        using var api = new HttpClient { BaseAddress = new Uri(broker.PublicUrl) };
+        api.DefaultRequestHeaders.Authorization = new("Bearer", token);
+
+        using var list = await api.GetAsync("/admin/api/instances");
+        list.StatusCode.Should().Be(HttpStatusCode.OK, await list.Content.ReadAsStringAsync());
+        var etag = list.Headers.ETag!.Tag;
+        using var listed = JsonDocument.Parse(await list.Content.ReadAsStringAsync());
+        listed.RootElement.GetProperty("instances").EnumerateArray().Select(entry => entry.GetProperty("id").GetString()).Should().Contain("trackeep-home");
+
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/admin/api/instances")
+        {
+            Content = new StringContent("""{"id":"native-made","redirectUris":["https://native-made.example.com/cb"],"deliverAccessToken":false}""", Encoding.UTF8, "application/json"),
+        };
+        create.Headers.IfMatch.ParseAdd(etag);
+        using var created = await api.SendAsync(create);
+        created.StatusCode.Should().Be(HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString().Should().Be("native-made");
+
+        // The edit reaches the matcher through the live reload (file events, or hash polling every second).
+        var checkUrl = "/admin/api/allowlist/check?uri=" + Uri.EscapeDataString("https://native-made.example.com/cb");
+        var check = JsonDocument.Parse(await api.GetStringAsync(checkUrl));
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); !check.RootElement.GetProperty("accepted").GetBoolean() && DateTime.UtcNow < deadline;)
+        {
+            check.Dispose();
+            await Task.Delay(50);
+            check = JsonDocument.Parse(await api.GetStringAsync(checkUrl));
+        }
+
+        using var reloaded = check;
+        reloaded.RootElement.GetProperty("accepted").GetBoolean().Should().BeTrue();
+        reloaded.RootElement.GetProperty("instanceId").GetString().Should().Be("native-made");
+        using var audit = JsonDocument.Parse(await api.GetStringAsync("/admin/api/audit?kind=admin"));
+        audit.RootElement.GetProperty("events").EnumerateArray().Should().Contain(entry => entry.GetProperty("instanceId").GetString() == "native-made");
+    }
+
+    [Fact]
+    public async Task The_native_executable_refuses_demo_mode_with_the_command_that_runs_it()
+    {
+        File.Exists(NativeBroker.ExecutablePath).Should().BeTrue("scripts/test.sh publishes the native broker before the tests");
+        var start = new System.Diagnostics.ProcessStartInfo(NativeBroker.ExecutablePath, ["--demo"])
+        {
+            WorkingDirectory = Folder.Path, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        start.Environment["Broker__DataPath"] = Path.Combine(Folder.Path, "data");
+        start.Environment["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}";
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+
+        await process.WaitForExitAsync(limit.Token);
+
+        process.ExitCode.Should().NotBe(0);
+        (await output + await error).Should().Contain("dotnet run --project OAuthBroker -- --demo");
+    }
+
+    [Fact]
     public async Task The_native_broker_refuses_what_the_JIT_build_refuses_and_answers_its_JSON_endpoints()
     {
         await using var broker = await NativeBroker.StartAsync(GitHub, Folder.Path, Instances.Json);

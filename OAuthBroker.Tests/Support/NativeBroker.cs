@@ -42,7 +42,7 @@ public sealed class NativeBroker : IAsyncDisposable
         }
     }
 
-    public static async Task<NativeBroker> StartAsync(FakeGitHub gitHub, string folder, string allowlistJson)
+    public static async Task<NativeBroker> StartAsync(FakeGitHub gitHub, string folder, string allowlistJson, IDictionary<string, string?>? overrides = null)
     {
         if (!File.Exists(ExecutablePath))
         {
@@ -58,6 +58,11 @@ public sealed class NativeBroker : IAsyncDisposable
         settings["Broker:PublicUrl"] = publicUrl;
         settings["Broker:AllowlistPath"] = Path.Combine(folder, "allowed-redirects.json");
         settings["Broker:DataPath"] = Path.Combine(folder, "data");
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
         var start = new ProcessStartInfo(ExecutablePath) { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         foreach (var (key, value) in FakeGitHub.AsEnvironment(settings))

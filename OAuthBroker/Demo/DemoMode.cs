@@ -27,6 +27,14 @@ public static class DemoMode
                 + "Run it with ASPNETCORE_ENVIRONMENT=Development (dotnet run does this), or start without --demo.");
         }
 
+        // The demo instance opens the JWE with jose-jwt, whose decryption reads JOSE headers through reflection-based
+        // JSON, which the native executable does not have (the broker itself only encrypts, on a source-generated path).
+        if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported)
+        {
+            throw new InvalidOperationException(
+                "Demo mode runs on the JIT build only: start it with `dotnet run --project OAuthBroker -- --demo`. The native executable is the production build.");
+        }
+
         builder.Services.AddSingleton<DemoGitHub>();
         builder.Services.AddSingleton<IPostConfigureOptions<GitHubOptions>, DemoGitHubOptions>();
         builder.Services.AddSingleton<DemoInstance>();
