@@ -246,24 +246,11 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
     [Fact]
     public async Task A_version_3_database_keeps_its_users_and_gets_the_pending_logins_found_by_expiry()
     {
-        await using (var lease = await connections.OpenAsync())
-        {
-            var connection = lease.Connection;
-            foreach (var migration in DatabaseMigrator.Migrations.Take(3))
-            {
-                await connection.ExecuteAsync(migration);
-            }
-
-            await connection.ExecuteAsync(
-                """
-                PRAGMA user_version = 3;
-                INSERT INTO users (github_id, login, first_login_at, last_login_at) VALUES (42, 'octocat', 1, 1);
-                INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, scope, protected_verifier, created_at, expires_at)
-                VALUES (x'00', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 1, 2);
-                """);
-        }
-
-        await new DatabaseMigrator(connections).MigrateAsync(CancellationToken.None);
+        await MigrateFromAsync(3, """
+            INSERT INTO users (github_id, login, first_login_at, last_login_at) VALUES (42, 'octocat', 1, 1);
+            INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, scope, protected_verifier, created_at, expires_at)
+            VALUES (x'00', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 1, 2);
+            """);
 
         await using var after = await connections.OpenAsync();
         (await after.Connection.ExecuteScalarAsync<int>("PRAGMA user_version")).Should().Be(DatabaseMigrator.LatestVersion);
@@ -278,29 +265,32 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
     [Fact]
     public async Task A_version_4_database_drops_stored_verifiers_and_logins_in_flight_but_keeps_used_ones()
     {
-        await using (var lease = await connections.OpenAsync())
-        {
-            var connection = lease.Connection;
-            foreach (var migration in DatabaseMigrator.Migrations.Take(4))
-            {
-                await connection.ExecuteAsync(migration);
-            }
-
-            await connection.ExecuteAsync(
-                """
-                PRAGMA user_version = 4;
-                INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, scope, protected_verifier, response_mode, created_at, expires_at, consumed_at)
-                VALUES (x'01', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 'query', 1, 2, NULL),
-                       (x'02', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 'query', 1, 2, 1);
-                """);
-        }
-
-        await new DatabaseMigrator(connections).MigrateAsync(CancellationToken.None);
+        await MigrateFromAsync(4, """
+            INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, scope, protected_verifier, response_mode, created_at, expires_at, consumed_at)
+            VALUES (x'01', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 'query', 1, 2, NULL),
+                   (x'02', x'00', 'trackeep', 'https://t.example/cb', 'read:user', x'00', 'query', 1, 2, 1);
+            """);
 
         await using var after = await connections.OpenAsync();
         (await after.Connection.ExecuteScalarAsync<int>("PRAGMA user_version")).Should().Be(DatabaseMigrator.LatestVersion);
         (await after.Connection.QueryAsync<byte[]>("SELECT state_hash FROM pending_logins")).Should().BeEquivalentTo(new[] { new byte[] { 2 } },
             "a used login is kept so that its replay is still told apart; one in flight had its verifier stored and must start again");
         (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_table_info('pending_logins')")).Should().NotContain("protected_verifier");
+    }
+
+    /// <summary>Builds a database at schema <paramref name="version"/> holding <paramref name="rows"/>, then migrates it to the latest.</summary>
+    private async Task MigrateFromAsync(int version, string rows)
+    {
+        await using (var lease = await connections.OpenAsync())
+        {
+            foreach (var migration in DatabaseMigrator.Migrations.Take(version))
+            {
+                await lease.Connection.ExecuteAsync(migration);
+            }
+
+            await lease.Connection.ExecuteAsync($"PRAGMA user_version = {version};" + rows);
+        }
+
+        await new DatabaseMigrator(connections).MigrateAsync(CancellationToken.None);
     }
 }

@@ -240,7 +240,7 @@ public static class AllowlistCommands
     }
 
     private static JsonObject PublicJwk(Jwk jwk) =>
-        JsonNode.Parse(SourceGeneratedJoseMapper.Settings.JsonMapper.Serialize(jwk.ToDictionary()))!.AsObject();
+        JsonSerializer.SerializeToNode(jwk.ToDictionary(), JoseJsonContext.Default.IDictionaryStringObject)!.AsObject();
 
     private static JsonObject? PemToJwk(string pem)
     {
