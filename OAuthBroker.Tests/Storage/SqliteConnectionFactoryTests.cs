@@ -212,6 +212,126 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Batched_writers_queued_together_share_one_commit_and_each_returns_only_once_it_is_durable()
+    {
+        var first = await connections.OpenBatchedAsync();
+        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
+        var second = connections.OpenBatchedAsync();
+
+        // The first writer gives the connection to the one queued behind it and waits for their shared commit.
+        var firstReturned = first.DisposeAsync().AsTask();
+        var joined = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        await joined.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (2)");
+        await Task.Delay(50);
+        firstReturned.IsCompleted.Should().BeFalse("its write is not committed until the batch is");
+        (await CountFromOutsideAsync()).Should().Be(0, "another connection sees nothing before the commit");
+
+        await joined.DisposeAsync();
+        await firstReturned.WaitAsync(TimeSpan.FromSeconds(10));
+        (await CountFromOutsideAsync()).Should().Be(2);
+    }
+
+    [Fact]
+    public async Task A_batch_that_SQLite_rolled_back_fails_every_member_and_the_next_caller_starts_clean()
+    {
+        var first = await connections.OpenBatchedAsync();
+        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
+        var second = connections.OpenBatchedAsync();
+        var firstReturned = first.DisposeAsync().AsTask();
+        var joined = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        // What SQLite does by itself after some errors (a full disk, an I/O error): the whole transaction is gone.
+        await joined.Connection.ExecuteAsync("ROLLBACK");
+
+        var secondReturn = () => joined.DisposeAsync().AsTask();
+        await secondReturn.Should().ThrowAsync<InvalidOperationException>();
+        var firstReturn = () => firstReturned.WaitAsync(TimeSpan.FromSeconds(10));
+        await firstReturn.Should().ThrowAsync<InvalidOperationException>("its write was rolled back with the batch, so it must not be reported as done");
+        (await CountFromOutsideAsync()).Should().Be(0);
+
+        await using (var next = await connections.OpenBatchedAsync())
+        {
+            await next.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (3)");
+        }
+
+        (await CountFromOutsideAsync()).Should().Be(1);
+    }
+
+    [Fact]
+    public async Task A_failed_statement_in_a_batch_is_undone_alone()
+    {
+        var first = await connections.OpenBatchedAsync();
+        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
+        var second = connections.OpenBatchedAsync();
+        var firstReturned = first.DisposeAsync().AsTask();
+        await using (var joined = await second.WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            var violate = () => joined.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (NULL)");
+            (await violate.Should().ThrowAsync<SqliteException>()).Which.SqliteErrorCode.Should().Be(19, "SQLITE_CONSTRAINT");
+        }
+
+        await firstReturned.WaitAsync(TimeSpan.FromSeconds(10));
+        (await CountFromOutsideAsync()).Should().Be(1);
+    }
+
+    [Fact]
+    public async Task A_plain_lease_commits_the_open_batch_before_it_runs()
+    {
+        var batched = await connections.OpenBatchedAsync();
+        await batched.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
+        var plain = connections.OpenAsync();
+        var batchedReturned = batched.DisposeAsync().AsTask();
+
+        await using var lease = await plain.WaitAsync(TimeSpan.FromSeconds(10));
+        await batchedReturned.WaitAsync(TimeSpan.FromSeconds(10));
+        (await CountFromOutsideAsync()).Should().Be(1);
+        await using var transaction = await lease.Connection.BeginTransactionAsync();
+        await lease.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (2)", transaction: transaction);
+        await transaction.CommitAsync();
+        (await CountFromOutsideAsync()).Should().Be(2);
+    }
+
+    [Fact]
+    public async Task A_long_queue_of_batched_writers_all_commit()
+    {
+        const int writers = 3 * SqliteConnectionFactory.MaxBatchMembers + 5;
+        Task write(int v) => Task.Run(async () =>
+        {
+            await using var lease = await connections.OpenBatchedAsync();
+            await lease.Prepared("INSERT INTO t (v) VALUES (@v)").With("@v", v).ExecuteNonQueryAsync();
+        });
+
+        Task[] queued;
+        await using (var held = await connections.OpenAsync())
+        {
+            queued = [.. Enumerable.Range(1, writers).Select(write)];
+            await Task.Delay(100);
+        }
+
+        await Task.WhenAll(queued).WaitAsync(TimeSpan.FromSeconds(30));
+        (await CountFromOutsideAsync()).Should().Be(writers);
+    }
+
+    [Fact]
+    public async Task A_batch_waiting_on_a_cancelled_caller_still_commits()
+    {
+        var batched = await connections.OpenBatchedAsync();
+        await batched.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+        var waiting = () => connections.OpenBatchedAsync(cancel.Token);
+        await waiting.Should().ThrowAsync<OperationCanceledException>();
+
+        await batched.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        (await CountFromOutsideAsync()).Should().Be(1);
+    }
+
+    private async Task<long> CountFromOutsideAsync()
+    {
+        await using var observer = new SqliteConnection($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False");
+        await observer.OpenAsync();
+        return await observer.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM t");
+    }
+
+    [Fact]
     public async Task A_cancelled_wait_gives_no_lease_and_leaves_the_turn_free()
     {
         var held = await connections.OpenAsync();

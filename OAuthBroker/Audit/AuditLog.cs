@@ -97,7 +97,7 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
 
     private async Task InsertAsync(string kind, string? instanceId, string? actor, string action, string? reason, string? clientIp, string? before, string? after, CancellationToken cancellationToken)
     {
-        await using var lease = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenBatchedAsync(cancellationToken);
         await lease.Prepared(InsertSql)
             .With("@at", time.GetUtcNow().ToUnixTimeMilliseconds())
             .With("@kind", kind)

@@ -69,7 +69,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
         var state = NewState(expiresAt, random[..SecretBytes]);
         var browserSecret = Base64Url.EncodeToString(random[SecretBytes..]);
         random.Clear();
-        await using (var lease = await connections.OpenAsync(cancellationToken))
+        await using (var lease = await connections.OpenBatchedAsync(cancellationToken))
         {
             await lease.Prepared(InsertSql)
                 .With("@stateHash", Hash(state))
@@ -101,7 +101,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
         }
 
         var stateHash = Hash(state!);
-        await using var lease = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenBatchedAsync(cancellationToken);
         // Logins started in the same millisecond share an expiry: a handful of rows at most.
         Row? row = null;
         await using (var reader = await lease.Prepared(CandidatesSql).With("@expiresAt", expiresAt).ExecuteReaderAsync(cancellationToken))

@@ -24,7 +24,7 @@ public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider 
     /// <summary>Creates the user at first login, refreshes the profile afterwards; the GitHub id is the identity, not the login, which can be renamed.</summary>
     public async Task<BrokerUser> RecordLoginAsync(GitHubUser gitHubUser, CancellationToken cancellationToken)
     {
-        await using var lease = await connections.OpenAsync(cancellationToken);
+        await using var lease = await connections.OpenBatchedAsync(cancellationToken);
         var command = lease.Prepared(RecordLoginSql)
             .With("@id", gitHubUser.Id)
             .With("@login", gitHubUser.Login)
