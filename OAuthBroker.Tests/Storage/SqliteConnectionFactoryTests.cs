@@ -291,6 +291,52 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_batch_whose_commit_fails_fails_its_members_and_the_waiting_plain_caller_gets_a_fresh_connection()
+    {
+        await using (var setup = await connections.OpenAsync())
+        {
+            // A deferred foreign key is checked at COMMIT: the one way to make a commit itself fail on demand.
+            await setup.Connection.ExecuteAsync("""
+                PRAGMA foreign_keys = ON;
+                CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+                """);
+        }
+
+        var batched = await connections.OpenBatchedAsync();
+        var failing = batched.Connection;
+        await failing.ExecuteAsync("INSERT INTO t (v) VALUES (1); INSERT INTO child (parent_id) VALUES (999);");
+        var plain = connections.OpenAsync();
+        var batchedReturn = () => batched.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        await batchedReturn.Should().ThrowAsync<SqliteException>();
+
+        await using var lease = await plain.WaitAsync(TimeSpan.FromSeconds(10));
+        lease.Connection.Should().NotBeSameAs(failing, "the connection whose commit failed was closed, rolling the batch back");
+        (await lease.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM t")).Should().Be(0);
+        (await CountFromOutsideAsync()).Should().Be(0);
+    }
+
+    [Fact]
+    public async Task A_batched_caller_that_gives_up_does_not_undo_the_others()
+    {
+        var first = await connections.OpenBatchedAsync();
+        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
+        var second = connections.OpenBatchedAsync();
+        var firstReturned = first.DisposeAsync().AsTask();
+        await using (var joined = await second.WaitAsync(TimeSpan.FromSeconds(10)))
+        {
+            // A browser that went away: its request's token is cancelled while it holds the connection.
+            using var gone = new CancellationTokenSource();
+            await gone.CancelAsync();
+            var write = () => joined.Prepared("INSERT INTO t (v) VALUES (@v)").With("@v", 2).ExecuteNonQueryAsync(gone.Token);
+            await write.Should().ThrowAsync<OperationCanceledException>();
+        }
+
+        await firstReturned.WaitAsync(TimeSpan.FromSeconds(10));
+        (await CountFromOutsideAsync()).Should().Be(1);
+    }
+
+    [Fact]
     public async Task A_long_queue_of_batched_writers_all_commit()
     {
         const int writers = 3 * SqliteConnectionFactory.MaxBatchMembers + 5;

@@ -64,6 +64,12 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(disposed, this);
+            if (!batched)
+            {
+                // A failed commit drops the connection, so this comes before connecting.
+                await CommitBatchAsync();
+            }
+
             if (shared is null)
             {
                 shared = await ConnectAsync(cancellationToken);
@@ -72,8 +78,7 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
 
             if (!batched)
             {
-                await CommitBatchAsync();
-                return new SqliteLease(shared!, connection => ReturnAsync(connection, joined: null), statements);
+                return new SqliteLease(shared, connection => ReturnAsync(connection, joined: null), statements);
             }
 
             if (batch is null)

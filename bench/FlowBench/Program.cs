@@ -38,14 +38,25 @@ instanceKey["alg"] = "RSA-OAEP-256";
 
 try
 {
-    // --profile SECONDS [reference]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
+    // --profile SECONDS [reference|large]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
     var profileAt = Array.IndexOf(args, "--profile");
     if (profileAt >= 0)
     {
         var seconds = int.Parse(args[profileAt + 1], CultureInfo.InvariantCulture);
         var folder = Path.Combine(work, "profile");
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), Allowlist(10, instanceKey));
+        // "large": the growth scenario, 10,000 instances and 1,000,000 users.
+        var growth = args.Contains("large");
+        File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), Allowlist(growth ? 10_000 : 10, instanceKey));
+        if (growth)
+        {
+            using (await StartBrokerAsync(folder, ServerProcess.FreePort()))
+            {
+            }
+
+            await SeedUsersAsync(Path.Combine(folder, "data", "broker.db"), 1_000_000);
+        }
+
         var port = ServerProcess.FreePort();
         using var server = args.Contains("reference") ? await StartReferenceAsync(folder, port) : await StartBrokerAsync(folder, port);
         await SettleAsync(server);
