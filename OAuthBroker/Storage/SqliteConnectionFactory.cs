@@ -11,7 +11,8 @@ namespace OAuthBroker.Storage;
 /// stale at every transaction (another connection had written since), so every login re-read its pages from disk:
 /// 15 <c>pread</c> calls per login with a pool, 2 with one connection, measured with <c>perf stat</c>. The
 /// connection also keeps the statements of the login path compiled (<see cref="SqliteLease.Prepared"/>): parsing and
-/// planning them anew at every call was half of SQLite's own CPU time per login.
+/// planning them anew at every call was half of SQLite's own CPU time per login. The login path's writes share
+/// commits (<see cref="OpenBatchedAsync"/>): 12 <c>pwrite</c> and 12 <c>fcntl</c> per login instead of 18 and 26.
 /// </summary>
 public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
 {
@@ -220,15 +221,25 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
         }
 
         batch = null;
+        var settled = false;
         try
         {
             await statements!.For("COMMIT").ExecuteNonQueryAsync();
-            open.Committed.TrySetResult();
+            settled = open.Committed.TrySetResult();
         }
         catch (SqliteException exception)
         {
-            open.Committed.TrySetException(exception);
+            settled = open.Committed.TrySetException(exception);
             await DropSharedAsync();
+        }
+        finally
+        {
+            // Whatever else went wrong, the members waiting on this batch must not wait forever.
+            if (!settled)
+            {
+                open.Committed.TrySetException(new InvalidOperationException("The batched write did not commit; it was rolled back."));
+                await DropSharedAsync();
+            }
         }
     }
 
