@@ -212,15 +212,9 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Batched_writers_queued_together_share_one_commit_and_each_returns_only_once_it_is_durable()
+    public async Task Batched_writers_queued_together_share_one_commit_and_each_returns_only_once_it_has_committed()
     {
-        var first = await connections.OpenBatchedAsync();
-        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
-        var second = connections.OpenBatchedAsync();
-
-        // The first writer gives the connection to the one queued behind it and waits for their shared commit.
-        var firstReturned = first.DisposeAsync().AsTask();
-        var joined = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        var (firstReturned, joined) = await JoinBatchAsync();
         await joined.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (2)");
         await Task.Delay(50);
         firstReturned.IsCompleted.Should().BeFalse("its write is not committed until the batch is");
@@ -234,11 +228,7 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     [Fact]
     public async Task A_batch_that_SQLite_rolled_back_fails_every_member_and_the_next_caller_starts_clean()
     {
-        var first = await connections.OpenBatchedAsync();
-        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
-        var second = connections.OpenBatchedAsync();
-        var firstReturned = first.DisposeAsync().AsTask();
-        var joined = await second.WaitAsync(TimeSpan.FromSeconds(10));
+        var (firstReturned, joined) = await JoinBatchAsync();
         // What SQLite does by itself after some errors (a full disk, an I/O error): the whole transaction is gone.
         await joined.Connection.ExecuteAsync("ROLLBACK");
 
@@ -259,11 +249,8 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     [Fact]
     public async Task A_failed_statement_in_a_batch_is_undone_alone()
     {
-        var first = await connections.OpenBatchedAsync();
-        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
-        var second = connections.OpenBatchedAsync();
-        var firstReturned = first.DisposeAsync().AsTask();
-        await using (var joined = await second.WaitAsync(TimeSpan.FromSeconds(10)))
+        var (firstReturned, second) = await JoinBatchAsync();
+        await using (var joined = second)
         {
             var violate = () => joined.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (NULL)");
             (await violate.Should().ThrowAsync<SqliteException>()).Which.SqliteErrorCode.Should().Be(19, "SQLITE_CONSTRAINT");
@@ -319,11 +306,8 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
     [Fact]
     public async Task A_batched_caller_that_gives_up_does_not_undo_the_others()
     {
-        var first = await connections.OpenBatchedAsync();
-        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
-        var second = connections.OpenBatchedAsync();
-        var firstReturned = first.DisposeAsync().AsTask();
-        await using (var joined = await second.WaitAsync(TimeSpan.FromSeconds(10)))
+        var (firstReturned, second) = await JoinBatchAsync();
+        await using (var joined = second)
         {
             // A browser that went away: its request's token is cancelled while it holds the connection.
             using var gone = new CancellationTokenSource();
@@ -368,6 +352,19 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
 
         await batched.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         (await CountFromOutsideAsync()).Should().Be(1);
+    }
+
+    /// <summary>
+    /// A batched writer that inserted 1 and gave the connection to the writer queued behind it, and that writer's
+    /// lease: the first one's return completes only with their shared commit.
+    /// </summary>
+    private async Task<(Task FirstReturned, SqliteLease Joined)> JoinBatchAsync()
+    {
+        var first = await connections.OpenBatchedAsync();
+        await first.Connection.ExecuteAsync("INSERT INTO t (v) VALUES (1)");
+        var second = connections.OpenBatchedAsync();
+        var firstReturned = first.DisposeAsync().AsTask();
+        return (firstReturned, await second.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     private async Task<long> CountFromOutsideAsync()
