@@ -144,7 +144,7 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
         }
 
         // The CLI writes from its own process, with its own connection.
-        await using (var other = new SqliteConnection($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False"))
+        await using (var other = ConnectFromOutside())
         {
             await other.OpenAsync();
             await other.ExecuteAsync("INSERT INTO t (v) VALUES (7)");
@@ -180,7 +180,7 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
         }
 
         var purge = Task.Run(() => connections.DeleteInBatchesAsync("old_rows", "at <= @cutoff", new Dictionary<string, object> { ["@cutoff"] = total }, CancellationToken.None));
-        await using (var observer = new SqliteConnection($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False"))
+        await using (var observer = ConnectFromOutside())
         {
             await observer.OpenAsync();
             // The first batch has gone once the oldest row has.
@@ -369,10 +369,13 @@ public sealed class SqliteConnectionFactoryTests : IAsyncLifetime
 
     private async Task<long> CountFromOutsideAsync()
     {
-        await using var observer = new SqliteConnection($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False");
+        await using var observer = ConnectFromOutside();
         await observer.OpenAsync();
         return await observer.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM t");
     }
+
+    /// <summary>A connection of its own to the same file, as another process (the CLI) would open it.</summary>
+    private SqliteConnection ConnectFromOutside() => new($"Data Source={Path.Combine(folder, "broker.db")};Pooling=False");
 
     [Fact]
     public async Task A_cancelled_wait_gives_no_lease_and_leaves_the_turn_free()

@@ -43,18 +43,12 @@ try
     if (profileAt >= 0)
     {
         var seconds = int.Parse(args[profileAt + 1], CultureInfo.InvariantCulture);
-        var folder = Path.Combine(work, "profile");
-        Directory.CreateDirectory(folder);
         // "large": the growth scenario, 10,000 instances and 1,000,000 users.
         var growth = args.Contains("large");
-        File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), Allowlist(growth ? 10_000 : 10, instanceKey));
+        var folder = ServerFolder("profile", growth ? 10_000 : 10);
         if (growth)
         {
-            using (await StartBrokerAsync(folder, ServerProcess.FreePort()))
-            {
-            }
-
-            await SeedUsersAsync(Path.Combine(folder, "data", "broker.db"), 1_000_000);
+            await SeedGrowthCaseAsync(folder, 1_000_000);
         }
 
         var port = ServerProcess.FreePort();
@@ -68,25 +62,12 @@ try
 
     // The three servers run side by side, idle but for the one being measured, so that each concurrency is measured
     // in alternating rounds: the ratios then compare windows minutes apart, not a quarter of an hour apart.
-    var small = Path.Combine(work, "small");
-    Directory.CreateDirectory(small);
-    File.WriteAllText(Path.Combine(small, "allowed-redirects.json"), Allowlist(10, instanceKey));
-    var large = Path.Combine(work, "large");
-    Directory.CreateDirectory(large);
-    File.WriteAllText(Path.Combine(large, "allowed-redirects.json"), Allowlist(10_000, instanceKey));
-    using (await StartBrokerAsync(large, ServerProcess.FreePort()))
-    {
-        // First start creates the schema; the users are added while the broker is stopped.
-    }
-
-    var seeding = Stopwatch.StartNew();
-    await SeedUsersAsync(Path.Combine(large, "data", "broker.db"), quick ? 100_000 : 1_000_000);
-    notes["seededUsers"] = quick ? 100_000 : 1_000_000;
-    Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
-
-    var smallJit = Path.Combine(work, "small-jit");
-    Directory.CreateDirectory(smallJit);
-    File.WriteAllText(Path.Combine(smallJit, "allowed-redirects.json"), Allowlist(10, instanceKey));
+    var small = ServerFolder("small", 10);
+    var large = ServerFolder("large", 10_000);
+    var seededUsers = quick ? 100_000 : 1_000_000;
+    await SeedGrowthCaseAsync(large, seededUsers);
+    notes["seededUsers"] = seededUsers;
+    var smallJit = ServerFolder("small-jit", 10);
     notes["broker"] = Path.GetRelativePath(root, brokerDll);
     using var reference = await StartReferenceAsync(work, ServerProcess.FreePort());
     using var smallBroker = await StartBrokerAsync(small, ServerProcess.FreePort());
@@ -173,6 +154,27 @@ Directory.CreateDirectory(output);
 var json = JsonSerializer.Serialize(new { machine = $"{Environment.ProcessorCount} cores", date = DateTimeOffset.UtcNow, quick, results, notes }, new JsonSerializerOptions { WriteIndented = true });
 File.WriteAllText(Path.Combine(output, quick ? "flow-quick.json" : "flow.json"), json);
 Console.WriteLine($"Wrote {Path.Combine(output, quick ? "flow-quick.json" : "flow.json")}");
+
+// A server's working folder, with an allowlist of that many instances.
+string ServerFolder(string name, int instances)
+{
+    var folder = Path.Combine(work, name);
+    Directory.CreateDirectory(folder);
+    File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), Allowlist(instances, instanceKey));
+    return folder;
+}
+
+// The growth case's users: the broker's first start creates the schema, the users are added while it is stopped.
+async Task SeedGrowthCaseAsync(string folder, int users)
+{
+    using (await StartBrokerAsync(folder, ServerProcess.FreePort()))
+    {
+    }
+
+    var seeding = Stopwatch.StartNew();
+    await SeedUsersAsync(Path.Combine(folder, "data", "broker.db"), users);
+    Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
+}
 
 Task<ServerProcess> StartReferenceAsync(string folder, int port) => ServerProcess.StartAsync(referenceDll, folder, port, new Dictionary<string, string>
 {
