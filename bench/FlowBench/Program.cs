@@ -38,7 +38,7 @@ instanceKey["alg"] = "RSA-OAEP-256";
 
 try
 {
-    // --profile SECONDS [reference|large]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
+    // --profile SECONDS [reference|reference-crypto|large]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
     var profileAt = Array.IndexOf(args, "--profile");
     if (profileAt >= 0)
     {
@@ -52,7 +52,9 @@ try
         }
 
         var port = ServerProcess.FreePort();
-        using var server = args.Contains("reference") ? await StartReferenceAsync(folder, port) : await StartBrokerAsync(folder, port);
+        using var server = args.Contains("reference") ? await StartReferenceAsync(folder, port)
+            : args.Contains("reference-crypto") ? await StartReferenceAsync(folder, port, withTokenCrypto: true)
+            : await StartBrokerAsync(folder, port);
         await SettleAsync(server);
         Console.WriteLine($"pid {server.ProcessId}");
         await Task.Delay(2000);
@@ -70,12 +72,14 @@ try
     var smallJit = ServerFolder("small-jit", 10);
     notes["broker"] = Path.GetRelativePath(root, brokerDll);
     using var reference = await StartReferenceAsync(work, ServerProcess.FreePort());
+    using var referenceCrypto = await StartReferenceAsync(work, ServerProcess.FreePort(), withTokenCrypto: true);
     using var smallBroker = await StartBrokerAsync(small, ServerProcess.FreePort());
     using var largeBroker = await StartBrokerAsync(large, ServerProcess.FreePort());
     using var jitBroker = await StartBrokerAsync(smallJit, ServerProcess.FreePort(), jitDll);
     (string Target, string Scenario, ServerProcess Server)[] targets =
     [
         ("reference", "floor", reference),
+        ("reference", "floor + token crypto", referenceCrypto),
         ("broker", "10 instances", smallBroker),
         ("broker", "10,000 instances, 1M users", largeBroker),
         ("broker-jit", "10 instances, JIT build", jitBroker),
@@ -105,6 +109,7 @@ try
 
     notes["rounds"] = rounds;
     reference.Dispose();
+    referenceCrypto.Dispose();
     largeBroker.Dispose();
     jitBroker.Dispose();
 
@@ -176,11 +181,21 @@ async Task SeedGrowthCaseAsync(string folder, int users)
     Console.WriteLine($"Seeded users in {seeding.Elapsed.TotalSeconds:0.0} s");
 }
 
-Task<ServerProcess> StartReferenceAsync(string folder, int port) => ServerProcess.StartAsync(referenceDll, folder, port, new Dictionary<string, string>
+// withTokenCrypto: the floor plus the token's encryption to the instance and its signature (see ReferenceBroker/TokenCrypto.cs).
+Task<ServerProcess> StartReferenceAsync(string folder, int port, bool withTokenCrypto = false)
 {
-    ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
-    ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{port}",
-});
+    var environment = new Dictionary<string, string>
+    {
+        ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
+        ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{port}",
+    };
+    if (withTokenCrypto)
+    {
+        environment["Reference__InstanceKey"] = JsonSerializer.Serialize(instanceKey);
+    }
+
+    return ServerProcess.StartAsync(referenceDll, folder, port, environment);
+}
 
 Task<ServerProcess> StartBrokerAsync(string folder, int port, string? executable = null)
 {
@@ -231,13 +246,18 @@ static void PrintSummary(List<FlowResult> results, Dictionary<string, object> no
     var growthCpu = Cpu("broker", "10,000 instances, 1M users") / Cpu("broker", "10 instances");
     var growthP99 = P99("broker", "10,000 instances, 1M users") / P99("broker", "10 instances");
     var jitRatio = Cpu("broker-jit", "10 instances, JIT build") / Cpu("reference", "floor");
+    var cryptoFloorRatio = Cpu("reference", "floor + token crypto") / Cpu("reference", "floor");
+    var ratioToCryptoFloor = Cpu("broker", "10 instances") / Cpu("reference", "floor + token crypto");
     notes["cpuPerFlowRatioToReferenceAtC16"] = Math.Round(ratio, 2);
     notes["jitCpuPerFlowRatioToReferenceAtC16"] = Math.Round(jitRatio, 2);
+    notes["cryptoFloorCpuPerFlowRatioToReferenceAtC16"] = Math.Round(cryptoFloorRatio, 2);
+    notes["cpuPerFlowRatioToCryptoFloorAtC16"] = Math.Round(ratioToCryptoFloor, 2);
     notes["growthCpuPerFlowRatioAtC16"] = Math.Round(growthCpu, 2);
     notes["growthP99RatioAtC16"] = Math.Round(growthP99, 2);
     Console.WriteLine();
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker CPU per flow / reference at c=16: {ratio:0.00} (target <= 1.5)"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"JIT build of the broker, CPU per flow / reference at c=16: {jitRatio:0.00}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reference with the token's crypto / reference at c=16: {cryptoFloorRatio:0.00}; broker / that floor: {ratioToCryptoFloor:0.00}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker p99 at c=16: {P99("broker", "10 instances"):0.00} ms (target < 25)"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Growth (10,000 instances, 1M users vs small) at c=16: CPU/flow x{growthCpu:0.00}, p99 x{growthP99:0.00} (target within 1.10)"));
 }

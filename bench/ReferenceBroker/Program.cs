@@ -2,9 +2,12 @@
 // exchange -> GET /user -> GET /user/emails when the address is private -> redirect to the instance), with nothing
 // else. No allowlist, no database, no crypto, no PKCE, state in a plain cookie. Not secure and not meant to be: it
 // exists to be measured beside the real broker.
+// With Reference:InstanceKey (an RSA public JWK) it also does the two operations no broker design can skip: the
+// token encrypted to the instance (JWE) inside a signed JWT (ES256), with the libraries and claims the broker uses.
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
+using ReferenceBroker;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.ClearProviders();
@@ -13,6 +16,7 @@ var app = builder.Build();
 var gitHub = app.Configuration["GitHub:BaseUrl"]!;
 var api = app.Configuration["GitHub:ApiUrl"]!;
 var publicUrl = app.Configuration["PublicUrl"]!;
+var tokenCrypto = app.Configuration["Reference:InstanceKey"] is { } instanceKey ? new TokenCrypto(instanceKey, publicUrl) : null;
 
 app.MapGet("/auth/github", (HttpContext context) =>
 {
@@ -62,7 +66,7 @@ app.MapGet("/auth/github/callback", async (HttpContext context, IHttpClientFacto
 
     return Results.Redirect(QueryHelpers.AddQueryString(saved[1], new Dictionary<string, string?>
     {
-        ["token"] = accessToken, ["user"] = user.RootElement.GetProperty("login").GetString(), ["state"] = saved[2],
+        ["token"] = tokenCrypto?.Issue(accessToken!, user.RootElement) ?? accessToken, ["user"] = user.RootElement.GetProperty("login").GetString(), ["state"] = saved[2],
     }));
 });
 
