@@ -89,15 +89,17 @@ try
         await SettleAsync(target.Server);
     }
 
-    // 1-3. The floor (the same hops with nothing else), the broker small, and the broker with 10,000 instances and
-    // 1,000,000 users, at each concurrency, in alternating rounds.
+    // 1-3. The floor (the same hops with nothing else), the floor with the token's crypto, the broker small, the
+    // broker with 10,000 instances and 1,000,000 users, and the JIT build, at each concurrency, in alternating rounds.
     var rounds = new List<FlowResult>();
     foreach (var concurrency in new[] { 1, 16, 64 })
     {
         var windows = new List<FlowResult>();
         for (var round = 0; round < roundCount; round++)
         {
-            foreach (var target in targets)
+            // Each round starts one target later, so that no target always follows the same one (a server that has
+            // just stopped under load still checkpoints, collects and winds its threads down in the next window).
+            foreach (var target in targets.Skip(round % targets.Length).Concat(targets.Take(round % targets.Length)))
             {
                 windows.Add(Report(await RunAsync(target.Target, target.Scenario, target.Server, concurrency, warmUp, measure)));
             }
