@@ -62,7 +62,7 @@ try
         return;
     }
 
-    // The three servers run side by side, idle but for the one being measured, so that each concurrency is measured
+    // The five servers run side by side, idle but for the one being measured, so that each concurrency is measured
     // in alternating rounds: the ratios then compare windows minutes apart, not a quarter of an hour apart.
     var small = ServerFolder("small", 10);
     var large = ServerFolder("large", 10_000);
