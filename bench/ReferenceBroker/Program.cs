@@ -3,7 +3,8 @@
 // else. No allowlist, no database, no crypto, no PKCE, state in a plain cookie. Not secure and not meant to be: it
 // exists to be measured beside the real broker.
 // With Reference:InstanceKey (an RSA public JWK) it also does the two operations no broker design can skip: the
-// token encrypted to the instance (JWE) inside a signed JWT (ES256), with the libraries and claims the broker uses.
+// token encrypted to the instance (JWE) inside a signed JWT (ES256), with the broker's libraries and a
+// subset of its claims.
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;

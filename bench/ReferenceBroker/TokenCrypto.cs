@@ -8,7 +8,8 @@ namespace ReferenceBroker;
 
 /// <summary>
 /// The crypto floor of a broker token: the GitHub token as a JWE (RSA-OAEP-256, A256GCM) to the instance's key, inside
-/// a JWT signed with ES256, the claims shaped like the broker's. No key store, no user row: only the two operations.
+/// a JWT signed with ES256. Its claims are a subset of the broker's (no user_id, scope or profile fields), so this floor
+/// errs low. No key store, no user row: only the two operations.
 /// </summary>
 public sealed class TokenCrypto(string instanceKeyJson, string issuer)
 {
