@@ -17,47 +17,59 @@ if (BrokerCommandLine.IsCommand(args))
     return await BrokerCommandLine.RunAsync(args);
 }
 
-var (demo, hostArguments) = DemoMode.FromArguments(args);
-// Settings are read once and validated at start-up; a reload would not reach them. Watching for one would also put a
-// recursive file watcher on the content root, which wakes on every database write when the data folder sits under it.
-var builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=false", .. hostArguments]);
+WebApplicationBuilder? builder = null;
+var started = false;
+try
+{
+    var (demo, hostArguments) = DemoMode.FromArguments(args);
+    // Settings are read once and validated at start-up; a reload would not reach them. Watching for one would also put a
+    // recursive file watcher on the content root, which wakes on every database write when the data folder sits under it.
+    builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=false", .. hostArguments]);
+    builder.ReportStartupFailuresOnce();
 
-builder.Services
-    .AddProblemDetails()
-    .AddBrokerJson()
-    .AddBrokerOptions()
-    .AddStorage()
-    .AddAllowlist()
-    .AddGitHub()
-    .AddTokens()
-    .AddUsers()
-    .AddAudit()
-    .AddAdmin()
-    .AddClientAddress()
-    .AddRequestLimits()
-    .AddBrokerRateLimits()
-    .AddLogin();
-builder.AddDemo(demo);
+    builder.Services
+        .AddProblemDetails()
+        .AddBrokerJson()
+        .AddBrokerOptions()
+        .AddStorage()
+        .AddAllowlist()
+        .AddGitHub()
+        .AddTokens()
+        .AddUsers()
+        .AddAudit()
+        .AddAdmin()
+        .AddClientAddress()
+        .AddRequestLimits()
+        .AddBrokerRateLimits()
+        .AddLogin();
+    builder.AddDemo(demo);
 
-var app = builder.Build();
+    var app = builder.Build();
+    app.Lifetime.ApplicationStarted.Register(() => started = true);
 
-app.UseForwardedHeaders();
-app.UseExceptionHandler();
-app.UseSecurityHeaders();
-app.UseRequestLimits();
-app.UseRateLimiter();
-app.UseAuthentication();
-app.UseAuthorization();
-app.MapLogin();
-app.MapTokens();
-app.MapUsers();
-app.MapHealth();
-app.MapPageAssets();
-app.MapAdmin();
-app.MapDemo();
+    app.UseForwardedHeaders();
+    app.UseExceptionHandler();
+    app.UseSecurityHeaders();
+    app.UseRequestLimits();
+    app.UseRateLimiter();
+    app.UseAuthentication();
+    app.UseAuthorization();
+    app.MapLogin();
+    app.MapTokens();
+    app.MapUsers();
+    app.MapHealth();
+    app.MapPageAssets();
+    app.MapAdmin();
+    app.MapDemo();
 
-await app.RunAsync();
-return 0;
+    await app.RunAsync();
+    return 0;
+}
+catch (Exception exception) when (!started && StartupFailureReporter.IsReported(exception))
+{
+    // A setting, file, folder or port the operator must fix: a few lines naming it, not a crash.
+    return StartupFailureReporter.Report(exception, Console.Error, StartupFailureReporter.ShowsStackTrace(builder?.Configuration));
+}
 
 /// <summary>The entry point, public so tests can host the real application.</summary>
 public partial class Program;

@@ -8,12 +8,12 @@ namespace OAuthBroker.Allowlist;
 /// Reloads the allowlist when it changes: on file-system events, and by comparing its hash every
 /// Broker:AllowlistPollInterval, because watchers miss events on Docker bind mounts and network file systems.
 /// </summary>
-public sealed class AllowlistWatcher(AllowlistProvider allowlist, IOptions<BrokerOptions> options, TimeProvider time) : BackgroundService
+public sealed class AllowlistWatcher(AllowlistProvider allowlist, IOptions<BrokerOptions> options, TimeProvider time) : BrokerBackgroundService
 {
     // Editors that write in several steps settle within this; an atomic rename needs none of it.
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(50);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         var changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
         var path = Path.GetFullPath(options.Value.AllowlistPath);

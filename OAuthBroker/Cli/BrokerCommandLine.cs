@@ -21,30 +21,35 @@ public static class BrokerCommandLine
         output ??= Console.Out;
         error ??= Console.Error;
 
-        // The command's own arguments are not configuration: only files and environment variables configure it.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
-        if (settings is not null)
-        {
-            builder.Configuration.AddInMemoryCollection(settings);
-        }
-
-        builder.Logging.ClearProviders();
-        builder.Services.AddBrokerOptions().AddStorage().AddAllowlist().AddTokens();
-        await using var app = builder.Build();
-
-        var root = new RootCommand("OAuthBroker admin commands. Without a command, the broker runs as a service.")
-        {
-            AllowlistCommands.Create(app.Services, output, error),
-            KeyCommands.Create(app.Services, output),
-        };
+        WebApplicationBuilder? builder = null;
         try
         {
+            // The command's own arguments are not configuration: only files and environment variables configure it.
+            builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+            if (settings is not null)
+            {
+                builder.Configuration.AddInMemoryCollection(settings);
+            }
+
+            builder.Logging.ClearProviders();
+            builder.Services.AddBrokerOptions().AddStorage().AddAllowlist().AddTokens();
+            await using var app = builder.Build();
+
+            var root = new RootCommand("OAuthBroker admin commands. Without a command, the broker runs as a service.")
+            {
+                AllowlistCommands.Create(app.Services, output, error),
+                KeyCommands.Create(app.Services, output),
+            };
             return await root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
         catch (AllowlistException exception)
         {
             await error.WriteLineAsync(exception.Message);
             return 1;
+        }
+        catch (Exception exception) when (StartupFailureReporter.IsReported(exception))
+        {
+            return StartupFailureReporter.Report(exception, error, StartupFailureReporter.ShowsStackTrace(builder?.Configuration), $"OAuthBroker {args[0]} failed");
         }
     }
 }

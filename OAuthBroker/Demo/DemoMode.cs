@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using OAuthBroker.Allowlist;
+using OAuthBroker.Broker;
 using OAuthBroker.GitHub;
 
 namespace OAuthBroker.Demo;
@@ -22,17 +23,9 @@ public static class DemoMode
 
         if (builder.Environment.IsProduction())
         {
-            throw new InvalidOperationException(
+            throw new StartupException(
                 "Demo mode signs in a made-up user through a stand-in GitHub and refuses to run in the Production environment. "
                 + "Run it with ASPNETCORE_ENVIRONMENT=Development (dotnet run does this), or start without --demo.");
-        }
-
-        // The demo instance opens the JWE with jose-jwt, whose decryption reads JOSE headers through reflection-based
-        // JSON, which the native executable does not have (the broker itself only encrypts, on a source-generated path).
-        if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported)
-        {
-            throw new InvalidOperationException(
-                "Demo mode runs on the JIT build only: start it with `dotnet run --project OAuthBroker -- --demo`. The native executable is the production build.");
         }
 
         builder.Services.AddSingleton<DemoGitHub>();

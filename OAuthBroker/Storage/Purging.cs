@@ -1,3 +1,5 @@
+using OAuthBroker.Broker;
+
 namespace OAuthBroker.Storage;
 
 /// <summary>A store that deletes rows it no longer needs.</summary>
@@ -10,11 +12,11 @@ public interface IPurgeable
 }
 
 /// <summary>Runs every store's purge at start and then every <see cref="Interval"/>, so no table grows without bound.</summary>
-public sealed partial class PurgeService(IEnumerable<IPurgeable> stores, TimeProvider time, ILogger<PurgeService> logger) : BackgroundService
+public sealed partial class PurgeService(IEnumerable<IPurgeable> stores, TimeProvider time, ILogger<PurgeService> logger) : BrokerBackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMinutes(5);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval, time);
         do

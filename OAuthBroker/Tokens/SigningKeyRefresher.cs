@@ -1,14 +1,16 @@
+using OAuthBroker.Broker;
+
 namespace OAuthBroker.Tokens;
 
 /// <summary>
 /// Re-reads the signing keys now and then, so a rotation made with the CLI (another process) reaches the running
 /// broker, and retired keys leave the JWKS once every token they signed has expired.
 /// </summary>
-public sealed partial class SigningKeyRefresher(SigningKeyStore keys, TimeProvider time, ILogger<SigningKeyRefresher> logger) : BackgroundService
+public sealed partial class SigningKeyRefresher(SigningKeyStore keys, TimeProvider time, ILogger<SigningKeyRefresher> logger) : BrokerBackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval, time);
         while (await timer.WaitForNextTickAsync(stoppingToken))

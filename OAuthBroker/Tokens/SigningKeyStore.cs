@@ -140,7 +140,7 @@ public sealed partial class SigningKeyStore(
         }
         catch (CryptographicException exception)
         {
-            throw new InvalidOperationException(
+            throw new StartupException(
                 $"Signing key {row.KeyId} cannot be decrypted: the Data Protection key ring under Broker:DataPath ({Path.GetFullPath(options.Value.DataPath)}/keys) is not the one it was protected with.",
                 exception);
         }

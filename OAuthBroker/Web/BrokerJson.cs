@@ -39,7 +39,12 @@ internal sealed partial class JoseJsonContext : JsonSerializerContext;
 /// <summary>jose-jwt's JSON hook, on the source-generated context instead of reflection.</summary>
 public sealed class SourceGeneratedJoseMapper : IJsonMapper
 {
-    public static readonly JwtSettings Settings = new JwtSettings().RegisterMapper(new SourceGeneratedJoseMapper());
+    /// <summary>
+    /// jose-jwt's process-wide settings, with this mapper. Not a settings object of our own: <c>JWE.Decrypt</c> parses
+    /// the JWE's headers with <c>JWT.DefaultSettings</c> whatever settings it is given (jose-jwt 5.3.0), and the
+    /// default mapper is reflection-based JSON, which the native executable does not have.
+    /// </summary>
+    public static readonly JwtSettings Settings = JWT.DefaultSettings.RegisterMapper(new SourceGeneratedJoseMapper());
 
     public string Serialize(object obj)
     {

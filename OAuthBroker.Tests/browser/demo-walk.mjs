@@ -1,0 +1,38 @@
+// Walks the demo as the README tells a newcomer to: open the broker's root, click "Sign in with GitHub (demo)",
+// "Authorize" on the stand-in consent page, and read what the demo instance shows. Prints one JSON line with what
+// it saw; exits non-zero on any failure.
+import { chromium } from 'playwright-core';
+
+const brokerUrl = process.env.BROKER_URL;
+const screenshot = process.env.SCREENSHOT;
+if (!brokerUrl) throw new Error('Set BROKER_URL');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await browser.newPage();
+  const consoleErrors = [];
+  page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
+
+  await page.goto(`${brokerUrl}/`);
+  const instancePage = page.url();
+  await page.click('text=Sign in with GitHub (demo)');
+  await page.waitForSelector('button:has-text("Authorize")');
+  const consentPage = new URL(page.url()).pathname;
+  await page.click('button:has-text("Authorize")');
+  await page.waitForSelector('text=Signed in as');
+
+  const title = await page.textContent('h1');
+  const claims = Object.fromEntries(await page.$$eval('table tr', (rows) => rows.map((row) => [row.querySelector('th').textContent, row.querySelector('td').textContent])));
+  const accessToken = await page.textContent('#access-token');
+  const userCall = await page.textContent('h2:has-text("/user")');
+  const userJson = JSON.parse(await page.textContent('pre'));
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+
+  console.log(JSON.stringify({ instancePage, consentPage, title, claims, accessToken, userCall, userJson, consoleErrors }));
+} finally {
+  await browser.close();
+}
