@@ -139,11 +139,11 @@ public sealed class AdminApiTests : FakeGitHubTest
         created.Headers.ETag!.Tag.Should().NotBe(etag);
         File.ReadAllText(broker.AllowlistPath).Should().Contain("api-made");
         using var browser = broker.NewBrowser("https://localhost");
-        var deadline = DateTime.UtcNow.AddSeconds(2);
-        while ((await browser.StartAsync("https://api-made.example.com/cb")).StatusCode != HttpStatusCode.Redirect && DateTime.UtcNow < deadline)
+        await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () =>
         {
-            await Task.Delay(25);
-        }
+            using var start = await browser.StartAsync("https://api-made.example.com/cb");
+            return start.StatusCode == HttpStatusCode.Redirect;
+        });
 
         (await browser.LoginAsync("https://api-made.example.com/cb")).Query.Should().ContainKey("token");
         var audit = await api.GetFromJsonAsync<JsonObject>("/admin/api/audit?kind=admin");

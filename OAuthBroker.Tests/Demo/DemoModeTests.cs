@@ -42,17 +42,6 @@ public sealed partial class DemoModeTests : IDisposable
         page.Should().Contain("HTTP 200", "the decrypted token worked against the stand-in GitHub");
     }
 
-    [Fact]
-    public void Demo_refuses_to_start_in_Production()
-    {
-        using var demo = new DemoFactory(folder, "http://127.0.0.1:5999", "Production");
-
-        var start = () => demo.Server;
-
-        start.Should().Throw<InvalidOperationException>().WithMessage("*refuses to run in the Production environment*");
-    }
-
-
     [GeneratedRegex("href=\"([^\"]*/auth/github[^\"]*)\"")]
     private static partial Regex SignInLink();
 

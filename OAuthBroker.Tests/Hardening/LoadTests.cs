@@ -59,12 +59,11 @@ public sealed class LoadTests : FakeGitHubTest
     private static async Task AdvanceUntilPurgedAsync(FakeTimeProvider clock, BrokerFactory broker)
     {
         clock.Advance(PendingLoginStore.Lifetime + PendingLoginStore.Retention);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (await CountAsync(broker) > 0 && DateTime.UtcNow < deadline)
+        await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(30), async () =>
         {
             clock.Advance(PurgeService.Interval);
-            await Task.Delay(50);
-        }
+            return await CountAsync(broker) == 0;
+        });
     }
 
     private static async Task<long> CountAsync(BrokerFactory broker)

@@ -130,28 +130,6 @@ public sealed class NativeBrokerTests : FakeGitHubTest
     }
 
     [Fact]
-    public async Task The_native_executable_refuses_demo_mode_with_the_command_that_runs_it()
-    {
-        File.Exists(NativeBroker.ExecutablePath).Should().BeTrue("scripts/test.sh publishes the native broker before the tests");
-        var start = new System.Diagnostics.ProcessStartInfo(NativeBroker.ExecutablePath, ["--demo"])
-        {
-            WorkingDirectory = Folder.Path, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
-        start.Environment["Broker__DataPath"] = Path.Combine(Folder.Path, "data");
-        start.Environment["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-
-        await process.WaitForExitAsync(limit.Token);
-
-        process.ExitCode.Should().NotBe(0);
-        (await output + await error).Should().Contain("dotnet run --project OAuthBroker -- --demo");
-    }
-
-    [Fact]
     public async Task The_native_broker_refuses_what_the_JIT_build_refuses_and_answers_its_JSON_endpoints()
     {
         await using var broker = await NativeBroker.StartAsync(GitHub, Folder.Path, Instances.Json);

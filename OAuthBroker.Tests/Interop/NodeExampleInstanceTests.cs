@@ -41,6 +41,56 @@ public sealed class NodeExampleInstanceTests : FakeGitHubTest
         GitHub.Secrets.Select(secret => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)))).Should().Contain(digest);
     }
 
+    [Theory]
+    [InlineData("query")]
+    [InlineData("fragment")]
+    [InlineData("form_post")]
+    public async Task Example_instance_signs_in_through_Chromium_in_every_response_mode(string mode)
+    {
+        var key = InstanceKey.Rsa();
+        await using var broker = StartBroker(key);
+        using var instance = await StartInstanceAsync(broker, key, "node-example", new() { ["RESPONSE_MODE"] = mode });
+
+        var (exit, output, error) = await NodeProcess.RunAsync("OAuthBroker.Tests/browser", "instance-walk.mjs",
+            new Dictionary<string, string> { ["INSTANCE_URL"] = instance.Url }, TimeSpan.FromSeconds(90));
+
+        exit.Should().Be(0, error);
+        using var walk = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        var result = walk.RootElement.GetProperty("result");
+        result.GetProperty("responseMode").GetString().Should().Be(mode);
+        result.GetProperty("signedInAs").GetString().Should().Be(GitHub.User.Login, result.ToString());
+        result.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200);
+        var requested = walk.RootElement.GetProperty("requested").EnumerateArray().Select(request => request.GetString()!).ToList();
+        var toInstance = requested.Where(request => request.Contains(instance.Url + "/auth/", StringComparison.Ordinal)).ToList();
+        if (mode == "query")
+        {
+            toInstance.Should().Contain(request => request.StartsWith("GET ", StringComparison.Ordinal) && request.Contains("token=", StringComparison.Ordinal));
+        }
+        else
+        {
+            requested.Should().NotContain(request => request.Contains("token=", StringComparison.Ordinal), "the JWT never travels in a URL a server sees");
+            toInstance.Should().Contain($"POST {instance.Url}/auth/complete");
+        }
+    }
+
+    [Fact]
+    public async Task Example_instance_decrypts_with_a_key_that_has_no_alg_and_carries_use_key_ops_and_kid()
+    {
+        var key = InstanceKey.Rsa();
+        var publicJwk = new Dictionary<string, object>(key.PublicJwk) { ["use"] = "enc", ["key_ops"] = new[] { "encrypt", "wrapKey" }, ["kid"] = "instance-2026" };
+        publicJwk.Remove("alg");
+        var privateJwk = new Dictionary<string, object>(key.PrivateJwk) { ["kid"] = "instance-2026" };
+        privateJwk.Remove("alg");
+        var withoutAlg = key with { PublicJwk = publicJwk, PrivateJwk = privateJwk };
+        await using var broker = StartBroker(withoutAlg);
+        using var instance = await StartInstanceAsync(broker, withoutAlg, "node-example");
+
+        var (status, body) = await SignInThroughInstanceAsync(instance);
+
+        status.Should().Be(HttpStatusCode.OK, body);
+        JsonDocument.Parse(body).RootElement.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200);
+    }
+
     [Fact]
     public async Task Example_instance_refuses_a_token_issued_for_another_audience()
     {
@@ -64,8 +114,8 @@ public sealed class NodeExampleInstanceTests : FakeGitHubTest
         return broker;
     }
 
-    private Task<NodeProcess> StartInstanceAsync(BrokerFactory broker, InstanceKey key, string instanceId) =>
-        NodeProcess.StartAsync("examples/node-instance", "server.mjs", new Dictionary<string, string>
+    private Task<NodeProcess> StartInstanceAsync(BrokerFactory broker, InstanceKey key, string instanceId, Dictionary<string, string>? more = null) =>
+        NodeProcess.StartAsync("examples/node-instance", "server.mjs", new Dictionary<string, string>(more ?? [])
         {
             ["BROKER_URL"] = broker.PublicUrl,
             ["INSTANCE_ID"] = instanceId,

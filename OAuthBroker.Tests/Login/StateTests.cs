@@ -196,11 +196,7 @@ public sealed class StateTests : FakeGitHubTest
 
         clock.Advance(OAuthBroker.Login.PendingLoginStore.Lifetime + OAuthBroker.Login.PendingLoginStore.Retention + OAuthBroker.Storage.PurgeService.Interval);
 
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (await CountPendingLoginsAsync() > 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50);
-        }
+        await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(10), async () => await CountPendingLoginsAsync() <= 0);
 
         (await CountPendingLoginsAsync()).Should().Be(0);
     }
@@ -280,11 +276,7 @@ public sealed class StateTests : FakeGitHubTest
         // Past the retention of the completed login, not yet past the expiry plus retention of the open one.
         clock.Advance(OAuthBroker.Login.PendingLoginStore.Retention + OAuthBroker.Storage.PurgeService.Interval);
 
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (await CountPendingLoginsAsync() > 1 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50);
-        }
+        await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(10), async () => await CountPendingLoginsAsync() <= 1);
 
         (await CountPendingLoginsAsync()).Should().Be(1);
     }

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text;
-
 namespace OAuthBroker.Tests.Support;
 
 /// <summary>
@@ -10,46 +7,26 @@ namespace OAuthBroker.Tests.Support;
 /// </summary>
 public sealed class NativeBroker : IAsyncDisposable
 {
-    private readonly Process process;
-    private readonly StringBuilder output = new();
+    private readonly BrokerProcess process;
     private readonly FakeGitHub gitHub;
     private readonly string dataPath;
 
-    private NativeBroker(Process process, FakeGitHub gitHub, string publicUrl, string dataPath)
+    private NativeBroker(BrokerProcess process, FakeGitHub gitHub, string publicUrl, string dataPath)
     {
         this.process = process;
         this.gitHub = gitHub;
         this.dataPath = dataPath;
         PublicUrl = publicUrl;
-        process.OutputDataReceived += (_, line) => { lock (output) { output.AppendLine(line.Data); } };
-        process.ErrorDataReceived += (_, line) => { lock (output) { output.AppendLine(line.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
     }
 
     public string PublicUrl { get; }
 
     public static string ExecutablePath => Path.Combine(NodeProcess.RepositoryRoot, "artifacts", "native", "OAuthBroker");
 
-    public string Output
-    {
-        get
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
-    }
+    public string Output => process.Output + process.Error;
 
     public static async Task<NativeBroker> StartAsync(FakeGitHub gitHub, string folder, string allowlistJson, IDictionary<string, string?>? overrides = null)
     {
-        if (!File.Exists(ExecutablePath))
-        {
-            throw new InvalidOperationException(
-                "Publish the native broker first: dotnet publish OAuthBroker/OAuthBroker.csproj -c Release -r linux-x64 -o artifacts/native (the test command in the README does).");
-        }
-
         var port = LoopbackPort.Free();
         var publicUrl = $"http://127.0.0.1:{port}";
         File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), allowlistJson);
@@ -63,35 +40,15 @@ public sealed class NativeBroker : IAsyncDisposable
             settings[key] = value;
         }
 
-        var start = new ProcessStartInfo(ExecutablePath) { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        foreach (var (key, value) in FakeGitHub.AsEnvironment(settings))
-        {
-            start.Environment[key] = value;
-        }
-
-        var broker = new NativeBroker(Process.Start(start)!, gitHub, publicUrl, settings["Broker:DataPath"]!);
-        try
-        {
-            await Readiness.WaitAsync(publicUrl, TimeSpan.FromSeconds(30), () => broker.process.HasExited ? $"The native broker exited with {broker.process.ExitCode}: {broker.Output}" : null);
-            return broker;
-        }
-        catch
-        {
-            await broker.DisposeAsync();
-            throw;
-        }
+        var environment = FakeGitHub.AsEnvironment(settings).ToDictionary(pair => pair.Key, pair => (string?)pair.Value);
+        environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        var process = await BrokerProcess.StartReadyAsync(BrokerCommand.Native(), publicUrl, environment, workingDirectory: folder);
+        return new NativeBroker(process, gitHub, publicUrl, settings["Broker:DataPath"]!);
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (!process.HasExited)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-        }
-
-        process.Dispose();
+        await process.DisposeAsync();
         SecretScan.AssertAbsent(gitHub.Secrets, Output, dataPath);
     }
 }

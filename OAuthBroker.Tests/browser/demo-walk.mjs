@@ -17,7 +17,7 @@ try {
   const consoleErrors = [];
   page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
 
-  await page.goto(`${brokerUrl}/`);
+  await page.goto(new URL('/', brokerUrl).toString());
   const instancePage = page.url();
   await page.click('text=Sign in with GitHub (demo)');
   await page.waitForSelector('button:has-text("Authorize")');

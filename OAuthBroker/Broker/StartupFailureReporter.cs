@@ -102,8 +102,13 @@ public static class StartupFailureReporter
         var other => [other.Message],
     };
 
-    private static bool IsExpected(Exception exception) => Unwrap(exception) is StartupException or OptionsValidationException or AllowlistException
-        or IOException { InnerException: AddressInUseException } or InvalidDataException;
+    private static bool IsExpected(Exception exception) => Unwrap(exception) switch
+    {
+        StartupException or OptionsValidationException or AllowlistException or InvalidDataException => true,
+        IOException { InnerException: AddressInUseException } => true,
+        InvalidOperationException binding => binding.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal),
+        _ => false,
+    };
 
     private static Exception Unwrap(Exception exception) =>
         exception is AggregateException { InnerExceptions.Count: 1 } aggregate ? Unwrap(aggregate.InnerExceptions[0]) : exception;

@@ -87,6 +87,11 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
         DELETE FROM pending_logins WHERE consumed_at IS NULL;
         ALTER TABLE pending_logins DROP COLUMN protected_verifier;
         """,
+        // A new signing key is published in the JWKS before it signs, so instances whose cached JWKS lacks it do not
+        // reject its tokens. NULL: it signed from its creation (every key made before this migration).
+        """
+        ALTER TABLE signing_keys ADD COLUMN activates_at INTEGER NULL;
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

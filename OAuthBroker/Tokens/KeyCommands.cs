@@ -14,26 +14,44 @@ public static class KeyCommands
             var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
             foreach (var key in await services.GetRequiredService<SigningKeyStore>().ListAsync(cancellationToken))
             {
-                var state = key.RetiredAt is null ? "active"
-                    : key.HonouredUntil > now ? $"retired, in the JWKS until {key.HonouredUntil:u}"
-                    : "expired";
-                await output.WriteLineAsync($"{key.KeyId}  {key.Algorithm}  created {key.CreatedAt:u}  {state}");
+                await output.WriteLineAsync($"{key.KeyId}  {key.Algorithm}  created {key.CreatedAt:u}  {Describe(key, now)}");
             }
 
             return 0;
         });
 
-        var rotate = new Command("rotate", "Make a new signing key; the old one stays in the JWKS until every token it signed has expired.");
-        rotate.SetAction(async (_, cancellationToken) =>
+        var immediately = new Option<bool>("--now")
+        {
+            Description = "For a compromised key: the new key signs at once and the earlier keys leave the JWKS at once (tokens they signed stop verifying).",
+        };
+        var rotate = new Command("rotate", "Make a new signing key. It is published in the JWKS at once and signs once instances' cached JWKS hold it; earlier keys stay until their tokens expire.") { immediately };
+        rotate.SetAction(async (parse, cancellationToken) =>
         {
             await services.GetRequiredService<Storage.DatabaseMigrator>().MigrateAsync(cancellationToken);
             var store = services.GetRequiredService<SigningKeyStore>();
             await store.LoadAsync(cancellationToken);
-            var active = await store.RotateAsync(cancellationToken);
-            await output.WriteLineAsync($"New signing key {active.KeyId} ({active.Algorithm}). A running broker signs with it within {SigningKeyRefresher.Interval.TotalSeconds:0} s.");
+            var compromised = parse.GetValue(immediately);
+            var created = await store.RotateAsync(compromised, cancellationToken);
+            var refresh = $"{SigningKeyRefresher.Interval.TotalSeconds:0} s";
+            await output.WriteLineAsync(compromised
+                ? $"New signing key {created.KeyId} ({created.Algorithm}) signs now; the earlier keys are withdrawn. A running broker follows within {refresh}; instances drop the old keys when their cached JWKS expires ({TokenEndpoints.JwksCacheLifetime.TotalSeconds:0} s)."
+                : $"New signing key {created.KeyId} ({created.Algorithm}) is published in the JWKS and signs from {created.ActivatesAt:u} (the JWKS cache lifetime of {TokenEndpoints.JwksCacheLifetime.TotalSeconds:0} s plus the {refresh} a running broker takes to see it). For a compromised key: keys rotate --now.");
             return 0;
         });
 
         return new Command("keys", "Manage the broker's signing keys.") { list, rotate };
+    }
+
+    private static string Describe(SigningKeyInfo key, DateTimeOffset now)
+    {
+        var signs = key.RetiredAt is not { } retiredAt || retiredAt > key.ActivatesAt;
+        return (key.ActivatesAt > now, key.RetiredAt) switch
+        {
+            (true, _) when signs => $"published, signs from {key.ActivatesAt:u}",
+            (_, null) => "active",
+            (false, { } retired) when retired > now => $"active until {retired:u}",
+            _ when key.HonouredUntil > now => $"retired, in the JWKS until {key.HonouredUntil:u}",
+            _ => "withdrawn or expired",
+        };
     }
 }

@@ -8,11 +8,15 @@ using OAuthBroker.Storage;
 
 namespace OAuthBroker.Tokens;
 
-/// <summary>A key the broker signs with, or signed with; <c>kid</c> is its RFC 7638 thumbprint.</summary>
-public sealed record SigningKey(string KeyId, string Algorithm, AsymmetricSecurityKey SecurityKey, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt);
+/// <summary>
+/// A key the broker signs with, will sign with, or signed with; <c>kid</c> is its RFC 7638 thumbprint. It signs from
+/// <see cref="ActivatesAt"/> until <see cref="RetiredAt"/>, and is published in the JWKS from its creation until every
+/// token it signed has expired.
+/// </summary>
+public sealed record SigningKey(string KeyId, string Algorithm, AsymmetricSecurityKey SecurityKey, DateTimeOffset CreatedAt, DateTimeOffset ActivatesAt, DateTimeOffset? RetiredAt);
 
 /// <summary>A key as the admin sees it, without its material.</summary>
-public sealed record SigningKeyInfo(string KeyId, string Algorithm, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt, DateTimeOffset? HonouredUntil);
+public sealed record SigningKeyInfo(string KeyId, string Algorithm, DateTimeOffset CreatedAt, DateTimeOffset ActivatesAt, DateTimeOffset? RetiredAt, DateTimeOffset? HonouredUntil);
 
 /// <summary>
 /// Keeps the broker's signing keys in SQLite, each private key encrypted with ASP.NET Data Protection (whose key ring
@@ -32,7 +36,14 @@ public sealed partial class SigningKeyStore(
     /// <summary>Every key whose signatures are still honoured (for the JWKS and validation), newest first.</summary>
     public IReadOnlyList<SigningKey> Keys => keys;
 
-    /// <summary>The key new tokens are signed with: the newest unretired key of the configured algorithm.</summary>
+    /// <summary>
+    /// How long a rotated-in key is published before it signs: the JWKS's cache lifetime, plus the interval in which a
+    /// running broker (or every replica) reloads keys that the CLI wrote. An instance that fetched the JWKS just before
+    /// the new key appeared in it still knows the key by the time a token signed with it arrives.
+    /// </summary>
+    public static readonly TimeSpan PublicationLead = TokenEndpoints.JwksCacheLifetime + SigningKeyRefresher.Interval;
+
+    /// <summary>The key new tokens are signed with now: the newest key of the configured algorithm that is active.</summary>
     public SigningKey Active => keys.FirstOrDefault(IsActive)
         ?? throw new InvalidOperationException("No signing key is loaded; keys are loaded at start-up.");
 
@@ -57,28 +68,39 @@ public sealed partial class SigningKeyStore(
 
         if (!loaded.Any(IsActive))
         {
-            var created = await InsertNewKeyAsync(lease, transaction: null, cancellationToken);
+            var created = await InsertNewKeyAsync(lease, transaction: null, time.GetUtcNow(), cancellationToken);
             loaded.Insert(0, created);
         }
 
         keys = loaded;
     }
 
-    /// <summary>A new key signs from now on; the previous ones are retired but honoured until their tokens expire.</summary>
-    public async Task<SigningKey> RotateAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes a new key and publishes it at once. Planned (<paramref name="compromised"/> false): it signs once
+    /// <see cref="PublicationLead"/> has passed, and the keys before it sign until then and are honoured until their
+    /// tokens expire. Compromised: it signs at once, and the keys before it are withdrawn at once, from the JWKS and from
+    /// validation, so that tokens forged with them stop verifying; tokens they signed stop working too.
+    /// </summary>
+    public async Task<SigningKey> RotateAsync(bool compromised, CancellationToken cancellationToken)
     {
+        var now = time.GetUtcNow();
+        var activatesAt = compromised ? now : now + PublicationLead;
+        // A withdrawn key is retired so long ago that every token it signed has expired: it is no longer loaded.
+        var previousRetireAt = compromised ? now - RetiredKeyGrace - TimeSpan.FromMilliseconds(1) : activatesAt;
+        SigningKey created;
         await using (var lease = await connections.OpenAsync(cancellationToken))
         {
             var connection = lease.Connection;
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await connection.ExecuteAsync("UPDATE signing_keys SET retired_at = @now WHERE retired_at IS NULL", new { now = time.GetUtcNow().ToUnixTimeMilliseconds() }, transaction);
-            await InsertNewKeyAsync(lease, (Microsoft.Data.Sqlite.SqliteTransaction)transaction, cancellationToken);
+            await connection.ExecuteAsync("UPDATE signing_keys SET retired_at = @retireAt WHERE retired_at IS NULL OR retired_at > @retireAt",
+                new { retireAt = previousRetireAt.ToUnixTimeMilliseconds() }, transaction);
+            created = await InsertNewKeyAsync(lease, (Microsoft.Data.Sqlite.SqliteTransaction)transaction, activatesAt, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
         await LoadAsync(cancellationToken);
-        Log.Rotated(logger, Active.KeyId);
-        return Active;
+        Log.Rotated(logger, created.KeyId, activatesAt, compromised);
+        return created;
     }
 
     /// <summary>Every key in the database, for <c>keys list</c>.</summary>
@@ -90,39 +112,45 @@ public sealed partial class SigningKeyStore(
         return [.. rows.Select(row =>
         {
             DateTimeOffset? retired = row.RetiredAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null;
-            return new SigningKeyInfo(row.KeyId, row.Algorithm, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt), retired, retired?.Add(RetiredKeyGrace));
+            return new SigningKeyInfo(row.KeyId, row.Algorithm, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
+                DateTimeOffset.FromUnixTimeMilliseconds(row.ActivatesAt ?? row.CreatedAt), retired, retired?.Add(RetiredKeyGrace));
         })];
     }
 
-    private const string Columns = "kid AS KeyId, algorithm AS Algorithm, protected_key AS ProtectedKey, created_at AS CreatedAt, retired_at AS RetiredAt";
+    private const string Columns = "kid AS KeyId, algorithm AS Algorithm, protected_key AS ProtectedKey, created_at AS CreatedAt, activates_at AS ActivatesAt, retired_at AS RetiredAt";
 
-    private bool IsActive(SigningKey key) => key.RetiredAt is null && key.Algorithm == options.Value.SigningAlgorithm;
+    private bool IsActive(SigningKey key)
+    {
+        var now = time.GetUtcNow();
+        return key.Algorithm == options.Value.SigningAlgorithm && key.ActivatesAt <= now && (key.RetiredAt is not { } retired || retired > now);
+    }
 
-    private async Task<SigningKey> InsertNewKeyAsync(SqliteLease lease, Microsoft.Data.Sqlite.SqliteTransaction? transaction, CancellationToken cancellationToken)
+    private async Task<SigningKey> InsertNewKeyAsync(SqliteLease lease, Microsoft.Data.Sqlite.SqliteTransaction? transaction, DateTimeOffset activatesAt, CancellationToken cancellationToken)
     {
         var algorithm = options.Value.SigningAlgorithm;
-        var (created, stored) = Create(algorithm);
+        var (created, stored) = Create(algorithm, activatesAt);
         // Bound by hand: Dapper.AOT expands a byte[] parameter as a list, not as one blob.
-        await lease.Prepared("INSERT INTO signing_keys (kid, algorithm, protected_key, created_at) VALUES (@kid, @algorithm, @protectedKey, @createdAt)", transaction)
+        await lease.Prepared("INSERT INTO signing_keys (kid, algorithm, protected_key, created_at, activates_at) VALUES (@kid, @algorithm, @protectedKey, @createdAt, @activatesAt)", transaction)
             .With("@kid", stored.KeyId)
             .With("@algorithm", stored.Algorithm)
             .With("@protectedKey", stored.ProtectedKey)
             .With("@createdAt", stored.CreatedAt)
+            .With("@activatesAt", stored.ActivatesAt)
             .ExecuteNonQueryAsync(cancellationToken);
         Log.Created(logger, created.KeyId, algorithm);
         return created;
     }
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The key object is owned by the SigningKey kept for the life of the process.")]
-    private (SigningKey Key, StoredKey Row) Create(string algorithm)
+    private (SigningKey Key, StoredKey Row) Create(string algorithm, DateTimeOffset activatesAt)
     {
         var material = NewKeyMaterial(algorithm);
         var pkcs8 = material.ExportPkcs8PrivateKey();
         try
         {
             var now = time.GetUtcNow();
-            var key = ToSigningKey(algorithm, material, now, retiredAt: null);
-            return (key, new StoredKey(key.KeyId, algorithm, protector.Protect(pkcs8), now.ToUnixTimeMilliseconds(), null));
+            var key = ToSigningKey(algorithm, material, now, activatesAt, retiredAt: null);
+            return (key, new StoredKey(key.KeyId, algorithm, protector.Protect(pkcs8), now.ToUnixTimeMilliseconds(), activatesAt.ToUnixTimeMilliseconds(), null));
         }
         finally
         {
@@ -148,7 +176,7 @@ public sealed partial class SigningKeyStore(
         try
         {
             return ToSigningKey(row.Algorithm, ImportKeyMaterial(row.Algorithm, pkcs8), DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
-                row.RetiredAt is { } retiredAt ? DateTimeOffset.FromUnixTimeMilliseconds(retiredAt) : null);
+                DateTimeOffset.FromUnixTimeMilliseconds(row.ActivatesAt ?? row.CreatedAt), row.RetiredAt is { } retiredAt ? DateTimeOffset.FromUnixTimeMilliseconds(retiredAt) : null);
         }
         finally
         {
@@ -174,22 +202,22 @@ public sealed partial class SigningKeyStore(
         return ecdsa;
     }
 
-    private static SigningKey ToSigningKey(string algorithm, AsymmetricAlgorithm material, DateTimeOffset createdAt, DateTimeOffset? retiredAt)
+    private static SigningKey ToSigningKey(string algorithm, AsymmetricAlgorithm material, DateTimeOffset createdAt, DateTimeOffset activatesAt, DateTimeOffset? retiredAt)
     {
         AsymmetricSecurityKey securityKey = material is RSA rsa ? new RsaSecurityKey(rsa) : new ECDsaSecurityKey((ECDsa)material);
         var publicJwk = JsonWebKeyConverter.ConvertFromSecurityKey(securityKey);
         securityKey.KeyId = Base64UrlEncoder.Encode(publicJwk.ComputeJwkThumbprint());
-        return new SigningKey(securityKey.KeyId, algorithm, securityKey, createdAt, retiredAt);
+        return new SigningKey(securityKey.KeyId, algorithm, securityKey, createdAt, activatesAt, retiredAt);
     }
 
-    internal sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt, long? RetiredAt);
+    internal sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt, long? ActivatesAt, long? RetiredAt);
 
     private static partial class Log
     {
         [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Created signing key {KeyId} ({Algorithm})")]
         public static partial void Created(ILogger logger, string keyId, string algorithm);
 
-        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Signing keys rotated: {KeyId} signs from now on; earlier keys verify until their tokens expire")]
-        public static partial void Rotated(ILogger logger, string keyId);
+        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Signing keys rotated: {KeyId} is published and signs from {ActivatesAt:u}; earlier keys withdrawn at once: {Compromised}")]
+        public static partial void Rotated(ILogger logger, string keyId, DateTimeOffset activatesAt, bool compromised);
     }
 }

@@ -14,6 +14,9 @@ namespace OAuthBroker.Tokens;
 
 public static class TokenEndpoints
 {
+    /// <summary>How long instances may cache the JWKS; a new key is published at least this long before it signs.</summary>
+    public static readonly TimeSpan JwksCacheLifetime = TimeSpan.FromMinutes(5);
+
     private static readonly string[] ResponseTypes = ["token"];
     private static readonly string[] ResponseModes = Login.InstanceResponse.Modes;
     private static readonly string[] CodeChallengeMethods = ["S256"];
@@ -58,7 +61,7 @@ public static class TokenEndpoints
             members["alg"] = key.Algorithm;
             return members;
         }).ToList();
-        context.Response.Headers.CacheControl = "public, max-age=300";
+        context.Response.Headers.CacheControl = $"public, max-age={JwksCacheLifetime.TotalSeconds:0}";
         return TypedResults.Json(new Dictionary<string, object> { ["keys"] = set }, BrokerJsonContext.Default.DictionaryStringObject);
     }
 

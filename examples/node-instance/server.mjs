@@ -4,6 +4,7 @@
 //
 // It uses nothing of the broker's but its URL: the JWT is verified against the broker's published JWKS, and the
 // GitHub token is decrypted with this instance's own private key, which never leaves the instance.
+// RESPONSE_MODE chooses how the broker hands the result back: query (default), fragment or form_post.
 import { createServer } from 'node:http';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,7 +15,9 @@ const instanceId = required('INSTANCE_ID');
 const gitHubApiUrl = (process.env.GITHUB_API_URL ?? 'https://api.github.com').replace(/\/$/, '');
 const host = process.env.HOST ?? '127.0.0.1';
 const port = Number(process.env.PORT ?? 3000);
+const responseMode = process.env.RESPONSE_MODE ?? 'query';
 const privateJwk = JSON.parse(process.env.INSTANCE_PRIVATE_JWK ?? readFileSync(required('INSTANCE_PRIVATE_JWK_FILE'), 'utf8'));
+// A key without "alg" gets the broker's default for its type (the first one the README lists for each kty).
 const keyAlgorithm = privateJwk.alg ?? { RSA: 'RSA-OAEP-256', EC: 'ECDH-ES+A256KW', oct: 'A256KW' }[privateJwk.kty];
 
 // Fetched once, cached, and refetched when a token names a kid it has not seen (key rotation).
@@ -37,22 +40,61 @@ function json(response, status, body) {
   response.end(JSON.stringify(body, null, 2));
 }
 
-async function signIn(url, request, response) {
+function html(response, body) {
+  response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+  response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing in</title></head><body>${body}</body></html>`);
+}
+
+async function formFields(request) {
+  let body = '';
+  for await (const chunk of request) {
+    body += chunk;
+    if (body.length > 64 * 1024) throw Object.assign(new Error('form too large'), { code: 'FORM_TOO_LARGE' });
+  }
+  return new URLSearchParams(body);
+}
+
+// fragment: the result is after '#', which browsers never send to a server; this page hands it to ours, same-origin.
+const fragmentPage = `<form method="post" action="/auth/complete"></form><script>
+  const fields = new URLSearchParams(location.hash.slice(1));
+  history.replaceState(null, '', location.pathname);
+  for (const [name, value] of fields) {
+    const input = Object.assign(document.createElement('input'), { type: 'hidden', name, value });
+    document.forms[0].append(input);
+  }
+  document.forms[0].submit();
+</script>`;
+
+// form_post: the broker's page posts to us from its own site, and a cross-site POST carries no SameSite=Lax cookie,
+// so our state cookie is missing here. Post the same fields once more, from our own page, where it is sent.
+function repostPage(fields) {
+  const inputs = [...fields].filter(([name]) => ['token', 'user', 'state', 'error', 'error_description'].includes(name))
+    .map(([name, value]) => `<input type="hidden" name="${escape(name)}" value="${escape(value)}">`).join('');
+  return `<form method="post" action="/auth/complete">${inputs}<noscript><button>Continue</button></noscript></form><script>document.forms[0].submit();</script>`;
+}
+
+function escape(text) {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// fields: token, user, state (or error, error_description, state), from the query, the fragment or the form.
+async function signIn(fields, request, response) {
   // Our own state, checked on return, so nobody can log a user into this instance with someone else's token.
   const expected = cookie(request, 'instance_state');
-  const state = url.searchParams.get('state') ?? '';
+  const state = fields.get('state') ?? '';
   if (!expected || expected.length !== state.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(state))) {
     return json(response, 400, { error: 'state_mismatch' });
   }
-  if (url.searchParams.has('error')) {
-    return json(response, 400, { error: url.searchParams.get('error'), error_description: url.searchParams.get('error_description') });
+  if (fields.has('error')) {
+    return json(response, 400, { error: fields.get('error'), error_description: fields.get('error_description') });
   }
 
-  // 1. The JWT: signed by the broker, for this instance, unexpired.
-  const { payload, protectedHeader } = await jwtVerify(url.searchParams.get('token') ?? '', brokerKeys, {
+  // 1. The JWT: signed by the broker, for this instance, unexpired. Use its "username", never the unsigned "user".
+  const { payload, protectedHeader } = await jwtVerify(fields.get('token') ?? '', brokerKeys, {
     issuer: brokerUrl,
     audience: instanceId,
     algorithms: ['ES256', 'RS256'],
+    clockTolerance: 30,
   });
 
   // 2. The GitHub token inside it: a JWE only this instance's private key opens.
@@ -81,6 +123,7 @@ async function signIn(url, request, response) {
 
   const { access_token: _encrypted, ...claims } = payload;
   return json(response, 200, {
+    responseMode,
     signedInAs: payload.username,
     kid: protectedHeader.kid,
     claims,
@@ -99,10 +142,15 @@ const server = createServer(async (request, response) => {
       const login = new URL(`${brokerUrl}/auth/github`);
       login.searchParams.set('redirect_uri', callback);
       login.searchParams.set('state', state);
+      if (responseMode !== 'query') login.searchParams.set('response_mode', responseMode);
       response.writeHead(302, { location: login.toString(), 'set-cookie': `instance_state=${state}; HttpOnly; SameSite=Lax; Path=/` });
       return response.end();
     }
-    if (url.pathname === '/auth/callback') return await signIn(url, request, response);
+    if (url.pathname === '/auth/callback' && request.method === 'GET') {
+      return url.searchParams.has('state') || url.searchParams.has('token') ? await signIn(url.searchParams, request, response) : html(response, fragmentPage);
+    }
+    if (url.pathname === '/auth/callback' && request.method === 'POST') return html(response, repostPage(await formFields(request)));
+    if (url.pathname === '/auth/complete' && request.method === 'POST') return await signIn(await formFields(request), request, response);
     json(response, 404, { error: 'not_found' });
   } catch (error) {
     json(response, 401, { error: 'invalid_token', reason: error.code ?? error.name });

@@ -1,0 +1,44 @@
+using System.Text.RegularExpressions;
+
+namespace OAuthBroker.Tests.Support;
+
+/// <summary>The README's shell blocks, read as a user reads them, so tests run the commands as written.</summary>
+public static partial class Readme
+{
+    public static string Text => File.ReadAllText(Path.Combine(NodeProcess.RepositoryRoot, "README.md"));
+
+    /// <summary>
+    /// The commands of the first <c>sh</c> block under <paramref name="heading"/>: continuation lines joined, comments
+    /// dropped, each split into words (the README's commands use no quoting).
+    /// </summary>
+    public static IReadOnlyList<ReadmeCommand> Commands(string heading)
+    {
+        var text = Text;
+        var at = text.IndexOf("\n" + heading + "\n", StringComparison.Ordinal);
+        at.Should().BeGreaterThanOrEqualTo(0, $"the README has a heading '{heading}'");
+        var block = ShellBlock().Match(text, at);
+        block.Success.Should().BeTrue($"a sh block follows '{heading}'");
+        var joined = block.Groups[1].Value.Replace("\\\n", " ", StringComparison.Ordinal);
+        return [.. joined.Split('\n').Select(ToCommand).OfType<ReadmeCommand>()];
+    }
+
+    private static ReadmeCommand? ToCommand(string line)
+    {
+        var comment = CommentStart().Match(line);
+        var command = comment.Success ? line[..comment.Index] : line;
+        var words = command.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        return words.Length == 0 ? null : new ReadmeCommand(string.Join(' ', words), words, comment.Success ? line[(comment.Index + comment.Length)..].Trim() : "");
+    }
+
+    [GeneratedRegex("```sh\n(.*?)```", RegexOptions.Singleline)]
+    private static partial Regex ShellBlock();
+
+    [GeneratedRegex(@"(^|\s)#\s?")]
+    private static partial Regex CommentStart();
+}
+
+/// <summary>One command of a README block, and the comment written after it.</summary>
+public sealed record ReadmeCommand(string Text, IReadOnlyList<string> Words, string Comment)
+{
+    public override string ToString() => Text;
+}
