@@ -31,6 +31,8 @@ public sealed class AllowlistFileTests
     [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"], "encryptionKey": "secret" } ] }""", "must be a JSON Web Key object")]
     [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"], "encryptionKey": { "kty": "EC", "crv": "P-256", "x": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "y": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } } ] }""", "not a usable EC key")]
     [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"], "encryptionKey": { "kty": "oct", "k": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "use": "sig" } } ] }""", "\"use\": \"enc\"")]
+    [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"], "encryptionKey": { "kty": "oct", "k": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "key_ops": ["sign", "verify"] } } ] }""", "\"key_ops\" without any of encrypt")]
+    [InlineData("""{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"], "encryptionKey": { "kty": "oct", "k": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "key_ops": "wrapKey" } } ] }""", "\"key_ops\" without any of encrypt")]
     public void Invalid_entry_is_reported_with_its_position_and_problem(string json, string expected)
     {
         var (_, errors) = AllowlistFile.Parse(Encoding.UTF8.GetBytes(json), DefaultScopes);
@@ -68,6 +70,8 @@ public sealed class AllowlistFileTests
               { "id": "rsa", "redirectUris": ["https://rsa.example.com/cb"], "encryptionKey": {{RsaKey}} },
               { "id": "ec", "redirectUris": ["https://ec.example.com/cb"], "encryptionKey": {{System.Text.Json.JsonSerializer.Serialize(InstanceKey.Ec().PublicJwk)}} },
               { "id": "oct", "redirectUris": ["https://oct.example.com/cb"], "encryptionKey": { "kty": "oct", "k": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } },
+              // JWK members an instance's tooling writes are accepted: use, key_ops, kid.
+              { "id": "oct-tooled", "redirectUris": ["https://oct2.example.com/cb"], "encryptionKey": { "kty": "oct", "k": "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "use": "enc", "key_ops": ["wrapKey", "unwrapKey"], "kid": "2026-12" } },
               // Comments and trailing commas are allowed: admins edit this file by hand.
               { "id": "login", "redirectUris": ["https://login.example.com/cb"], "deliverAccessToken": false, },
             ] }
@@ -76,7 +80,7 @@ public sealed class AllowlistFileTests
         var (instances, errors) = AllowlistFile.Parse(Encoding.UTF8.GetBytes(json), DefaultScopes);
 
         errors.Should().BeEmpty();
-        instances.Select(instance => instance.EncryptionKey?.Algorithm).Should().Equal("RSA-OAEP-256", "ECDH-ES+A256KW", "A256KW", null);
+        instances.Select(instance => instance.EncryptionKey?.Algorithm).Should().Equal("RSA-OAEP-256", "ECDH-ES+A256KW", "A256KW", "A256KW", null);
         instances.Single(instance => instance.Id == "oct").AllowedScopes.Should().BeEquivalentTo(DefaultScopes);
     }
 

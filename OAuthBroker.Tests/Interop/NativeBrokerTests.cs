@@ -147,7 +147,8 @@ public sealed class NativeBrokerTests : FakeGitHubTest
 
         using var metadata = JsonDocument.Parse(await http.GetStringAsync("/.well-known/oauth-authorization-server"));
         metadata.RootElement.GetProperty("issuer").GetString().Should().Be(broker.PublicUrl);
-        metadata.RootElement.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(method => method.GetString()).Should().Equal("S256");
+        metadata.RootElement.GetProperty("response_modes_supported").EnumerateArray().Select(mode => mode.GetString()).Should().Equal("query", "fragment", "form_post");
+        metadata.RootElement.GetProperty("response_types_supported").GetArrayLength().Should().Be(0);
         using var ready = JsonDocument.Parse(await http.GetStringAsync("/readyz"));
         ready.RootElement.GetProperty("ready").GetBoolean().Should().BeTrue();
         ready.RootElement.GetProperty("checks").EnumerateArray().Select(check => check.GetProperty("name").GetString()).Should().Contain(["database", "allowlist", "signing_key"]);

@@ -105,7 +105,16 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
         root.GetProperty("issuer").GetString().Should().Be("http://localhost");
         root.GetProperty("authorization_endpoint").GetString().Should().Be("http://localhost/auth/github");
         root.GetProperty("jwks_uri").GetString().Should().Be("http://localhost/.well-known/jwks.json");
-        root.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("S256");
+        root.EnumerateObject().Select(member => member.Name).Should().BeEquivalentTo(
+            "issuer", "authorization_endpoint", "jwks_uri", "userinfo_endpoint", "response_types_supported", "grant_types_supported",
+            "response_modes_supported", "scopes_supported", "token_signing_alg_values_supported",
+            "access_token_encryption_alg_values_supported", "access_token_encryption_enc_values_supported");
+        root.GetProperty("userinfo_endpoint").GetString().Should().Be("http://localhost/api/v1/user/me");
+        root.GetProperty("response_types_supported").GetArrayLength().Should().Be(0, "the start endpoint takes no response_type: it is not the implicit grant");
+        root.GetProperty("grant_types_supported").GetArrayLength().Should().Be(0, "there is no token endpoint; left out, the list would default to authorization_code and implicit");
+        root.GetProperty("response_modes_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("query", "fragment", "form_post");
+        root.GetProperty("access_token_encryption_alg_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir");
+        root.GetProperty("access_token_encryption_enc_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("A256GCM");
         root.GetProperty("token_signing_alg_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("ES256");
         root.GetProperty("scopes_supported").EnumerateArray().Select(e => e.GetString()).Should().Contain(["read:user", "user:email", "repo"]);
     }

@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -10,6 +11,7 @@ namespace OAuthBroker.Allowlist;
 public sealed class InstanceEncryptionKey
 {
     private static readonly string[] PrivateRsaMembers = ["d", "p", "q", "dp", "dq", "qi"];
+    private static readonly FrozenSet<string> EncryptingOperations = new[] { "encrypt", "wrapKey", "deriveKey", "deriveBits" }.ToFrozenSet(StringComparer.Ordinal);
 
     private InstanceEncryptionKey(Jwk jwk, string algorithm, string? keyId)
     {
@@ -42,6 +44,14 @@ public sealed class InstanceEncryptionKey
         if (use is not null && use != "enc")
         {
             error = $"has \"use\": \"{use}\"; an encryption key must have \"use\": \"enc\" or none";
+            return false;
+        }
+
+        // RFC 7517 §4.3: a key whose key_ops leave out every encrypting operation was not meant for this.
+        if (element.TryGetProperty("key_ops", out var operations)
+            && (operations.ValueKind != JsonValueKind.Array || !operations.EnumerateArray().Any(operation => operation.ValueKind == JsonValueKind.String && EncryptingOperations.Contains(operation.GetString()!))))
+        {
+            error = "has \"key_ops\" without any of encrypt, wrapKey, deriveKey or deriveBits; an encryption key needs one of them, or no key_ops";
             return false;
         }
 

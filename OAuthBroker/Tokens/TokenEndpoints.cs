@@ -17,9 +17,7 @@ public static class TokenEndpoints
     /// <summary>How long instances may cache the JWKS; a new key is published at least this long before it signs.</summary>
     public static readonly TimeSpan JwksCacheLifetime = TimeSpan.FromMinutes(5);
 
-    private static readonly string[] ResponseTypes = ["token"];
     private static readonly string[] ResponseModes = Login.InstanceResponse.Modes;
-    private static readonly string[] CodeChallengeMethods = ["S256"];
     private static readonly string[] EncryptionAlgorithms = ["RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir"];
     private static readonly string[] ContentEncryptions = [InstanceTokenEncryptor.ContentEncryption];
 
@@ -65,7 +63,13 @@ public static class TokenEndpoints
         return TypedResults.Json(new Dictionary<string, object> { ["keys"] = set }, BrokerJsonContext.Default.DictionaryStringObject);
     }
 
-    /// <summary>RFC 8414 metadata, with the broker's own additions for the token encryption it offers.</summary>
+    /// <summary>
+    /// RFC 8414 metadata that claims nothing the broker does not do. Its start endpoint is no RFC 6749 authorization
+    /// endpoint (no <c>response_type</c>, no token endpoint, no client PKCE): the two REQUIRED or defaulted lists say so
+    /// by being empty, since leaving out <c>grant_types_supported</c> would mean authorization_code and implicit.
+    /// The <c>token_</c> and <c>access_token_encryption_</c> members are the broker's own: no registered name describes
+    /// the JWT it hands back or the JWE inside it.
+    /// </summary>
     public static Ok<Dictionary<string, object>> GetMetadata(IOptions<BrokerOptions> broker, IOptions<GitHubOptions> gitHub, AllowlistProvider allowlist)
     {
         var issuer = broker.Value.Issuer;
@@ -76,10 +80,10 @@ public static class TokenEndpoints
             ["authorization_endpoint"] = issuer + "/auth/github",
             ["jwks_uri"] = issuer + "/.well-known/jwks.json",
             ["userinfo_endpoint"] = issuer + "/api/v1/user/me",
-            ["response_types_supported"] = ResponseTypes,
+            ["response_types_supported"] = Array.Empty<string>(),
+            ["grant_types_supported"] = Array.Empty<string>(),
             ["response_modes_supported"] = ResponseModes,
             ["scopes_supported"] = scopes.ToArray(),
-            ["code_challenge_methods_supported"] = CodeChallengeMethods,
             ["token_signing_alg_values_supported"] = new[] { broker.Value.SigningAlgorithm },
             ["access_token_encryption_alg_values_supported"] = EncryptionAlgorithms,
             ["access_token_encryption_enc_values_supported"] = ContentEncryptions,
