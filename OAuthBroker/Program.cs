@@ -65,7 +65,7 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception exception) when (!started && StartupFailureReporter.IsReported(exception))
+catch (Exception exception) when (!started && StartupFailureReporter.OwnsTheProcess && StartupFailureReporter.IsReported(exception))
 {
     // A setting, file, folder or port the operator must fix: a few lines naming it, not a crash.
     return StartupFailureReporter.Report(exception, Console.Error, StartupFailureReporter.ShowsStackTrace(builder?.Configuration));

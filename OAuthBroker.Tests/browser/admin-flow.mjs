@@ -1,7 +1,7 @@
 // An admin signs in through the (fake) GitHub, adds an instance on /admin, tests a redirect URI there, and a login
 // for the new instance then succeeds. Prints one JSON line with what it saw; exits non-zero on any failure.
 import { createServer } from 'node:http';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const brokerUrl = process.env.BROKER_URL;
 const screenshot = process.env.SCREENSHOT;
@@ -18,11 +18,7 @@ const instance = createServer((request, response) => {
 await new Promise((resolve) => instance.listen(0, '127.0.0.1', resolve));
 const callback = `http://127.0.0.1:${instance.address().port}/browser/callback`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const failures = [];

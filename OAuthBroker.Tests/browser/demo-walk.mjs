@@ -1,17 +1,13 @@
 // Walks the demo as the README tells a newcomer to: open the broker's root, click "Sign in with GitHub (demo)",
 // "Authorize" on the stand-in consent page, and read what the demo instance shows. Prints one JSON line with what
 // it saw; exits non-zero on any failure.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const brokerUrl = process.env.BROKER_URL;
 const screenshot = process.env.SCREENSHOT;
 if (!brokerUrl) throw new Error('Set BROKER_URL');
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const consoleErrors = [];

@@ -1,16 +1,12 @@
 // Signs in through the example instance (examples/node-instance) in Chromium: its /login, the broker, the fake
 // GitHub (which approves at once), the broker's callback, then the instance's callback in whichever response mode it
 // asked for. Prints one JSON line: what the instance answered, and every URL the browser requested.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const instanceUrl = process.env.INSTANCE_URL;
 if (!instanceUrl) throw new Error('Set INSTANCE_URL');
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const requested = [];

@@ -1,3 +1,4 @@
+using System.Reflection;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
@@ -36,6 +37,12 @@ public static class StartupFailureReporter
 
     /// <summary>The host's own "Hosting failed to start" entry, which repeats the failure with its stack trace.</summary>
     public const string HostLogCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    /// <summary>
+    /// Whether this program is the process, rather than hosted by another (a test's WebApplicationFactory runs the entry
+    /// point and must see the exception itself).
+    /// </summary>
+    public static bool OwnsTheProcess => Assembly.GetEntryAssembly() == typeof(StartupFailureReporter).Assembly;
 
     /// <summary>
     /// Whether the exception is reported here. Not the host's own signal to stop (<see cref="HostAbortedException"/>,
