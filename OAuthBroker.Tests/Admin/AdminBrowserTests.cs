@@ -38,6 +38,8 @@ public sealed class AdminBrowserTests : FakeGitHubTest
         jwt.Audiences.Should().Equal("browser-made");
 
         var entry = JsonDocument.Parse(File.ReadAllText(broker.AllowlistPath)).RootElement.GetProperty("instances").EnumerateArray().Single(i => i.GetProperty("id").GetString() == "browser-made");
+        entry.GetProperty("requireState").GetBoolean().Should().BeTrue("the admin page requires state for the entries it creates");
+        received.GetProperty("iss").GetString().Should().Be(broker.PublicUrl);
         var secret = Base64Url.Decode(entry.GetProperty("encryptionKey").GetProperty("k").GetString());
         JWT.Decode(jwt.GetPayloadValue<string>("access_token"), secret, JweAlgorithm.A256KW, JweEncryption.A256GCM).Should().StartWith("gho_");
         root.GetProperty("listed").EnumerateArray().Select(link => link.GetString()).Should().Contain("browser-made").And.NotContain("legacy-rsa");
@@ -45,6 +47,7 @@ public sealed class AdminBrowserTests : FakeGitHubTest
         file.Should().NotContain(i => i.GetProperty("id").GetString() == "legacy-rsa");
         file.Single(i => i.GetProperty("id").GetString() == "login-only").GetProperty("scopes").EnumerateArray().Select(scope => scope.GetString())
             .Should().Equal("read:user", "user:email");
+        file.Single(i => i.GetProperty("id").GetString() == "login-only").TryGetProperty("requireState", out _).Should().BeFalse("an edit keeps an older entry's choice");
         File.Exists(Path.Combine(Folder.Path, "admin.png")).Should().BeTrue();
         File.Copy(Path.Combine(Folder.Path, "admin.png"), Path.Combine(Path.GetTempPath(), "oauthbroker-admin.png"), overwrite: true);
     }

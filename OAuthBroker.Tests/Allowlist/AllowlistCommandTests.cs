@@ -99,6 +99,33 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
     }
 
     [Theory]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    [InlineData(UnixFileMode.UserRead | UnixFileMode.UserWrite)]
+    [InlineData(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead)]
+    public async Task An_edit_keeps_the_file_mode_the_operator_set(UnixFileMode mode)
+    {
+        File.SetUnixFileMode(broker.AllowlistPath, mode);
+
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "lab", "--redirect", "https://lab.example.org/cb", "--generate-secret");
+
+        result.ExitCode.Should().Be(0, result.Error);
+        File.ReadAllText(broker.AllowlistPath).Should().Contain("\"lab\"");
+        File.GetUnixFileMode(broker.AllowlistPath).Should().Be(mode, "the file holds a shared secret now");
+    }
+
+    [Fact]
+    public async Task Added_instances_require_state_unless_told_otherwise()
+    {
+        var strict = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "strict", "--redirect", "https://strict.example.com/cb", "--identity-only");
+        var lenient = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "lenient", "--redirect", "https://lenient.example.com/cb", "--identity-only", "--state-optional");
+
+        strict.ExitCode.Should().Be(0, strict.Error);
+        lenient.ExitCode.Should().Be(0, lenient.Error);
+        ((bool?)Entries()["strict"]["requireState"]).Should().BeTrue();
+        ((bool?)Entries()["lenient"]["requireState"]).Should().BeFalse();
+    }
+
+    [Theory]
     [InlineData("--id", "bad", "--redirect", "http://bad.example.com/cb", "--identity-only")]
     [InlineData("--id", "trackeep-home", "--redirect", "https://other.example.com/cb", "--identity-only")]
     [InlineData("--id", "dup-uri", "--redirect", "https://trackeep.example.com/auth/callback", "--identity-only")]

@@ -91,6 +91,26 @@ public sealed class NodeExampleInstanceTests : FakeGitHubTest
         JsonDocument.Parse(body).RootElement.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200);
     }
 
+    [Theory]
+    [InlineData("https://another-provider.example.com")]
+    [InlineData(null)]
+    public async Task Example_instance_refuses_an_answer_that_names_another_issuer_or_none(string? iss)
+    {
+        var key = InstanceKey.Rsa();
+        await using var broker = StartBroker(key);
+        using var instance = await StartInstanceAsync(broker, key, "node-example");
+        using var handler = new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer() };
+        using var browser = new HttpClient(handler);
+        using var login = await browser.GetAsync(instance.Url + "/login");
+        var state = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(login.Headers.Location!.Query)["state"].ToString();
+
+        var callback = $"{instance.Url}/auth/callback?state={Uri.EscapeDataString(state)}&token=x" + (iss is null ? "" : "&iss=" + Uri.EscapeDataString(iss));
+        using var answer = await browser.GetAsync(callback);
+
+        answer.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        (await answer.Content.ReadAsStringAsync()).Should().Contain("issuer_mismatch");
+    }
+
     [Fact]
     public async Task Example_instance_refuses_a_token_issued_for_another_audience()
     {

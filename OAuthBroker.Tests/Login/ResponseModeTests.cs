@@ -71,6 +71,55 @@ public sealed partial class ResponseModeTests(BrokerFixture fixture) : IClassFix
     }
 
     [Theory]
+    [InlineData("query", 5)]
+    [InlineData("fragment", 5)]
+    [InlineData("form_post", 60)]
+    public async Task A_token_handed_back_in_a_URL_lives_minutes_and_one_posted_lives_the_token_lifetime(string mode, int minutes)
+    {
+        using var browser = fixture.Factory.NewBrowser();
+
+        var token = new JsonWebToken(ResultOf(await LoginWithModeAsync(browser, mode), mode)["token"]);
+
+        (token.ValidTo - token.IssuedAt).Should().Be(TimeSpan.FromMinutes(minutes), "Broker:UrlTokenLifetime is 5 minutes and Broker:TokenLifetime an hour");
+    }
+
+    [Theory]
+    [InlineData("query")]
+    [InlineData("fragment")]
+    [InlineData("form_post")]
+    public async Task Every_answer_names_the_broker_in_iss_success_and_error_alike(string mode)
+    {
+        using var browser = fixture.Factory.NewBrowser();
+        var success = ResultOf(await LoginWithModeAsync(browser, mode), mode);
+        fixture.GitHub.Deny = true;
+        Dictionary<string, string> denied;
+        try
+        {
+            denied = ResultOf(await LoginWithModeAsync(browser, mode), mode);
+        }
+        finally
+        {
+            fixture.GitHub.Deny = false;
+        }
+
+        success["iss"].Should().Be("http://localhost");
+        denied["iss"].Should().Be("http://localhost");
+        denied["error"].Should().Be("access_denied");
+    }
+
+    [Fact]
+    public async Task A_query_mode_redirect_ends_with_an_empty_fragment_of_its_own()
+    {
+        using var browser = fixture.Factory.NewBrowser();
+
+        var outcome = await LoginWithModeAsync(browser, "query");
+
+        // A browser keeps a fragment across a redirect whose Location has none (RFC 9700 4.1.3).
+        outcome.Response.Headers.Location!.OriginalString.Should().EndWith("#_");
+        outcome.Response.Headers.Location.Fragment.Should().Be("#_");
+    }
+
+    [Theory]
     [InlineData("web_message")]
     [InlineData("FRAGMENT")]
     [InlineData("")]
@@ -82,6 +131,20 @@ public sealed partial class ResponseModeTests(BrokerFixture fixture) : IClassFix
 
         response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
         response.Headers.Location.Should().BeNull();
+    }
+
+    /// <summary>The fields the instance receives, wherever the mode puts them.</summary>
+    private static Dictionary<string, string> ResultOf(LoginOutcome outcome, string mode)
+    {
+        if (mode == "form_post")
+        {
+            var html = outcome.Response.Content.ReadAsStringAsync().GetAwaiter().GetResult();
+            return HiddenField().Matches(html).ToDictionary(match => match.Groups[1].Value, match => WebUtility.HtmlDecode(match.Groups[2].Value));
+        }
+
+        var location = outcome.Response.Headers.Location!;
+        var fields = QueryHelpers.ParseQuery(mode == "fragment" ? location.Fragment.TrimStart('#') : location.Query);
+        return fields.ToDictionary(pair => pair.Key, pair => pair.Value.ToString());
     }
 
     private static async Task<LoginOutcome> LoginWithModeAsync(Browser browser, string mode)
@@ -116,5 +179,31 @@ public sealed class ExpiredLoginTests : FakeGitHubTest
         var page = await outcome.Response.Content.ReadAsStringAsync();
         page.Should().Contain("has expired").And.Contain("id=\"start-again\" href=\"https://trackeep.example.com/\"");
         GitHub.TokenCallCount.Should().Be(0);
+    }
+}
+
+public sealed class RequiredStateTests : FakeGitHubTest
+{
+    [Fact]
+    public async Task An_entry_that_requires_state_refuses_a_login_without_one_and_an_older_entry_still_takes_it()
+    {
+        var allowlist = new AllowlistBuilder()
+            .Add("strict", ["https://strict.example.com/cb"], null, requireState: true)
+            .Add("older", ["https://older.example.com/cb"], null)
+            .ToJson();
+        await using var broker = new BrokerFactory(GitHub, Folder, allowlist);
+        using var browser = broker.NewBrowser();
+
+        using var withoutState = await browser.StartAsync("https://strict.example.com/cb", state: null);
+        using var emptyState = await browser.StartAsync("https://strict.example.com/cb", state: "");
+        using var withState = await browser.StartAsync("https://strict.example.com/cb", state: "s-123");
+        using var olderWithout = await browser.StartAsync("https://older.example.com/cb", state: null);
+
+        withoutState.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        withoutState.Headers.Location.Should().BeNull("a refusal never redirects");
+        (await withoutState.Content.ReadAsStringAsync()).Should().Contain("state is required by this instance");
+        emptyState.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        withState.StatusCode.Should().Be(HttpStatusCode.Redirect);
+        olderWithout.StatusCode.Should().Be(HttpStatusCode.Redirect, "entries written before requireState keep working");
     }
 }

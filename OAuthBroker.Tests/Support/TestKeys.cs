@@ -40,9 +40,14 @@ public sealed class AllowlistBuilder
 {
     private readonly List<Dictionary<string, object?>> instances = [];
 
-    public AllowlistBuilder Add(string id, string[] redirectUris, InstanceKey? key, string[]? scopes = null)
+    public AllowlistBuilder Add(string id, string[] redirectUris, InstanceKey? key, string[]? scopes = null, bool? requireState = null)
     {
         var entry = new Dictionary<string, object?> { ["id"] = id, ["redirectUris"] = redirectUris };
+        if (requireState is { } required)
+        {
+            entry["requireState"] = required;
+        }
+
         if (scopes is not null)
         {
             entry["scopes"] = scopes;

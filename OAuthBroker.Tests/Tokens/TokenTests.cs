@@ -47,7 +47,7 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
         jwt.Audiences.Should().Equal("trackeep-home");
         jwt.Subject.Should().Be(jwt.GetPayloadValue<long>("user_id").ToString(System.Globalization.CultureInfo.InvariantCulture));
         jwt.Id.Should().MatchRegex("^[A-Za-z0-9_-]{22}$");
-        (jwt.ValidTo - jwt.IssuedAt).Should().Be(TimeSpan.FromHours(1));
+        (jwt.ValidTo - jwt.IssuedAt).Should().Be(TimeSpan.FromMinutes(5), "a token handed back in the query lives Broker:UrlTokenLifetime");
         jwt.ValidFrom.Should().Be(jwt.IssuedAt);
         jwt.GetPayloadValue<long>("github_id").Should().Be(user.Id);
         jwt.GetPayloadValue<string>("username").Should().Be(user.Login);
@@ -107,12 +107,13 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
         root.GetProperty("jwks_uri").GetString().Should().Be("http://localhost/.well-known/jwks.json");
         root.EnumerateObject().Select(member => member.Name).Should().BeEquivalentTo(
             "issuer", "authorization_endpoint", "jwks_uri", "userinfo_endpoint", "response_types_supported", "grant_types_supported",
-            "response_modes_supported", "scopes_supported", "token_signing_alg_values_supported",
+            "response_modes_supported", "authorization_response_iss_parameter_supported", "scopes_supported", "token_signing_alg_values_supported",
             "access_token_encryption_alg_values_supported", "access_token_encryption_enc_values_supported");
         root.GetProperty("userinfo_endpoint").GetString().Should().Be("http://localhost/api/v1/user/me");
         root.GetProperty("response_types_supported").GetArrayLength().Should().Be(0, "the start endpoint takes no response_type: it is not the implicit grant");
         root.GetProperty("grant_types_supported").GetArrayLength().Should().Be(0, "there is no token endpoint; left out, the list would default to authorization_code and implicit");
         root.GetProperty("response_modes_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("query", "fragment", "form_post");
+        root.GetProperty("authorization_response_iss_parameter_supported").GetBoolean().Should().BeTrue();
         root.GetProperty("access_token_encryption_alg_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir");
         root.GetProperty("access_token_encryption_enc_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("A256GCM");
         root.GetProperty("token_signing_alg_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("ES256");

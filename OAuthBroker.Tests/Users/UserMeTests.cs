@@ -85,7 +85,7 @@ public sealed class UserMeTests : FakeGitHubTest
         RedirectUri.TryParse("https://gone.example.com/cb", false, out var uri, out _).Should().BeTrue();
         var stranger = new AllowlistInstance("gone-instance", [uri!], FrozenSet<string>.Empty, null);
 
-        var foreignAudience = issuer.Issue(stranger, user, new GitHubToken("gho_x", "bearer", "", null));
+        var foreignAudience = issuer.Issue(stranger, user, new GitHubToken("gho_x", "bearer", "", null), "form_post");
 
         await AssertRefusedAsync(foreignAudience);
     }

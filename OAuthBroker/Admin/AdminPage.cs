@@ -133,6 +133,11 @@ public static class AdminPage
             ["id"] = form["id"].ToString().Trim(),
             ["redirectUris"] = new JsonArray([.. Lines(form["redirectUris"]).Select(uri => JsonValue.Create(uri))]),
         };
+        if (form["requireState"] == "true")
+        {
+            entry["requireState"] = true;
+        }
+
         if (Scopes.Split(form["scopes"]) is { Length: > 0 } scopes)
         {
             entry["scopes"] = new JsonArray([.. scopes.Select(scope => JsonValue.Create(scope))]);
@@ -181,10 +186,14 @@ public static class AdminPage
         var uris = previous?["redirectUris"].ToString() ?? string.Join("\n", Strings(entry?["redirectUris"]));
         var scopes = previous?["scopes"].ToString() ?? string.Join(' ', Strings(entry?["scopes"]));
         var hasKey = entry?["encryptionKey"] is JsonObject;
+        // New entries require state; an existing entry shows what it has (entries from before the setting have none).
+        var requireState = previous is not null ? previous["requireState"] == "true"
+            : entry is null || (entry["requireState"] is JsonValue required && required.GetValue<bool>());
         var fields = new StringBuilder()
             .Append(CultureInvariant($"<p><label>Id <input name=\"id\" value=\"{HtmlPage.Encode(id)}\" {(entry is null ? "" : "readonly")}></label></p>"))
             .Append(CultureInvariant($"<p><label>Redirect URIs, one per line<br><textarea name=\"redirectUris\" rows=\"3\" cols=\"60\">{HtmlPage.Encode(uris)}</textarea></label></p>"))
             .Append(CultureInvariant($"<p><label>Scopes (empty: the default) <input name=\"scopes\" size=\"40\" value=\"{HtmlPage.Encode(scopes)}\"></label></p>"))
+            .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"requireState\" value=\"true\"{(requireState ? " checked" : "")}> Require the instance's own <code>state</code> on every login</label></p>"))
             .Append("<p>The GitHub token is delivered:<br>");
         if (hasKey)
         {

@@ -54,7 +54,8 @@ public static class AllowlistCommands
         var algorithm = new Option<string>("--alg") { Description = "JWE algorithm for the key (default by key type: RSA-OAEP-256, ECDH-ES+A256KW, A256KW)." };
         var generateSecret = new Option<bool>("--generate-secret") { Description = "Generate a 256-bit shared secret (oct, A256KW) and print it once." };
         var identityOnly = new Option<bool>("--identity-only") { Description = "Login only: no GitHub token is delivered." };
-        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly };
+        var stateOptional = new Option<bool>("--state-optional") { Description = "Let this instance start logins without its own state (older instances); by default state is required." };
+        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional };
         add.SetAction(parse =>
         {
             var chosen = new[] { parse.GetValue(keyFile) is not null, parse.GetValue(generateSecret), parse.GetValue(identityOnly) }.Count(flag => flag);
@@ -68,6 +69,7 @@ public static class AllowlistCommands
             {
                 ["id"] = parse.GetValue(id),
                 ["redirectUris"] = new JsonArray([.. parse.GetValue(redirects)!.Select(uri => JsonValue.Create(uri))]),
+                ["requireState"] = !parse.GetValue(stateOptional),
             };
             if (parse.GetValue(scopes) is { Length: > 0 } scopeList)
             {

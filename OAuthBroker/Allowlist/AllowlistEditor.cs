@@ -146,10 +146,24 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
         var temporary = Path.Combine(Path.GetDirectoryName(FilePath)!, $".{Path.GetFileName(FilePath)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+            UnixFileMode? mode = OperatingSystem.IsWindows() || !File.Exists(FilePath) ? null : File.GetUnixFileMode(FilePath);
+            if (mode is { } original && !OperatingSystem.IsWindows())
+            {
+                // The file may hold shared secrets: the copy is never more readable than the original, not even briefly.
+                options.UnixCreateMode = original;
+            }
+
+            using (var stream = new FileStream(temporary, options))
             {
                 stream.Write(bytes);
                 stream.Flush(flushToDisk: true);
+            }
+
+            if (mode is { } exact && !OperatingSystem.IsWindows())
+            {
+                // The process umask may have taken bits off at creation; the operator's mode is kept as it was.
+                File.SetUnixFileMode(temporary, exact);
             }
 
             // rename(2) replaces the file in one step: a reader sees the old content or the new, never a mix.

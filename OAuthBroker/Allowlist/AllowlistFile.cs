@@ -169,7 +169,7 @@ public static partial class AllowlistFile
         }
 
         return errors.Count == 0
-            ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key)
+            ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key) { RequiresState = entry.RequireState ?? false }
             : null;
     }
 
@@ -252,6 +252,8 @@ public static partial class AllowlistFile
         public JsonElement? EncryptionKey { get; set; }
 
         public bool? DeliverAccessToken { get; set; }
+
+        public bool? RequireState { get; set; }
     }
 }
 

@@ -11,6 +11,9 @@ public sealed record AllowlistInstance(
 {
     /// <summary>False for identity-only instances, which get a JWT without a GitHub token.</summary>
     public bool DeliversAccessToken => EncryptionKey is not null;
+
+    /// <summary>Logins without the instance's own <c>state</c> are refused (<c>"requireState": true</c>).</summary>
+    public bool RequiresState { get; init; }
 }
 
 /// <summary>

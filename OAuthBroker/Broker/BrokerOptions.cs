@@ -17,6 +17,16 @@ public sealed class BrokerOptions
 
     public TimeSpan TokenLifetime { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Lifetime of a JWT handed back in a URL (<c>query</c> and <c>fragment</c> modes), where proxy logs and browser
+    /// history keep it: the instance only needs it long enough to open its own session at the callback.
+    /// </summary>
+    public TimeSpan UrlTokenLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The lifetime of a JWT delivered in <paramref name="responseMode"/>: never longer than <see cref="TokenLifetime"/>.</summary>
+    public TimeSpan TokenLifetimeFor(string responseMode) =>
+        responseMode == Login.InstanceResponse.FormPost ? TokenLifetime : TimeSpan.FromTicks(Math.Min(UrlTokenLifetime.Ticks, TokenLifetime.Ticks));
+
     public string SigningAlgorithm { get; set; } = "ES256";
 
     /// <summary>How often the allowlist's hash is compared, besides file-system events.</summary>
@@ -62,6 +72,11 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         if (options.TokenLifetime < TimeSpan.FromMinutes(1) || options.TokenLifetime > TimeSpan.FromDays(1))
         {
             errors.Add($"Broker:TokenLifetime must be between 00:01:00 and 1.00:00:00; it is {options.TokenLifetime}.");
+        }
+
+        if (options.UrlTokenLifetime < TimeSpan.FromMinutes(1) || options.UrlTokenLifetime > TimeSpan.FromDays(1))
+        {
+            errors.Add($"Broker:UrlTokenLifetime must be between 00:01:00 and 1.00:00:00; it is {options.UrlTokenLifetime}.");
         }
 
         if (options.AllowlistPollInterval < TimeSpan.FromMilliseconds(100) || options.AllowlistPollInterval > TimeSpan.FromMinutes(1))

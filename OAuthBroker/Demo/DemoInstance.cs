@@ -74,6 +74,12 @@ public sealed class DemoInstance(IOptions<BrokerOptions> broker, IOptions<GitHub
             return HtmlPage.Error("Demo instance", "The state does not match the one this instance sent.");
         }
 
+        // RFC 9207: the answer names who sent it; an instance that trusts more than one provider must check it.
+        if (query["iss"] != broker.Value.Issuer)
+        {
+            return HtmlPage.Error("Demo instance", "The answer does not come from the broker this instance signs in with (iss).");
+        }
+
         if (query["error"].Count > 0)
         {
             return HtmlPage.Error("Demo instance", $"The broker reported {query["error"]}: {query["error_description"]}", StatusCodes.Status200OK);

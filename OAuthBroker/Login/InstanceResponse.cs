@@ -27,7 +27,8 @@ public static class InstanceResponse
     {
         Fragment => TypedResults.Redirect(redirectUri + "#" + new QueryBuilder(parameters.Where(pair => pair.Value is not null).Select(pair => new KeyValuePair<string, string>(pair.Key, pair.Value!))).ToString()[1..]),
         FormPost => new FormPostResult(redirectUri, parameters),
-        _ => TypedResults.Redirect(QueryHelpers.AddQueryString(redirectUri, parameters)),
+        // An empty fragment of our own: a browser carries a fragment over to a redirect that has none (RFC 9700 4.1.3).
+        _ => TypedResults.Redirect(QueryHelpers.AddQueryString(redirectUri, parameters) + "#_"),
     };
 
     private sealed class FormPostResult(string redirectUri, IReadOnlyList<KeyValuePair<string, string?>> parameters) : IResult

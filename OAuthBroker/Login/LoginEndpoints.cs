@@ -67,6 +67,11 @@ public static partial class LoginEndpoints
         }
 
         var instanceState = query["state"].Count == 0 ? null : query["state"].ToString();
+        if (target.Instance.RequiresState && string.IsNullOrEmpty(instanceState))
+        {
+            return await refuse(target.Instance.Id, "state is required by this instance's allowlist entry: send the random value your callback checks.");
+        }
+
         if (instanceState is { Length: > MaxInstanceStateLength } || (instanceState?.Any(char.IsControl) ?? false))
         {
             return await refuse(target.Instance.Id, $"state must be at most {MaxInstanceStateLength} characters without control characters.");
@@ -170,7 +175,7 @@ public static partial class LoginEndpoints
             var denied = query["error"].ToString() == "access_denied";
             Log.GitHubDeclined(logger, instance.Id, denied ? "access_denied" : "an error");
             await record(instance.Id, null, denied ? LoginOutcomes.Denied : LoginOutcomes.GitHubError, denied ? "the user declined on GitHub" : "GitHub returned an error to the callback");
-            return ToInstance(login, denied
+            return ToInstance(login, broker.Value, denied
                 ? Error("access_denied", "The user did not authorize the application on GitHub.")
                 : Error("server_error", "GitHub could not complete the authorization."));
         }
@@ -179,28 +184,28 @@ public static partial class LoginEndpoints
         if (code.Length is 0 or > MaxCodeLength)
         {
             await record(instance.Id, null, LoginOutcomes.GitHubError, "GitHub returned no usable authorization code");
-            return ToInstance(login, Error("server_error", "GitHub returned no usable authorization code."));
+            return ToInstance(login, broker.Value, Error("server_error", "GitHub returned no usable authorization code."));
         }
 
         var token = await gitHub.ExchangeCodeAsync(code, login.CodeVerifier, broker.Value.CallbackUrl, cancellationToken);
         if (token.Failure is { } exchangeFailure)
         {
             await record(instance.Id, null, LoginOutcomes.GitHubError, exchangeFailure.Reason);
-            return GitHubFailed(logger, login, instance, exchangeFailure);
+            return GitHubFailed(logger, login, broker.Value, instance, exchangeFailure);
         }
 
         var gitHubUser = await gitHub.GetUserAsync(token.Value!, cancellationToken);
         if (gitHubUser.Failure is { } userFailure)
         {
             await record(instance.Id, null, LoginOutcomes.GitHubError, userFailure.Reason);
-            return GitHubFailed(logger, login, instance, userFailure);
+            return GitHubFailed(logger, login, broker.Value, instance, userFailure);
         }
 
         var user = await users.RecordLoginAsync(gitHubUser.Value!, cancellationToken);
-        var jwt = issuer.Issue(instance, user, token.Value!);
+        var jwt = issuer.Issue(instance, user, token.Value!, login.ResponseMode);
         Log.Completed(logger, instance.Id, user.Login, user.Id);
         await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
-        return ToInstance(login, [new("token", jwt), new("user", user.Login)]);
+        return ToInstance(login, broker.Value, [new("token", jwt), new("user", user.Login)]);
     }
 
     /// <summary>GitHub sent the user back after the login expired: offer the way back to the instance to start again.</summary>
@@ -212,10 +217,10 @@ public static partial class LoginEndpoints
             StatusCodes.Status400BadRequest);
     }
 
-    private static IResult GitHubFailed(ILogger logger, PendingLogin login, AllowlistInstance instance, GitHubFailure failure)
+    private static IResult GitHubFailed(ILogger logger, PendingLogin login, BrokerOptions broker, AllowlistInstance instance, GitHubFailure failure)
     {
         Log.GitHubFailed(logger, instance.Id, failure.Kind, failure.Reason);
-        return ToInstance(login, Error(failure.OAuthError, failure.Kind == GitHubFailureKind.Unavailable
+        return ToInstance(login, broker, Error(failure.OAuthError, failure.Kind == GitHubFailureKind.Unavailable
             ? "GitHub is not reachable right now; try again in a moment."
             : "GitHub did not complete the sign-in."));
     }
@@ -223,9 +228,12 @@ public static partial class LoginEndpoints
     private static KeyValuePair<string, string?>[] Error(string code, string description) =>
         [new("error", code), new("error_description", description)];
 
-    /// <summary>The redirect back to the instance; its own state always comes back verbatim.</summary>
-    private static IResult ToInstance(PendingLogin login, KeyValuePair<string, string?>[] parameters) =>
-        InstanceResponse.To(login.RedirectUri, login.ResponseMode, [.. parameters, new("state", login.InstanceState)]);
+    /// <summary>
+    /// The redirect back to the instance; its own state always comes back verbatim, and <c>iss</c> names the broker
+    /// (RFC 9207), so an instance that signs in through more than one provider can tell which one answered.
+    /// </summary>
+    private static IResult ToInstance(PendingLogin login, BrokerOptions broker, KeyValuePair<string, string?>[] parameters) =>
+        InstanceResponse.To(login.RedirectUri, login.ResponseMode, [.. parameters, new("state", login.InstanceState), new("iss", broker.Issuer)]);
 
     private static async Task<IResult> RefuseAsync(HttpContext context, AuditLog audit, ILogger logger, string? instanceId, string reason, CancellationToken cancellationToken)
     {

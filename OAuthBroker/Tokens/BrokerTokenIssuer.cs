@@ -14,8 +14,11 @@ public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptio
 {
     private static readonly JsonWebTokenHandler Handler = new() { SetDefaultTimesOnTokenCreation = false };
 
-    /// <summary>Claim names follow the Trackeep integration guide so existing instances keep working.</summary>
-    public string Issue(AllowlistInstance instance, BrokerUser user, GitHubToken token)
+    /// <summary>
+    /// Claim names follow the Trackeep integration guide so existing instances keep working. The lifetime depends on
+    /// how the token travels (<see cref="BrokerOptions.TokenLifetimeFor"/>).
+    /// </summary>
+    public string Issue(AllowlistInstance instance, BrokerUser user, GitHubToken token, string responseMode)
     {
         var now = time.GetUtcNow();
         var claims = new Dictionary<string, object>
@@ -47,7 +50,7 @@ public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptio
             Audience = instance.Id,
             IssuedAt = now.UtcDateTime,
             NotBefore = now.UtcDateTime,
-            Expires = now.Add(options.Value.TokenLifetime).UtcDateTime,
+            Expires = now.Add(options.Value.TokenLifetimeFor(responseMode)).UtcDateTime,
             TokenType = "JWT",
             Claims = claims,
             SigningCredentials = new SigningCredentials(signingKey.SecurityKey, signingKey.Algorithm),

@@ -83,6 +83,7 @@ public static class TokenEndpoints
             ["response_types_supported"] = Array.Empty<string>(),
             ["grant_types_supported"] = Array.Empty<string>(),
             ["response_modes_supported"] = ResponseModes,
+            ["authorization_response_iss_parameter_supported"] = true,
             ["scopes_supported"] = scopes.ToArray(),
             ["token_signing_alg_values_supported"] = new[] { broker.Value.SigningAlgorithm },
             ["access_token_encryption_alg_values_supported"] = EncryptionAlgorithms,

@@ -131,7 +131,7 @@ public class BrokerServices
 
     /// <summary>Signing only: an identity-only instance, so no JWE is made.</summary>
     [Benchmark]
-    public string IssueJwt() => issuer.Issue(identityOnly, user, new GitHubToken("gho_x", "bearer", "read:user", null));
+    public string IssueJwt() => issuer.Issue(identityOnly, user, new GitHubToken("gho_x", "bearer", "read:user", null), "form_post");
 
     /// <summary>A pending login created and consumed, as /auth/github and its callback do.</summary>
     [Benchmark]

@@ -68,7 +68,7 @@ const fragmentPage = `<form method="post" action="/auth/complete"></form><script
 // form_post: the broker's page posts to us from its own site, and a cross-site POST carries no SameSite=Lax cookie,
 // so our state cookie is missing here. Post the same fields once more, from our own page, where it is sent.
 function repostPage(fields) {
-  const inputs = [...fields].filter(([name]) => ['token', 'user', 'state', 'error', 'error_description'].includes(name))
+  const inputs = [...fields].filter(([name]) => ['token', 'user', 'state', 'iss', 'error', 'error_description'].includes(name))
     .map(([name, value]) => `<input type="hidden" name="${escape(name)}" value="${escape(value)}">`).join('');
   return `<form method="post" action="/auth/complete">${inputs}<noscript><button>Continue</button></noscript></form><script>document.forms[0].submit();</script>`;
 }
@@ -84,6 +84,10 @@ async function signIn(fields, request, response) {
   const state = fields.get('state') ?? '';
   if (!expected || expected.length !== state.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(state))) {
     return json(response, 400, { error: 'state_mismatch' });
+  }
+  // RFC 9207: the broker names itself in every answer, so an answer from another provider is not taken for its own.
+  if (fields.get('iss') !== brokerUrl) {
+    return json(response, 400, { error: 'issuer_mismatch' });
   }
   if (fields.has('error')) {
     return json(response, 400, { error: fields.get('error'), error_description: fields.get('error_description') });
