@@ -86,6 +86,16 @@ public sealed class StartupErrorTests : IDisposable
         result.ShouldBeAToolError("refuses to run in the Production environment", "ASPNETCORE_ENVIRONMENT=Development");
     }
 
+    [Theory]
+    [InlineData("dll")]
+    [InlineData("native")]
+    public async Task Demo_mode_refuses_to_listen_beyond_loopback(string build)
+    {
+        var result = await StartAsync(build, new() { ["Urls"] = $"http://0.0.0.0:{LoopbackPort.Free()}" }, "--demo");
+
+        result.ShouldBeAToolError("Demo mode runs on loopback only", "http://0.0.0.0:");
+    }
+
     [Fact]
     public async Task At_Debug_log_level_the_stack_trace_is_shown_too()
     {

@@ -16,7 +16,8 @@ public sealed class KeyRotationTests : FakeGitHubTest
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        broker = new BrokerFactory(GitHub, Folder, Instances.Json, clock: clock);
+        // Rotation outlasts a URL token's 5 minutes: here every token lives the full hour, as a form_post one does.
+        broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["Broker:UrlTokenLifetime"] = "01:00:00" }, clock: clock);
         _ = broker.Server;
     }
 

@@ -28,6 +28,9 @@ public static class DemoMode
                 + "Run it with ASPNETCORE_ENVIRONMENT=Development (dotnet run does this), or start without --demo.");
         }
 
+        RequireLoopback(builder.Configuration);
+        UseOwnFolder(builder);
+
         builder.Services.AddSingleton<DemoGitHub>();
         builder.Services.AddSingleton<IPostConfigureOptions<GitHubOptions>, DemoGitHubOptions>();
         builder.Services.AddSingleton<DemoInstance>();
@@ -36,15 +39,68 @@ public static class DemoMode
         return builder;
     }
 
+    /// <summary>Anyone who reaches a demo broker can sign in as its made-up user: it listens on this machine only.</summary>
+    private static void RequireLoopback(ConfigurationManager configuration)
+    {
+        var urls = (configuration["Urls"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Append(configuration["Broker:PublicUrl"] ?? "");
+        var exposed = urls.Where(url => !Uri.TryCreate(url, UriKind.Absolute, out var uri) || !(uri.IsLoopback || uri.Host == "127.0.0.1")).ToList();
+        if (exposed.Count > 0)
+        {
+            throw new StartupException(
+                $"Demo mode runs on loopback only, and {string.Join(", ", exposed)} is not: set Urls and Broker:PublicUrl to http://127.0.0.1:PORT (the defaults), or start without --demo.");
+        }
+    }
+
+    /// <summary>
+    /// A demo never runs beside real instances: its database, key ring and signing key live in a temporary folder of
+    /// its own, deleted when it stops, and its allowlist holds the demo instance alone, plus the entries of
+    /// <c>Demo:AllowlistPath</c> when one is given (to try an instance of your own against the demo).
+    /// </summary>
+    private static void UseOwnFolder(WebApplicationBuilder builder)
+    {
+        var folder = Directory.CreateTempSubdirectory("oauthbroker-demo-").FullName;
+        var allowlist = builder.Configuration["Demo:AllowlistPath"] is { Length: > 0 } own ? Path.GetFullPath(own) : Path.Combine(folder, "allowed-redirects.json");
+        if (!File.Exists(allowlist))
+        {
+            File.WriteAllText(allowlist, """{ "instances": [] }""");
+        }
+
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Broker:DataPath"] = Path.Combine(folder, "data"),
+            ["Broker:AllowlistPath"] = allowlist,
+        });
+        builder.Services.AddSingleton(new DemoFolder(folder));
+    }
+
     public static IEndpointRouteBuilder MapDemo(this IEndpointRouteBuilder endpoints)
     {
         if (endpoints.ServiceProvider.GetService<DemoGitHub>() is { } gitHub)
         {
+            var folder = endpoints.ServiceProvider.GetRequiredService<DemoFolder>();
+            endpoints.ServiceProvider.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(folder.Delete);
             gitHub.Map(endpoints);
             endpoints.ServiceProvider.GetRequiredService<DemoInstance>().Map(endpoints);
             endpoints.MapGet("/", () => TypedResults.Redirect(DemoInstance.PathBase)).ExcludeFromDescription();
         }
 
         return endpoints;
+    }
+}
+
+/// <summary>The demo's temporary folder: its data and, unless one was given, its allowlist.</summary>
+public sealed record DemoFolder(string Path)
+{
+    public void Delete()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Something still holds a file; the system's temporary folder is cleaned in time anyway.
+        }
     }
 }

@@ -35,7 +35,7 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
     public SqliteConnectionFactory(IOptions<BrokerOptions> options)
     {
         var path = options.Value.DatabasePath;
-        EnsureWritableFolder(Path.GetDirectoryName(path)!);
+        DataFolder.Prepare(path);
         connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -46,25 +46,6 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
             DefaultTimeout = 10,
         }.ToString();
         readerConnectionString = new SqliteConnectionStringBuilder(connectionString) { Mode = SqliteOpenMode.ReadOnly, Pooling = true }.ToString();
-    }
-
-    /// <summary>
-    /// Creates the data folder and proves it writable by creating a file in it: SQLite would otherwise report only
-    /// "unable to open database file", later, without naming the folder or the setting.
-    /// </summary>
-    private static void EnsureWritableFolder(string folder)
-    {
-        try
-        {
-            Directory.CreateDirectory(folder);
-            using var probe = new FileStream(Path.Combine(folder, $".write-test-{Environment.ProcessId}"), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
-        }
-        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
-        {
-            throw new StartupException(
-                $"The data folder {folder} (Broker:DataPath) is not writable: {exception.Message} Point Broker:DataPath (environment variable Broker__DataPath) at a folder this user can write, or give this user write access to it.",
-                exception);
-        }
     }
 
     /// <summary>Waits for the connection and lends it until the lease is disposed. Never hold two leases at once.</summary>

@@ -26,7 +26,7 @@ public static class TokenEndpoints
         services.AddDataProtection().SetApplicationName("OAuthBroker");
         // The key ring lives beside the database, so the signing key and its protector move (and are backed up) together.
         services.AddOptions<KeyManagementOptions>().Configure<IOptions<BrokerOptions>, ILoggerFactory>((keyManagement, broker, loggerFactory) =>
-            keyManagement.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(Path.GetFullPath(broker.Value.DataPath), "keys")), loggerFactory));
+            keyManagement.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(Path.GetFullPath(broker.Value.DataPath), Storage.DataFolder.KeyRingFolderName)), loggerFactory));
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<BrokerTokenIssuer>();
         services.AddSingleton<BrokerTokenValidator>();

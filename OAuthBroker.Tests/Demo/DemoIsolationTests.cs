@@ -1,0 +1,59 @@
+using System.Net;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Demo;
+
+/// <summary>A demo never runs beside real instances: not on the configured data or allowlist, not off loopback.</summary>
+public sealed class DemoIsolationTests : IDisposable
+{
+    private readonly TempDirectory folder = new();
+
+    public void Dispose() => folder.Dispose();
+
+    [Fact]
+    public async Task The_demo_keeps_its_own_data_folder_and_serves_no_instance_of_the_configured_allowlist()
+    {
+        var realData = Path.Combine(folder.Path, "real-data");
+        var realAllowlist = Path.Combine(folder.Path, "allowed-redirects.json");
+        File.WriteAllText(realAllowlist, new AllowlistBuilder().Add("real-one", ["https://real.example.com/cb"], null).ToJson());
+        var issuer = $"http://127.0.0.1:{LoopbackPort.Free()}";
+        var environment = new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["Urls"] = issuer,
+            ["Broker__PublicUrl"] = issuer,
+            ["Broker__DataPath"] = realData,
+            ["Broker__AllowlistPath"] = realAllowlist,
+        };
+        await using var demo = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll("--demo"), issuer, environment);
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(issuer) };
+
+        using var real = await http.GetAsync(Browser.StartUrl("https://real.example.com/cb"));
+        using var own = await http.GetAsync(Browser.StartUrl(issuer + "/demo/instance/callback"));
+
+        real.StatusCode.Should().Be(HttpStatusCode.BadRequest, "the real allowlist's instances are not the demo's");
+        own.StatusCode.Should().Be(HttpStatusCode.Redirect, "the demo instance is");
+        Directory.Exists(realData).Should().BeFalse("the demo's database and signing key live in a folder of their own");
+    }
+
+    [Fact]
+    public async Task An_instance_of_your_own_can_be_tried_against_the_demo_through_Demo_AllowlistPath()
+    {
+        var own = Path.Combine(folder.Path, "demo-allowlist.json");
+        File.WriteAllText(own, new AllowlistBuilder().Add("node-example", ["http://127.0.0.1/auth/callback"], null).ToJson());
+        var issuer = $"http://127.0.0.1:{LoopbackPort.Free()}";
+        var environment = new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["Urls"] = issuer,
+            ["Broker__PublicUrl"] = issuer,
+            ["Demo__AllowlistPath"] = own,
+        };
+        await using var demo = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll("--demo"), issuer, environment);
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(issuer) };
+
+        using var start = await http.GetAsync(Browser.StartUrl("http://127.0.0.1:3000/auth/callback"));
+
+        start.StatusCode.Should().Be(HttpStatusCode.Redirect);
+    }
+}
