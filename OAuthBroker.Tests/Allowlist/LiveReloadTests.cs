@@ -50,7 +50,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
     [InlineData("""{ "instances": [ { "id": "x", "redirectUris": ["https://x.example.com/cb"], "deliverAccessToken": false }, { "id": "x", "redirectUris": ["https://y.example.com/cb"], "deliverAccessToken": false } ] }""", "used more than once")]
     public async Task An_invalid_edit_is_refused_whole_and_the_last_good_allowlist_keeps_serving(string badFile, string reason)
     {
-        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json);
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, AdminToken);
         using var browser = broker.NewBrowser();
         var goodSha = (await ReadyAsync(broker)).GetProperty("sha256").GetString();
 
@@ -89,7 +89,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
     [Fact]
     public async Task A_login_in_flight_when_its_redirect_uri_moves_to_another_instance_is_refused()
     {
-        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json);
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, AdminToken);
         using var browser = broker.NewBrowser();
         var callback = await browser.StartAndApproveAsync("https://direct.example.org/cb");
 
@@ -115,10 +115,16 @@ public sealed class LiveReloadTests : FakeGitHubTest
         File.Move(temp, path, overwrite: true);
     }
 
+    private const string ApiToken = "live-reload-admin-token-0123456789abcdef";
+
+    private static Dictionary<string, string?> AdminToken => new() { ["Admin:ApiToken"] = ApiToken };
+
+    /// <summary>The allowlist's check as admins see it (anonymous /readyz says only ready or not).</summary>
     private static async Task<JsonElement> ReadyAsync(BrokerFactory broker)
     {
         using var client = broker.CreateClient();
-        using var document = JsonDocument.Parse(await client.GetStringAsync("/readyz"));
+        client.DefaultRequestHeaders.Authorization = new("Bearer", ApiToken);
+        using var document = JsonDocument.Parse(await client.GetStringAsync("/admin/api/health"));
         return document.RootElement.GetProperty("checks").EnumerateArray().Single(check => check.GetProperty("name").GetString() == "allowlist").Clone();
     }
 

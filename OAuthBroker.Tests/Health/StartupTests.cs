@@ -10,19 +10,26 @@ namespace OAuthBroker.Tests.Health;
 public sealed class StartupTests : FakeGitHubTest
 {
     [Fact]
-    public async Task Readiness_reports_database_allowlist_and_signing_key()
+    public async Task Readiness_says_only_ready_to_anyone_and_reports_each_check_to_admins()
     {
-        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json);
+        const string token = "startup-admin-token-0123456789abcdef0123";
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["Admin:ApiToken"] = token });
         using var client = broker.CreateClient();
 
-        using var response = await client.GetAsync("/readyz");
+        using var anonymous = await client.GetAsync("/readyz");
         (await client.GetStringAsync("/healthz")).Should().Be("ok");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/api/health") { Headers = { Authorization = new("Bearer", token) } };
+        using var admin = await client.SendAsync(request);
+        using var unauthenticated = await client.GetAsync("/admin/api/health");
 
-        response.StatusCode.Should().Be(HttpStatusCode.OK);
-        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        anonymous.StatusCode.Should().Be(HttpStatusCode.OK);
+        (await anonymous.Content.ReadAsStringAsync()).Should().Be("""{"ready":true}""", "file paths, errors and key ids are not for anonymous callers");
+        admin.StatusCode.Should().Be(HttpStatusCode.OK);
+        using var body = JsonDocument.Parse(await admin.Content.ReadAsStringAsync());
         body.RootElement.GetProperty("ready").GetBoolean().Should().BeTrue();
         body.RootElement.GetProperty("checks").EnumerateArray().Select(check => check.GetProperty("name").GetString())
             .Should().Equal("database", "allowlist", "signing_key");
+        unauthenticated.StatusCode.Should().Be(HttpStatusCode.Unauthorized);
     }
 
     [Fact]

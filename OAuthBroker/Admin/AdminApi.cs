@@ -29,6 +29,7 @@ public static class AdminApi
         api.MapDelete("/instances/{id}", DeleteInstanceAsync);
         api.MapGet("/allowlist/check", CheckUri);
         api.MapGet("/audit", QueryAuditAsync);
+        api.MapGet("/health", Health.HealthEndpoints.GetReadinessAsync);
         api.MapGet("/csrf", (HttpContext context, IAntiforgery antiforgery) =>
             TypedResults.Ok(new CsrfToken(AdminAuthentication.CsrfHeader, antiforgery.GetAndStoreTokens(context).RequestToken!)));
     }

@@ -29,16 +29,30 @@ public sealed record ReadinessCheck(string Name, bool Ready, string Detail)
 
 public sealed record Readiness(bool Ready, IReadOnlyList<ReadinessCheck> Checks);
 
+/// <summary>What anyone may know: ready or not. The checks name files, errors and key ids, which are for admins.</summary>
+public sealed record ReadinessStatus(bool Ready);
+
 public static class HealthEndpoints
 {
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGet("/healthz", () => TypedResults.Text("ok")).WithTags("Health");
-        endpoints.MapGet("/readyz", GetReadinessAsync).WithTags("Health");
+        endpoints.MapGet("/readyz", GetReadinessStatusAsync).WithTags("Health");
         return endpoints;
     }
 
-    /// <summary>Ready when the database answers, the allowlist is loaded and a signing key is usable.</summary>
+    /// <summary>GET /readyz, for load balancers and orchestrators: 200 or 503, and no detail an attacker could use.</summary>
+    public static async Task<JsonHttpResult<ReadinessStatus>> GetReadinessStatusAsync(
+        SqliteConnectionFactory connections, AllowlistProvider allowlist, SigningKeyStore keys, CancellationToken cancellationToken)
+    {
+        var readiness = (await GetReadinessAsync(connections, allowlist, keys, cancellationToken)).Value!;
+        return TypedResults.Json(new ReadinessStatus(readiness.Ready), BrokerJsonContext.Default.ReadinessStatus, statusCode: StatusOf(readiness));
+    }
+
+    /// <summary>
+    /// Ready when the database answers, the allowlist is loaded and a signing key is usable; each check with its detail
+    /// (GET /admin/api/health).
+    /// </summary>
     public static async Task<JsonHttpResult<Readiness>> GetReadinessAsync(
         SqliteConnectionFactory connections, AllowlistProvider allowlist, SigningKeyStore keys, CancellationToken cancellationToken)
     {
@@ -60,9 +74,11 @@ public static class HealthEndpoints
             ? new ReadinessCheck("signing_key", true, $"{keys.Active.KeyId} ({keys.Active.Algorithm})")
             : new ReadinessCheck("signing_key", false, "no active signing key"));
 
-        var ready = checks.TrueForAll(check => check.Ready);
-        return TypedResults.Json(new Readiness(ready, checks), BrokerJsonContext.Default.Readiness, statusCode: ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        var readiness = new Readiness(checks.TrueForAll(check => check.Ready), checks);
+        return TypedResults.Json(readiness, BrokerJsonContext.Default.Readiness, statusCode: StatusOf(readiness));
     }
+
+    private static int StatusOf(Readiness readiness) => readiness.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
 
     // A refused edit leaves the broker ready (it serves the last good list) but says so, with the error.
     private static ReadinessCheck AllowlistCheck(AllowlistStatus status) =>

@@ -23,6 +23,7 @@ namespace OAuthBroker.Web;
 [JsonSerializable(typeof(bool))]
 [JsonSerializable(typeof(JsonObject))]
 [JsonSerializable(typeof(Readiness))]
+[JsonSerializable(typeof(ReadinessStatus))]
 [JsonSerializable(typeof(UserProfile))]
 [JsonSerializable(typeof(InstanceList))]
 [JsonSerializable(typeof(CheckResult))]
