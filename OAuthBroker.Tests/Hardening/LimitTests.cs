@@ -27,6 +27,53 @@ public sealed class LimitTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task The_login_budget_counts_an_IPv6_network_as_one_client_and_covers_admin_login()
+    {
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?>
+        {
+            ["RateLimits:LoginPerClientPerMinute"] = "3",
+            ["Admin:GitHubLogins:0"] = "octo-admin",
+        });
+        using var client = broker.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+        async Task<HttpStatusCode> FromAsync(string address, string path)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Add("X-Forwarded-For", address);
+            using var response = await client.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        var start = Browser.StartUrl(StandardInstances.TrackeepCallback);
+        // Four addresses of one /64, as one subscriber's machine can pick at will: one budget of three.
+        var sameNetwork = new List<HttpStatusCode>();
+        foreach (var address in new[] { "2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:2:ffff::1", "2001:db8:1:2::c" })
+        {
+            sameNetwork.Add(await FromAsync(address, start));
+        }
+
+        var otherNetwork = await FromAsync("2001:db8:1:3::a", start);
+        var adminLogins = new List<HttpStatusCode>();
+        for (var i = 0; i < 4; i++)
+        {
+            adminLogins.Add(await FromAsync("192.0.2.7", "/admin/login"));
+        }
+
+        sameNetwork.Should().Equal(HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.TooManyRequests);
+        otherNetwork.Should().Be(HttpStatusCode.Redirect, "another /64 is another client");
+        // Each /admin/login writes a pending login, so it counts against the same budget.
+        adminLogins.Should().Equal(HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.TooManyRequests);
+    }
+
+    [Theory]
+    [InlineData("192.0.2.1", "192.0.2.1")]
+    [InlineData("::ffff:192.0.2.1", "192.0.2.1")]
+    [InlineData("2001:db8:aa:bb:1:2:3:4", "2001:db8:aa:bb::/64")]
+    [InlineData("2001:db8:aa:bb::", "2001:db8:aa:bb::/64")]
+    [InlineData("::1", "::/64")]
+    public void Rate_limits_key_IPv4_by_address_and_IPv6_by_its_64(string address, string key) =>
+        OAuthBroker.Web.ClientAddress.RateLimitKey(IPAddress.Parse(address)).Should().Be(key);
+
+    [Fact]
     public async Task Login_starts_over_the_per_instance_budget_get_429_while_other_instances_continue()
     {
         await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["RateLimits:LoginPerInstancePerMinute"] = "3" });

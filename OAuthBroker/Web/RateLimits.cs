@@ -11,7 +11,10 @@ public sealed class RateLimitOptions
 {
     public const string Section = "RateLimits";
 
-    /// <summary>/auth/github and its callback, per client address (a login is two requests).</summary>
+    /// <summary>
+    /// Every anonymous request that writes (/auth/github, its callback, /admin/login), per client address or IPv6 /64
+    /// (a login is two requests).
+    /// </summary>
     public int LoginPerClientPerMinute { get; set; } = 120;
 
     /// <summary>Logins started for one instance, from all clients together.</summary>
@@ -37,7 +40,7 @@ public static class RateLimits
         {
             var budgets = limits.Value;
             limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
-                PerClient(context => context.Request.Path.StartsWithSegments("/auth/github", StringComparison.Ordinal), "login", budgets.LoginPerClientPerMinute),
+                PerClient(WritesAnonymously, "login", budgets.LoginPerClientPerMinute),
                 PerInstance(budgets.LoginPerInstancePerMinute),
                 PerClient(context => context.Request.Path.StartsWithSegments("/api/v1/user/me", StringComparison.Ordinal), "userinfo", budgets.UserInfoPerClientPerMinute));
             limiter.OnRejected = RejectAsync;
@@ -48,8 +51,13 @@ public static class RateLimits
     private static PartitionedRateLimiter<HttpContext> PerClient(Func<HttpContext, bool> applies, string name, int perMinute) =>
         PartitionedRateLimiter.Create<HttpContext, string>(context =>
             perMinute > 0 && applies(context)
-                ? RateLimitPartition.GetFixedWindowLimiter($"{name}:{ClientAddress.Of(context)}", _ => Window(perMinute))
+                ? RateLimitPartition.GetFixedWindowLimiter($"{name}:{ClientAddress.RateLimitKey(context.Connection.RemoteIpAddress)}", _ => Window(perMinute))
                 : RateLimitPartition.GetNoLimiter(""));
+
+    // Each of these writes a pending login or an audit row for anyone who asks, signed in or not.
+    private static bool WritesAnonymously(HttpContext context) =>
+        context.Request.Path.StartsWithSegments("/auth/github", StringComparison.Ordinal)
+        || context.Request.Path.StartsWithSegments("/admin/login", StringComparison.Ordinal);
 
     private static PartitionedRateLimiter<HttpContext> PerInstance(int perMinute) =>
         PartitionedRateLimiter.Create<HttpContext, string>(context =>
