@@ -91,12 +91,12 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
             var root = document!.RootElement;
             if (root.ValueKind != JsonValueKind.Object
                 || !root.TryGetProperty("id", out var id) || !id.TryGetInt64(out var gitHubId) || gitHubId <= 0
-                || String(root, "login") is not { Length: > 0 and <= 100 } login)
+                || String(root, "login") is not { } login || !GitHubStrings.IsLogin(login))
             {
-                return new GitHubFailure(GitHubFailureKind.Malformed, "GET /user answered without a numeric id and a login");
+                return new GitHubFailure(GitHubFailureKind.Malformed, "GET /user answered without a numeric id and a well-formed login");
             }
 
-            user = new GitHubUser(gitHubId, login, Bounded(String(root, "name")), Bounded(String(root, "email")), Bounded(String(root, "avatar_url")));
+            user = new GitHubUser(gitHubId, login, GitHubStrings.Text(String(root, "name")), GitHubStrings.Email(String(root, "email")), GitHubStrings.Url(String(root, "avatar_url")));
         }
 
         var scopes = Allowlist.Scopes.Split(token.Scope);
@@ -131,7 +131,7 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
                     && entry.TryGetProperty("primary", out var primary) && primary.ValueKind == JsonValueKind.True
                     && entry.TryGetProperty("verified", out var verified) && verified.ValueKind == JsonValueKind.True)
                 {
-                    return Bounded(String(entry, "email"));
+                    return GitHubStrings.Email(String(entry, "email"));
                 }
             }
         }
@@ -198,8 +198,6 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
 
     private static string? String(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
-
-    private static string? Bounded(string? value) => value is { Length: > 0 and <= 512 } ? value : null;
 
     // GitHub's error codes are lower-case words; anything else is not echoed into logs.
     private static string SafeCode(JsonElement error) =>
