@@ -64,6 +64,35 @@ public sealed class LimitTests : FakeGitHubTest
         adminLogins.Should().Equal(HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.TooManyRequests);
     }
 
+    [Fact]
+    public async Task Beyond_the_ceiling_on_pending_logins_a_start_gets_503_with_Retry_After_and_writes_nothing()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["RateLimits:PendingLogins"] = "3" }, clock);
+        using var client = broker.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+        var start = Browser.StartUrl(StandardInstances.TrackeepCallback);
+
+        // A botnet: every start from another address, so no per-client budget applies.
+        var statuses = new List<HttpStatusCode>();
+        HttpResponseMessage? refused = null;
+        for (var i = 1; i <= 5; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, start) { Headers = { { "X-Forwarded-For", $"198.51.100.{i}" } } };
+            var response = await client.SendAsync(request);
+            statuses.Add(response.StatusCode);
+            refused ??= response.StatusCode == HttpStatusCode.ServiceUnavailable ? response : null;
+        }
+
+        var rows = await broker.CountPendingLoginsAsync();
+        clock.Advance(OAuthBroker.Login.PendingLoginStore.Lifetime);
+        using var later = await client.GetAsync(start);
+
+        statuses.Should().Equal(HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.Redirect, HttpStatusCode.ServiceUnavailable, HttpStatusCode.ServiceUnavailable);
+        int.Parse(refused!.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture).Should().BeInRange(1, 600);
+        rows.Should().Be(3, "a refused start writes no row");
+        later.StatusCode.Should().Be(HttpStatusCode.Redirect, "the starts counted have aged out of the login lifetime");
+    }
+
     [Theory]
     [InlineData("192.0.2.1", "192.0.2.1")]
     [InlineData("::ffff:192.0.2.1", "192.0.2.1")]

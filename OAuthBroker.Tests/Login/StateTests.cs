@@ -283,12 +283,6 @@ public sealed class StateTests : FakeGitHubTest
 
     private static string StateOf(string callback) => QueryHelpers.ParseQuery(new Uri(callback).Query)["state"].ToString();
 
-    private async Task<long> CountPendingLoginsAsync()
-    {
-        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(broker.DataPath, "broker.db")}");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*) FROM pending_logins";
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
+    private Task<long> CountPendingLoginsAsync() => broker.CountPendingLoginsAsync();
+
 }

@@ -45,6 +45,16 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
 
     public string DataPath => Path.Combine(Folder.Path, "data");
 
+    /// <summary>Rows of the broker's pending logins, counted from outside the broker as another process would.</summary>
+    public async Task<long> CountPendingLoginsAsync()
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(DataPath, "broker.db")};Mode=ReadOnly");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM pending_logins";
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     public string PublicUrl => settings["Broker:PublicUrl"]!;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

@@ -30,6 +30,7 @@ public static partial class LoginEndpoints
     public static IServiceCollection AddLogin(this IServiceCollection services)
     {
         services.AddSingleton<PendingLoginStore>();
+        services.AddSingleton<PendingLoginCeiling>();
         services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<PendingLoginStore>());
         return services;
     }
@@ -94,11 +95,20 @@ public static partial class LoginEndpoints
         return await BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, responseMode, cancellationToken);
     }
 
-    /// <summary>Records a pending login bound to this browser and sends the browser to GitHub's authorize page.</summary>
-    public static async Task<RedirectHttpResult> BeginAuthorizationAsync(
+    /// <summary>
+    /// Records a pending login bound to this browser and sends the browser to GitHub's authorize page; beyond the
+    /// ceiling on pending logins, answers 503 with Retry-After and writes nothing.
+    /// </summary>
+    public static async Task<IResult> BeginAuthorizationAsync(
         HttpContext context, PendingLoginStore logins, GitHubOptions gitHub, BrokerOptions broker,
         string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
     {
+        if (!context.RequestServices.GetRequiredService<PendingLoginCeiling>().TryAdmit(out var retryAfter))
+        {
+            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Refusal.For(context.Request, "Too many sign-ins", "The broker is handling as many sign-ins as it takes at once; try again shortly.", StatusCodes.Status503ServiceUnavailable);
+        }
+
         var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, cancellationToken);
         BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker));
         var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>

@@ -22,6 +22,9 @@ public sealed class RateLimitOptions
 
     /// <summary>/api/v1/user/me per client address.</summary>
     public int UserInfoPerClientPerMinute { get; set; } = 600;
+
+    /// <summary>Logins started within one login lifetime (10 minutes), from all clients together.</summary>
+    public int PendingLogins { get; set; } = 100_000;
 }
 
 /// <summary>
@@ -33,7 +36,7 @@ public static class RateLimits
     public static IServiceCollection AddBrokerRateLimits(this IServiceCollection services)
     {
         services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.Section)
-            .Validate(options => options.LoginPerClientPerMinute >= 0 && options.LoginPerInstancePerMinute >= 0 && options.UserInfoPerClientPerMinute >= 0, "RateLimits values must be 0 (off) or more.")
+            .Validate(options => options.LoginPerClientPerMinute >= 0 && options.LoginPerInstancePerMinute >= 0 && options.UserInfoPerClientPerMinute >= 0 && options.PendingLogins >= 0, "RateLimits values must be 0 (off) or more.")
             .ValidateOnStart();
         services.AddRateLimiter(_ => { });
         services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>>((limiter, limits) =>
