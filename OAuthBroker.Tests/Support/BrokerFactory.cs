@@ -46,12 +46,16 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
     public string DataPath => Path.Combine(Folder.Path, "data");
 
     /// <summary>Rows of the broker's pending logins, counted from outside the broker as another process would.</summary>
-    public async Task<long> CountPendingLoginsAsync()
+    public Task<long> CountPendingLoginsAsync() => ScalarAsync("SELECT COUNT(*) FROM pending_logins");
+
+    /// <summary>One number from the broker's database, read from outside the broker as another process would.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Tests pass their own constant SQL.")]
+    public async Task<long> ScalarAsync(string sql)
     {
         await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(DataPath, "broker.db")};Mode=ReadOnly");
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*) FROM pending_logins";
+        command.CommandText = sql;
         return (long)(await command.ExecuteScalarAsync())!;
     }
 

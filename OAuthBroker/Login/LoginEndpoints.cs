@@ -248,7 +248,7 @@ public static partial class LoginEndpoints
     private static async Task<IResult> RefuseAsync(HttpContext context, AuditLog audit, ILogger logger, string? instanceId, string reason, CancellationToken cancellationToken)
     {
         Log.Refused(logger, context.Request.Path, reason);
-        await audit.RecordLoginAsync(instanceId, null, LoginOutcomes.Refused, reason, ClientAddress.Of(context), cancellationToken);
+        await audit.RecordRefusalAsync(instanceId, reason, context.Connection.RemoteIpAddress, cancellationToken);
         return Refusal.For(context.Request, "Sign-in refused", reason);
     }
 

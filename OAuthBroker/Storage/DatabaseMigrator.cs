@@ -92,6 +92,13 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
         """
         ALTER TABLE signing_keys ADD COLUMN activates_at INTEGER NULL;
         """,
+        // Refused requests are counted, one row per source, reason and minute, instead of a row each: a flood of bad
+        // requests then grows the table by a bounded amount per minute.
+        """
+        ALTER TABLE audit_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE audit_events ADD COLUMN bucket BLOB NULL;
+        CREATE UNIQUE INDEX ux_audit_events_bucket ON audit_events (bucket) WHERE bucket IS NOT NULL;
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)
