@@ -21,6 +21,7 @@ public static class AdminAuthentication
     public const string TokenScheme = "AdminToken";
     public const string Policy = "Admin";
     public const string CsrfHeader = "X-CSRF-Token";
+    public const string SessionIdClaim = "oab_sid";
 
     public static IServiceCollection AddAdminAuthentication(this IServiceCollection services)
     {
@@ -37,22 +38,53 @@ public static class AdminAuthentication
             cookie.Cookie.Path = "/";
             cookie.ExpireTimeSpan = admin.Value.SessionLifetime;
             cookie.SlidingExpiration = false;
+            cookie.Events.OnValidatePrincipal = ValidateSessionAsync;
             cookie.Events.OnRedirectToLogin = context => Challenge(context, StatusCodes.Status401Unauthorized);
             cookie.Events.OnRedirectToAccessDenied = context => Challenge(context, StatusCodes.Status403Forbidden);
         });
         services.AddAuthorizationBuilder().AddPolicy(Policy, policy => policy.AddAuthenticationSchemes(SessionScheme, TokenScheme).RequireAuthenticatedUser());
-        services.AddAntiforgery(options =>
+        services.AddAntiforgery(_ => { });
+        services.AddOptions<AntiforgeryOptions>().Configure<IOptions<BrokerOptions>>((options, broker) =>
         {
+            var secure = broker.Value.IsServedOverHttps;
             options.HeaderName = CsrfHeader;
-            options.Cookie.Name = "oab-admin-csrf";
+            options.Cookie.Name = secure ? "__Host-oab-admin-csrf" : "oab-admin-csrf";
             options.Cookie.SameSite = SameSiteMode.Strict;
             options.Cookie.HttpOnly = true;
+            options.Cookie.Path = "/";
+            options.Cookie.SecurePolicy = secure ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
         });
         return services;
     }
 
-    public static ClaimsPrincipal SessionPrincipal(string gitHubLogin) =>
-        new(new ClaimsIdentity([new Claim(ClaimTypes.Name, gitHubLogin)], SessionScheme));
+    public static ClaimsPrincipal SessionPrincipal(AdminIdentity admin, string sessionId) =>
+        new(new ClaimsIdentity(
+            [
+                new Claim(ClaimTypes.Name, admin.Login),
+                new Claim(ClaimTypes.NameIdentifier, admin.GitHubId.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                new Claim(SessionIdClaim, sessionId),
+            ],
+            SessionScheme));
+
+    /// <summary>
+    /// Every request: the session must still exist server-side (not signed out, not expired) and its admin must still be
+    /// named by the current settings; otherwise the cookie is dropped at once.
+    /// </summary>
+    private static async Task ValidateSessionAsync(CookieValidatePrincipalContext context)
+    {
+        var services = context.HttpContext.RequestServices;
+        var sessions = services.GetRequiredService<AdminSessionStore>();
+        var sessionId = context.Principal?.FindFirst(SessionIdClaim)?.Value;
+        var admin = await sessions.FindActiveAsync(sessionId, context.HttpContext.RequestAborted);
+        if (admin is not null && services.GetRequiredService<IOptions<AdminOptions>>().Value.Names(admin, out _))
+        {
+            return;
+        }
+
+        await sessions.RevokeAsync(sessionId, context.HttpContext.RequestAborted);
+        context.RejectPrincipal();
+        await context.HttpContext.SignOutAsync(SessionScheme);
+    }
 
     /// <summary>Pages send the browser to the sign-in page; the API answers 401/403 as problem details.</summary>
     private static Task Challenge(RedirectContext<CookieAuthenticationOptions> context, int status)

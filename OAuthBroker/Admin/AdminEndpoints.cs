@@ -9,6 +9,8 @@ public static class AdminEndpoints
         services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>();
         services.AddAdminAuthentication();
+        services.AddSingleton<AdminSessionStore>();
+        services.AddSingleton<Storage.IPurgeable>(provider => provider.GetRequiredService<AdminSessionStore>());
         return services;
     }
 
@@ -21,6 +23,8 @@ public static class AdminEndpoints
         }
 
         endpoints.MapGet("/admin/login", AdminSignIn.StartAsync).WithTags("Admin").AllowAnonymous();
+        endpoints.MapGet("/admin/signed-out", () => Web.HtmlPage.Render("Signed out", "<p>You are signed out of the broker's admin page.</p><p><a id=\"sign-in\" href=\"/admin/login\">Sign in again</a></p>"))
+            .WithTags("Admin").AllowAnonymous();
         var admin = endpoints.MapGroup("/admin")
             .RequireAuthorization(AdminAuthentication.Policy)
             .AddEndpointFilter(AdminAuthentication.RequireCsrfTokenForSessionWrites)

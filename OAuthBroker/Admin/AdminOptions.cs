@@ -10,7 +10,13 @@ public sealed class AdminOptions
     public const string Section = "Admin";
     private const string HashPrefix = "sha256:";
 
-    /// <summary>GitHub logins that may sign in to /admin through the broker's own GitHub login.</summary>
+    /// <summary>GitHub user ids that may sign in to /admin: an id never changes hands, unlike a login.</summary>
+    public long[] GitHubIds { get; set; } = [];
+
+    /// <summary>
+    /// GitHub logins that may sign in to /admin; each is pinned to the id it first signs in with (prefer
+    /// <see cref="GitHubIds"/>).
+    /// </summary>
     public string[] GitHubLogins { get; set; } = [];
 
     /// <summary>A bearer token for automation: the token itself, or <c>sha256:&lt;hex&gt;</c> of it so the plain token need not be kept in configuration.</summary>
@@ -18,14 +24,21 @@ public sealed class AdminOptions
 
     public TimeSpan SessionLifetime { get; set; } = TimeSpan.FromHours(8);
 
-    public bool Enabled => GitHubLogins.Length > 0 || !string.IsNullOrEmpty(ApiToken);
+    public bool Enabled => SignInEnabled || !string.IsNullOrEmpty(ApiToken);
+
+    public bool SignInEnabled => GitHubIds.Length > 0 || GitHubLogins.Length > 0;
 
     /// <summary>SHA-256 of the API token, whichever way it was configured; null when there is none.</summary>
     public byte[]? ApiTokenHash => string.IsNullOrEmpty(ApiToken) ? null
         : ApiToken.StartsWith(HashPrefix, StringComparison.Ordinal) ? Convert.FromHexString(ApiToken[HashPrefix.Length..])
         : SHA256.HashData(Encoding.UTF8.GetBytes(ApiToken));
 
-    public bool IsAdmin(string gitHubLogin) => GitHubLogins.Contains(gitHubLogin, StringComparer.OrdinalIgnoreCase);
+    /// <summary>Named by id, or by a login whose pin (checked by the caller) is this id.</summary>
+    public bool Names(AdminIdentity admin, out bool byLogin)
+    {
+        byLogin = !GitHubIds.Contains(admin.GitHubId) && GitHubLogins.Contains(admin.Login, StringComparer.OrdinalIgnoreCase);
+        return byLogin || GitHubIds.Contains(admin.GitHubId);
+    }
 }
 
 public sealed class AdminOptionsValidator : IValidateOptions<AdminOptions>
@@ -47,6 +60,11 @@ public sealed class AdminOptionsValidator : IValidateOptions<AdminOptions>
             {
                 errors.Add("Admin:ApiToken must be at least 32 characters (for example: openssl rand -hex 32), or sha256:<hex> of such a token.");
             }
+        }
+
+        if (options.GitHubIds.Any(id => id <= 0))
+        {
+            errors.Add("Admin:GitHubIds must list GitHub user ids (positive numbers; GET /users/LOGIN shows a user's id).");
         }
 
         if (options.GitHubLogins.Any(login => string.IsNullOrWhiteSpace(login) || login.Length > 100))

@@ -22,10 +22,14 @@ public static class AdminPage
         admin.MapPost("/instances", AddAsync);
         admin.MapPost("/instances/{id}", SaveAsync);
         admin.MapPost("/instances/{id}/delete", DeleteAsync);
-        admin.MapPost("/logout", async (HttpContext context) =>
+        // Ends the session server-side too (a copy of the cookie is worthless after), then a page that does not sign in
+        // again: 303, so the browser follows with a GET (RFC 9700 4.12).
+        admin.MapPost("/logout", async (HttpContext context, AdminSessionStore sessions, CancellationToken cancellationToken) =>
         {
+            await sessions.RevokeAsync(context.User.FindFirst(AdminAuthentication.SessionIdClaim)?.Value, cancellationToken);
             await context.SignOutAsync(AdminAuthentication.SessionScheme);
-            return TypedResults.Redirect("/admin/login");
+            context.Response.Headers.Location = "/admin/signed-out";
+            return TypedResults.StatusCode(StatusCodes.Status303SeeOther);
         });
     }
 

@@ -20,9 +20,9 @@ public static partial class AdminSignIn
     public static async Task<IResult> StartAsync(
         HttpContext context, PendingLoginStore logins, IOptions<GitHubOptions> gitHub, IOptions<BrokerOptions> broker, IOptions<AdminOptions> admin, CancellationToken cancellationToken)
     {
-        if (admin.Value.GitHubLogins.Length == 0)
+        if (!admin.Value.SignInEnabled)
         {
-            return HtmlPage.Error("Admin sign-in", "Signing in with GitHub is not enabled (Admin:GitHubLogins is empty); use the API token.", StatusCodes.Status404NotFound);
+            return HtmlPage.Error("Admin sign-in", "Signing in with GitHub is not enabled (Admin:GitHubIds and Admin:GitHubLogins are empty); use the API token.", StatusCodes.Status404NotFound);
         }
 
         return await LoginEndpoints.BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, PseudoInstanceId, "/admin", null, "read:user", InstanceResponse.Query, cancellationToken);
@@ -46,14 +46,17 @@ public static partial class AdminSignIn
         }
 
         var clientIp = ClientAddress.Of(context);
-        if (!admin.IsAdmin(gitHubUser.Login))
+        var identity = new AdminIdentity(gitHubUser.Id, gitHubUser.Login);
+        var sessions = context.RequestServices.GetRequiredService<AdminSessionStore>();
+        if (!admin.Names(identity, out var byLogin) || (byLogin && !await sessions.MatchesPinAsync(identity.Login, identity.GitHubId, cancellationToken)))
         {
-            Log.Refused(logger, gitHubUser.Login);
+            Log.Refused(logger, gitHubUser.Login, gitHubUser.Id);
             await audit.RecordAdminAsync(gitHubUser.Login, "sign_in_refused", null, null, null, clientIp, cancellationToken);
-            return HtmlPage.Error("Not an administrator", $"The GitHub account {gitHubUser.Login} is not in Admin:GitHubLogins.", StatusCodes.Status403Forbidden);
+            return HtmlPage.Error("Not an administrator", $"The GitHub account {gitHubUser.Login} (id {gitHubUser.Id}) is not in Admin:GitHubIds, nor a login of Admin:GitHubLogins first seen with this id.", StatusCodes.Status403Forbidden);
         }
 
-        await context.SignInAsync(AdminAuthentication.SessionScheme, AdminAuthentication.SessionPrincipal(gitHubUser.Login));
+        var sessionId = await sessions.CreateAsync(identity, admin.SessionLifetime, cancellationToken);
+        await context.SignInAsync(AdminAuthentication.SessionScheme, AdminAuthentication.SessionPrincipal(identity, sessionId));
         await audit.RecordAdminAsync(gitHubUser.Login, "sign_in", null, null, null, clientIp, cancellationToken);
         Log.SignedIn(logger, gitHubUser.Login);
         // A page of our own, not a redirect: the SameSite=Strict cookie is then sent on the next (same-site) navigation.
@@ -65,7 +68,7 @@ public static partial class AdminSignIn
         [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "Admin {GitHubLogin} signed in")]
         public static partial void SignedIn(ILogger logger, string gitHubLogin);
 
-        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "GitHub user {GitHubLogin} tried to sign in to /admin and is not an admin")]
-        public static partial void Refused(ILogger logger, string gitHubLogin);
+        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "GitHub user {GitHubLogin} (id {GitHubId}) tried to sign in to /admin and is not an admin")]
+        public static partial void Refused(ILogger logger, string gitHubLogin, long gitHubId);
     }
 }

@@ -99,6 +99,23 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
         ALTER TABLE audit_events ADD COLUMN bucket BLOB NULL;
         CREATE UNIQUE INDEX ux_audit_events_bucket ON audit_events (bucket) WHERE bucket IS NOT NULL;
         """,
+        // Admin sessions server-side, so that sign-out and removal from the admin list end them at once; and the GitHub
+        // id each admin login was first seen with, so that a renamed login claimed by someone else is no admin.
+        """
+        CREATE TABLE admin_sessions (
+            id_hash    BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the session id the cookie carries
+            github_id  INTEGER NOT NULL,
+            login      TEXT    NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            revoked_at INTEGER NULL
+        );
+        CREATE TABLE admin_pins (
+            login     TEXT    NOT NULL PRIMARY KEY,   -- lower-case
+            github_id INTEGER NOT NULL,
+            pinned_at INTEGER NOT NULL
+        );
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)
