@@ -307,6 +307,25 @@ public sealed class AdminApiTests : FakeGitHubTest
 
     private HttpClient Client() => broker.CreateClient(new() { AllowAutoRedirect = false, BaseAddress = new Uri("https://localhost") });
 
+    [Fact]
+    public async Task A_write_waiting_for_the_CLI_lock_gives_up_with_its_request_and_writes_nothing()
+    {
+        var api = Api();
+        var etag = await ETagAsync(api);
+        await using (new FileStream(broker.AllowlistPath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            // The CLI holds the lock; the admin's client gives up while the request waits for it.
+            using var givingUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+            var send = async () => await SendAsync(api, HttpMethod.Post, "/admin/api/instances", NewEntry("waited", "https://waited.example.com/cb"), etag, givingUp.Token);
+            await send.Should().ThrowAsync<OperationCanceledException>();
+        }
+
+        // The lock is free now. A wait that did not end with its request (a thread parked in it) would write within
+        // its next 20 ms poll; half a second is many of those.
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        File.ReadAllText(broker.AllowlistPath).Should().NotContain("waited");
+    }
+
     private HttpClient Api()
     {
         var client = Client();
@@ -321,7 +340,7 @@ public sealed class AdminApiTests : FakeGitHubTest
         return response.Headers.ETag!.Tag;
     }
 
-    private static async Task<HttpResponseMessage> SendAsync(HttpClient client, HttpMethod method, string path, JsonObject? body, string? ifMatch)
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient client, HttpMethod method, string path, JsonObject? body, string? ifMatch, CancellationToken cancellationToken = default)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)
@@ -334,7 +353,7 @@ public sealed class AdminApiTests : FakeGitHubTest
             request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
         }
 
-        return await client.SendAsync(request);
+        return await client.SendAsync(request, cancellationToken);
     }
 
     private static JsonObject NewEntry(string id, params string[] redirectUris) => new()

@@ -62,7 +62,7 @@ public static class AdminApi
             return missing;
         }
 
-        var outcome = editor.Add(entry, context.Request.Headers.IfMatch.ToString());
+        var outcome = await editor.AddAsync(entry, context.Request.Headers.IfMatch.ToString(), cancellationToken);
         return await RespondAsync(context, audit, "create", (string?)entry["id"], outcome, created: true, cancellationToken);
     }
 
@@ -78,7 +78,7 @@ public static class AdminApi
             return missing;
         }
 
-        var outcome = editor.Replace(id, entry, context.Request.Headers.IfMatch.ToString());
+        var outcome = await editor.ReplaceAsync(id, entry, context.Request.Headers.IfMatch.ToString(), cancellationToken);
         return await RespondAsync(context, audit, "replace", id, outcome, created: false, cancellationToken);
     }
 
@@ -89,7 +89,7 @@ public static class AdminApi
             return missing;
         }
 
-        var outcome = editor.Remove(id, context.Request.Headers.IfMatch.ToString());
+        var outcome = await editor.RemoveAsync(id, context.Request.Headers.IfMatch.ToString(), cancellationToken);
         return await RespondAsync(context, audit, "delete", id, outcome, created: false, cancellationToken);
     }
 

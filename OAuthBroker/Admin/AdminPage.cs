@@ -80,7 +80,7 @@ public static class AdminPage
     {
         var form = await context.Request.ReadFormAsync(cancellationToken);
         var (entry, secret, error) = EntryFromForm(form, existing: null);
-        var outcome = entry is null ? null : editor.Add(entry, form["etag"]);
+        var outcome = entry is null ? null : await editor.AddAsync(entry, form["etag"], cancellationToken);
         return await FinishAsync(context, audit, antiforgery, "create", (string?)form["id"], outcome, error, secret, "/admin/instances", form, cancellationToken);
     }
 
@@ -88,14 +88,14 @@ public static class AdminPage
     {
         var form = await context.Request.ReadFormAsync(cancellationToken);
         var (entry, secret, error) = EntryFromForm(form, editor.Read().Find(id));
-        var outcome = entry is null ? null : editor.Replace(id, entry, form["etag"]);
+        var outcome = entry is null ? null : await editor.ReplaceAsync(id, entry, form["etag"], cancellationToken);
         return await FinishAsync(context, audit, antiforgery, "replace", id, outcome, error, secret, $"/admin/instances/{Uri.EscapeDataString(id)}", form, cancellationToken);
     }
 
     private static async Task<IResult> DeleteAsync(string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
     {
         var form = await context.Request.ReadFormAsync(cancellationToken);
-        var outcome = editor.Remove(id, form["etag"]);
+        var outcome = await editor.RemoveAsync(id, form["etag"], cancellationToken);
         return await FinishAsync(context, audit, antiforgery, "delete", id, outcome, null, null, "/admin", form, cancellationToken);
     }
 

@@ -56,12 +56,12 @@ public static class AllowlistCommands
         var identityOnly = new Option<bool>("--identity-only") { Description = "Login only: no GitHub token is delivered." };
         var stateOptional = new Option<bool>("--state-optional") { Description = "Let this instance start logins without its own state (older instances); by default state is required." };
         var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional };
-        add.SetAction(parse =>
+        add.SetAction(async (parse, cancellationToken) =>
         {
             var chosen = new[] { parse.GetValue(keyFile) is not null, parse.GetValue(generateSecret), parse.GetValue(identityOnly) }.Count(flag => flag);
             if (chosen != 1)
             {
-                error.WriteLine("Give exactly one of --key-file, --generate-secret or --identity-only.");
+                await error.WriteLineAsync("Give exactly one of --key-file, --generate-secret or --identity-only.");
                 return 1;
             }
 
@@ -89,7 +89,7 @@ public static class AllowlistCommands
             }
             else if (!TryReadKey(parse.GetValue(keyFile)!, parse.GetValue(algorithm), out var key, out var keyError))
             {
-                error.WriteLine($"--key-file: {keyError}");
+                await error.WriteLineAsync($"--key-file: {keyError}");
                 return 1;
             }
             else
@@ -97,17 +97,17 @@ public static class AllowlistCommands
                 entry["encryptionKey"] = key;
             }
 
-            var outcome = services.GetRequiredService<AllowlistEditor>().Add(entry, ifMatch: null);
+            var outcome = await services.GetRequiredService<AllowlistEditor>().AddAsync(entry, ifMatch: null, cancellationToken);
             if (!Report(outcome, error))
             {
                 return 1;
             }
 
-            output.WriteLine($"Added instance '{parse.GetValue(id)}'.");
+            await output.WriteLineAsync($"Added instance '{parse.GetValue(id)}'.");
             if (secretToShow is not null)
             {
-                output.WriteLine("Give this key to the instance; it is not shown again:");
-                output.WriteLine(secretToShow);
+                await output.WriteLineAsync("Give this key to the instance; it is not shown again:");
+                await output.WriteLineAsync(secretToShow);
             }
 
             return 0;
@@ -119,12 +119,12 @@ public static class AllowlistCommands
     {
         var id = new Argument<string>("id") { Description = "The instance to remove." };
         var remove = new Command("remove", "Remove an instance.") { id };
-        remove.SetAction(parse =>
+        remove.SetAction(async (parse, cancellationToken) =>
         {
-            var outcome = services.GetRequiredService<AllowlistEditor>().Remove(parse.GetValue(id)!, ifMatch: null);
+            var outcome = await services.GetRequiredService<AllowlistEditor>().RemoveAsync(parse.GetValue(id)!, ifMatch: null, cancellationToken);
             if (outcome.Status == EditStatus.NotFound)
             {
-                error.WriteLine($"No instance '{parse.GetValue(id)}'.");
+                await error.WriteLineAsync($"No instance '{parse.GetValue(id)}'.");
                 return 1;
             }
 
@@ -133,7 +133,7 @@ public static class AllowlistCommands
                 return 1;
             }
 
-            output.WriteLine($"Removed instance '{parse.GetValue(id)}'.");
+            await output.WriteLineAsync($"Removed instance '{parse.GetValue(id)}'.");
             return 0;
         });
         return remove;

@@ -48,7 +48,7 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
     /// <summary>Reads the current file; throws <see cref="AllowlistException"/> when it is not a JSON object with an instances array.</summary>
     public AllowlistContent Read() => Parse(AllowlistFile.Read(FilePath));
 
-    public EditOutcome Add(JsonObject instance, string? ifMatch) => Edit(ifMatch, content =>
+    public Task<EditOutcome> AddAsync(JsonObject instance, string? ifMatch, CancellationToken cancellationToken) => EditAsync(ifMatch, content =>
     {
         var id = (string?)instance["id"] ?? "";
         if (content.Find(id) is not null)
@@ -59,9 +59,9 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
         var added = (JsonObject)instance.DeepClone();
         content.Instances.Add((JsonNode)added);
         return (EditStatus.Done, null, added, []);
-    });
+    }, cancellationToken);
 
-    public EditOutcome Replace(string id, JsonObject instance, string? ifMatch) => Edit(ifMatch, content =>
+    public Task<EditOutcome> ReplaceAsync(string id, JsonObject instance, string? ifMatch, CancellationToken cancellationToken) => EditAsync(ifMatch, content =>
     {
         if (content.Find(id) is not { } existing)
         {
@@ -78,9 +78,9 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
         var replacement = (JsonObject)instance.DeepClone();
         content.Instances[index] = replacement;
         return (EditStatus.Done, before, replacement, []);
-    });
+    }, cancellationToken);
 
-    public EditOutcome Remove(string id, string? ifMatch) => Edit(ifMatch, content =>
+    public Task<EditOutcome> RemoveAsync(string id, string? ifMatch, CancellationToken cancellationToken) => EditAsync(ifMatch, content =>
     {
         if (content.Find(id) is not { } existing)
         {
@@ -89,11 +89,11 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
 
         content.Instances.Remove(existing);
         return (EditStatus.Done, existing, null, []);
-    });
+    }, cancellationToken);
 
-    private EditOutcome Edit(string? ifMatch, Func<AllowlistContent, (EditStatus Status, JsonObject? Before, JsonObject? After, AllowlistProblem[] Problems)> change)
+    private async Task<EditOutcome> EditAsync(string? ifMatch, Func<AllowlistContent, (EditStatus Status, JsonObject? Before, JsonObject? After, AllowlistProblem[] Problems)> change, CancellationToken cancellationToken)
     {
-        using var exclusive = AcquireLock();
+        using var exclusive = await AcquireLockAsync(cancellationToken);
         var content = Read();
         if (ifMatch is not null && ifMatch != "*" && !string.Equals(ifMatch.Trim(), content.ETag, StringComparison.Ordinal))
         {
@@ -175,7 +175,11 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
         }
     }
 
-    private FileStream AcquireLock()
+    /// <summary>
+    /// Waits for the lock file without holding a thread (an admin request must not block one while the CLI edits), and
+    /// gives up when the caller does: a request whose client went away writes nothing.
+    /// </summary>
+    private async Task<FileStream> AcquireLockAsync(CancellationToken cancellationToken)
     {
         var lockPath = FilePath + ".lock";
         var deadline = DateTime.UtcNow + LockTimeout;
@@ -189,7 +193,7 @@ public sealed class AllowlistEditor(IOptions<BrokerOptions> options, AllowlistDe
             }
             catch (IOException) when (DateTime.UtcNow < deadline)
             {
-                Thread.Sleep(20);
+                await Task.Delay(20, cancellationToken);
             }
         }
     }
