@@ -94,10 +94,25 @@ public sealed class AdminIdentityTests : FakeGitHubTest
         cookie.Should().Contain("secure").And.Contain("path=/").And.Contain("samesite=strict").And.Contain("httponly");
     }
 
-    private BrokerFactory Broker(Dictionary<string, string?> admin)
+    [Fact]
+    public async Task Expired_admin_sessions_are_purged()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var broker = Broker(new() { ["Admin:GitHubIds:0"] = GitHub.User.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }, clock);
+        using var browser = broker.NewBrowser("https://localhost");
+        await SignInAsync(browser);
+        (await broker.ScalarAsync("SELECT COUNT(*) FROM admin_sessions")).Should().Be(1);
+
+        clock.Advance(TimeSpan.FromHours(8) + OAuthBroker.Storage.PurgeService.Interval);
+
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(10), async () => await broker.ScalarAsync("SELECT COUNT(*) FROM admin_sessions") == 0))
+            .Should().BeTrue(broker.Logs.AllText);
+    }
+
+    private BrokerFactory Broker(Dictionary<string, string?> admin, Microsoft.Extensions.Time.Testing.FakeTimeProvider? clock = null)
     {
         admin["Broker:PublicUrl"] = PublicUrl;
-        return new BrokerFactory(GitHub, Folder, Instances.Json, admin);
+        return new BrokerFactory(GitHub, Folder, Instances.Json, admin, clock);
     }
 
     private static async Task<(HttpStatusCode Status, string Cookie)> SignInAsync(Browser browser)

@@ -103,7 +103,8 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
         // id each admin login was first seen with, so that a renamed login claimed by someone else is no admin.
         """
         CREATE TABLE admin_sessions (
-            id_hash    BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the session id the cookie carries
+            id         INTEGER NOT NULL PRIMARY KEY,
+            id_hash    BLOB    NOT NULL UNIQUE,       -- SHA-256 of the session id the cookie carries
             github_id  INTEGER NOT NULL,
             login      TEXT    NOT NULL,
             created_at INTEGER NOT NULL,
