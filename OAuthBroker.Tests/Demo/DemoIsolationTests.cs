@@ -16,15 +16,7 @@ public sealed class DemoIsolationTests : IDisposable
         var realData = Path.Combine(folder.Path, "real-data");
         var realAllowlist = Path.Combine(folder.Path, "allowed-redirects.json");
         File.WriteAllText(realAllowlist, new AllowlistBuilder().Add("real-one", ["https://real.example.com/cb"], null).ToJson());
-        var issuer = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        var environment = new Dictionary<string, string?>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Development",
-            ["Urls"] = issuer,
-            ["Broker__PublicUrl"] = issuer,
-            ["Broker__DataPath"] = realData,
-            ["Broker__AllowlistPath"] = realAllowlist,
-        };
+        var (issuer, environment) = Demo(new() { ["Broker__DataPath"] = realData, ["Broker__AllowlistPath"] = realAllowlist });
         await using var demo = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll("--demo"), issuer, environment);
         using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(issuer) };
 
@@ -41,19 +33,22 @@ public sealed class DemoIsolationTests : IDisposable
     {
         var own = Path.Combine(folder.Path, "demo-allowlist.json");
         File.WriteAllText(own, new AllowlistBuilder().Add("node-example", ["http://127.0.0.1/auth/callback"], null).ToJson());
-        var issuer = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        var environment = new Dictionary<string, string?>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Development",
-            ["Urls"] = issuer,
-            ["Broker__PublicUrl"] = issuer,
-            ["Demo__AllowlistPath"] = own,
-        };
+        var (issuer, environment) = Demo(new() { ["Demo__AllowlistPath"] = own });
         await using var demo = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll("--demo"), issuer, environment);
         using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(issuer) };
 
         using var start = await http.GetAsync(Browser.StartUrl("http://127.0.0.1:3000/auth/callback"));
 
         start.StatusCode.Should().Be(HttpStatusCode.Redirect);
+    }
+
+    /// <summary>A demo on a free loopback port in the Development environment, with <paramref name="settings"/> besides.</summary>
+    private static (string Issuer, Dictionary<string, string?> Environment) Demo(Dictionary<string, string?> settings)
+    {
+        var issuer = $"http://127.0.0.1:{LoopbackPort.Free()}";
+        settings["ASPNETCORE_ENVIRONMENT"] = "Development";
+        settings["Urls"] = issuer;
+        settings["Broker__PublicUrl"] = issuer;
+        return (issuer, settings);
     }
 }

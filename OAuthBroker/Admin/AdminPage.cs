@@ -57,7 +57,7 @@ public static class AdminPage
         {
             var id = (string?)entry["id"] ?? "";
             var logins = string.Join("<br>", recent[id].Select(login =>
-                $"{login.At:yyyy-MM-dd HH:mm} {HtmlPage.Encode(login.Action)} {HtmlPage.Encode(login.Actor)}"));
+                $"{login.At:yyyy-MM-dd HH:mm} {HtmlPage.Encode(login.Action)}{(login.Count > 1 ? $" ×{login.Count}" : "")} {HtmlPage.Encode(login.Actor)}"));
             body.Append(CultureInvariant($"<tr><td><a href=\"/admin/instances/{HtmlPage.Encode(Uri.EscapeDataString(id))}\">{HtmlPage.Encode(id)}</a></td>"))
                 .Append(CultureInvariant($"<td>{string.Join("<br>", Strings(entry["redirectUris"]).Select(HtmlPage.Encode))}</td>"))
                 .Append(CultureInvariant($"<td>{HtmlPage.Encode(KeySummary(entry))}</td><td>{logins}</td>"))

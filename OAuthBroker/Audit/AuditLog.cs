@@ -120,15 +120,15 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
         var connection = lease.Connection;
         var rows = await connection.QueryAsync<LoginRow>(
             """
-            SELECT Id, At, Kind, InstanceId, Actor, Action, Reason, ClientIp FROM (
-                SELECT id AS Id, at AS At, kind AS Kind, instance_id AS InstanceId, actor AS Actor, action AS Action, reason AS Reason, client_ip AS ClientIp,
+            SELECT Id, At, Kind, InstanceId, Actor, Action, Reason, ClientIp, Count FROM (
+                SELECT id AS Id, at AS At, kind AS Kind, instance_id AS InstanceId, actor AS Actor, action AS Action, reason AS Reason, client_ip AS ClientIp, count AS Count,
                        ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY id DESC) AS Position
                 FROM audit_events WHERE kind = 'login' AND instance_id IS NOT NULL)
             WHERE Position <= @perInstance
             """,
             new { perInstance });
         return rows.ToLookup(row => row.InstanceId!, row => new AuditEvent(
-            row.Id, DateTimeOffset.FromUnixTimeMilliseconds(row.At), row.Kind, row.InstanceId, row.Actor, row.Action, row.Reason, row.ClientIp, null, null), StringComparer.Ordinal);
+            row.Id, DateTimeOffset.FromUnixTimeMilliseconds(row.At), row.Kind, row.InstanceId, row.Actor, row.Action, row.Reason, row.ClientIp, null, null, row.Count), StringComparer.Ordinal);
     }
 
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)
@@ -166,7 +166,7 @@ public sealed class AuditLog(SqliteConnectionFactory connections, IOptions<Audit
 
     private static string? Redact(JsonObject? entry) => InstanceEntryRedaction.Redact(entry)?.ToJsonString();
 
-    internal sealed record LoginRow(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp);
+    internal sealed record LoginRow(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, long Count);
 
     internal sealed record Row(long Id, long At, string Kind, string? InstanceId, string? Actor, string Action, string? Reason, string? ClientIp, string? BeforeJson, string? AfterJson, long Count);
 }
