@@ -36,8 +36,9 @@ public sealed class AdminOptions
     /// <summary>Named by id, or by a login whose pin (checked by the caller) is this id.</summary>
     public bool Names(AdminIdentity admin, out bool byLogin)
     {
-        byLogin = !GitHubIds.Contains(admin.GitHubId) && GitHubLogins.Contains(admin.Login, StringComparer.OrdinalIgnoreCase);
-        return byLogin || GitHubIds.Contains(admin.GitHubId);
+        var byId = GitHubIds.Contains(admin.GitHubId);
+        byLogin = !byId && GitHubLogins.Contains(admin.Login, StringComparer.OrdinalIgnoreCase);
+        return byId || byLogin;
     }
 }
 

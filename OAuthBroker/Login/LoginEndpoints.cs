@@ -105,7 +105,7 @@ public static partial class LoginEndpoints
     {
         if (!context.RequestServices.GetRequiredService<PendingLoginCeiling>().TryAdmit(out var retryAfter))
         {
-            context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            RateLimits.SetRetryAfter(context.Response, retryAfter);
             return Refusal.For(context.Request, "Too many sign-ins", "The broker is handling as many sign-ins as it takes at once; try again shortly.", StatusCodes.Status503ServiceUnavailable);
         }
 

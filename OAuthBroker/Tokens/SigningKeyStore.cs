@@ -169,7 +169,7 @@ public sealed partial class SigningKeyStore(
         catch (CryptographicException exception)
         {
             throw new StartupException(
-                $"Signing key {row.KeyId} cannot be decrypted: the Data Protection key ring under Broker:DataPath ({Path.GetFullPath(options.Value.DataPath)}/keys) is not the one it was protected with.",
+                $"Signing key {row.KeyId} cannot be decrypted: the Data Protection key ring under Broker:DataPath ({Path.Combine(Path.GetFullPath(options.Value.DataPath), DataFolder.KeyRingFolderName)}) is not the one it was protected with.",
                 exception);
         }
 

@@ -77,12 +77,18 @@ public static class RateLimits
     private static FixedWindowRateLimiterOptions Window(int perMinute) =>
         new() { PermitLimit = perMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0, AutoReplenishment = true };
 
+    /// <summary>Retry-After in whole seconds, at least one: a client told to retry at once would only hammer again.</summary>
+    public static void SetRetryAfter(HttpResponse response, TimeSpan wait)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+    }
+
     private static async ValueTask RejectAsync(OnRejectedContext rejected, CancellationToken cancellationToken)
     {
         var response = rejected.HttpContext.Response;
-        var retryAfter = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromMinutes(1);
         response.StatusCode = StatusCodes.Status429TooManyRequests;
-        response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        SetRetryAfter(response, rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromMinutes(1));
         var refusal = Refusal.For(rejected.HttpContext.Request, "Too many requests", "Too many requests from this address or for this application; try again shortly.", StatusCodes.Status429TooManyRequests);
         await refusal.ExecuteAsync(rejected.HttpContext);
     }
