@@ -17,7 +17,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
         (await browser.StartAsync(NewCallback)).StatusCode.Should().Be(HttpStatusCode.BadRequest);
 
         WriteAtomically(broker.AllowlistPath, WithNewInstance());
-        var accepted = await EventuallyAsync(async () => (await browser.StartAsync(NewCallback)).StatusCode == HttpStatusCode.Redirect, TimeSpan.FromSeconds(2));
+        var accepted = await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () => (await browser.StartAsync(NewCallback)).StatusCode == HttpStatusCode.Redirect);
 
         accepted.Should().BeTrue("the edit must take effect within 2 seconds");
         (await browser.LoginAsync(NewCallback)).Query.Should().ContainKey("token");
@@ -33,11 +33,11 @@ public sealed class LiveReloadTests : FakeGitHubTest
 
         File.WriteAllText(broker.AllowlistPath, WithNewInstance());
         (await browser.StartAsync(NewCallback)).StatusCode.Should().Be(HttpStatusCode.BadRequest, "nothing polled yet");
-        var accepted = await EventuallyAsync(async () =>
+        var accepted = await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), async () =>
         {
             clock.Advance(TimeSpan.FromSeconds(1));
             return (await browser.StartAsync(NewCallback)).StatusCode == HttpStatusCode.Redirect;
-        }, TimeSpan.FromSeconds(5));
+        });
 
         accepted.Should().BeTrue();
     }
@@ -55,7 +55,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
         var goodSha = (await ReadyAsync(broker)).GetProperty("sha256").GetString();
 
         File.WriteAllText(broker.AllowlistPath, badFile);
-        var stale = await EventuallyAsync(async () => (await ReadyAsync(broker)).GetProperty("stale").GetBoolean(), TimeSpan.FromSeconds(5));
+        var stale = await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), async () => (await ReadyAsync(broker)).GetProperty("stale").GetBoolean());
 
         stale.Should().BeTrue();
         var check = await ReadyAsync(broker);
@@ -66,7 +66,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
         broker.Logs.Lines.Should().Contain(line => line.EventId == 1003 && line.Message.Contains(reason, StringComparison.Ordinal));
 
         File.WriteAllText(broker.AllowlistPath, Instances.Json);
-        (await EventuallyAsync(async () => !(await ReadyAsync(broker)).GetProperty("stale").GetBoolean(), TimeSpan.FromSeconds(5))).Should().BeTrue();
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), async () => !(await ReadyAsync(broker)).GetProperty("stale").GetBoolean())).Should().BeTrue();
     }
 
     [Fact]
@@ -77,7 +77,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
         var callback = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback);
 
         WriteAtomically(broker.AllowlistPath, new AllowlistBuilder().Add("direct-app", ["https://direct.example.org/cb"], Instances.Direct).ToJson());
-        await EventuallyAsync(async () => (await browser.StartAsync(StandardInstances.TrackeepCallback)).StatusCode == HttpStatusCode.BadRequest, TimeSpan.FromSeconds(5));
+        await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), async () => (await browser.StartAsync(StandardInstances.TrackeepCallback)).StatusCode == HttpStatusCode.BadRequest);
         var outcome = await browser.ReturnFromGitHubAsync(callback);
 
         outcome.Response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
@@ -97,7 +97,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
             .Add("trackeep-home", [StandardInstances.TrackeepCallback], Instances.Trackeep)
             .Add("takeover", ["https://direct.example.org/cb"], InstanceKey.Oct())
             .ToJson());
-        await EventuallyAsync(async () => (await ReadyAsync(broker)).GetProperty("detail").GetString()!.StartsWith("2 instances", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), async () => (await ReadyAsync(broker)).GetProperty("detail").GetString()!.StartsWith("2 instances", StringComparison.Ordinal));
         var outcome = await browser.ReturnFromGitHubAsync(callback);
 
         outcome.Response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
@@ -126,21 +126,5 @@ public sealed class LiveReloadTests : FakeGitHubTest
         client.DefaultRequestHeaders.Authorization = new("Bearer", ApiToken);
         using var document = JsonDocument.Parse(await client.GetStringAsync("/admin/api/health"));
         return document.RootElement.GetProperty("checks").EnumerateArray().Single(check => check.GetProperty("name").GetString() == "allowlist").Clone();
-    }
-
-    private static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        do
-        {
-            if (await condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(25);
-        }
-        while (DateTime.UtcNow < deadline);
-        return await condition();
     }
 }

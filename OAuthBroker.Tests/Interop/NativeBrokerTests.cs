@@ -114,15 +114,13 @@ public sealed class NativeBrokerTests : FakeGitHubTest
 
         // The edit reaches the matcher through the live reload (file events, or hash polling every second).
         var checkUrl = "/admin/api/allowlist/check?uri=" + Uri.EscapeDataString("https://native-made.example.com/cb");
-        var check = JsonDocument.Parse(await api.GetStringAsync(checkUrl));
-        for (var deadline = DateTime.UtcNow.AddSeconds(5); !check.RootElement.GetProperty("accepted").GetBoolean() && DateTime.UtcNow < deadline;)
+        await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), async () =>
         {
-            check.Dispose();
-            await Task.Delay(50);
-            check = JsonDocument.Parse(await api.GetStringAsync(checkUrl));
-        }
+            using var check = JsonDocument.Parse(await api.GetStringAsync(checkUrl));
+            return check.RootElement.GetProperty("accepted").GetBoolean();
+        });
 
-        using var reloaded = check;
+        using var reloaded = JsonDocument.Parse(await api.GetStringAsync(checkUrl));
         reloaded.RootElement.GetProperty("accepted").GetBoolean().Should().BeTrue();
         reloaded.RootElement.GetProperty("instanceId").GetString().Should().Be("native-made");
         using var audit = JsonDocument.Parse(await api.GetStringAsync("/admin/api/audit?kind=admin"));

@@ -39,7 +39,7 @@ public sealed class DataFolderTests : FakeGitHubTest
         var data = Path.Combine(Folder.Path, "data");
         var allowlist = Path.Combine(Folder.Path, "allowed-redirects.json");
         File.WriteAllText(allowlist, Instances.Json);
-        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings()).ToDictionary(pair => pair.Key, pair => (string?)pair.Value);
+        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings());
         environment["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}";
         environment["Broker__PublicUrl"] = environment["Urls"];
         environment["Broker__DataPath"] = data;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using OAuthBroker.Cli;
 
 namespace OAuthBroker.Tests.Support;
@@ -18,34 +17,17 @@ public static class AdminCli
 
     /// <summary><c>dotnet OAuthBroker.dll …</c> in its own process, configured by environment variables as an admin would.</summary>
     public static Task<CliResult> RunProcessAsync(BrokerFactory broker, params string[] args) =>
-        RunAsync(new ProcessStartInfo("dotnet") { ArgumentList = { Path.Combine(AppContext.BaseDirectory, "OAuthBroker.dll") } }, broker, args);
+        BrokerProcess.RunToExitAsync(BrokerCommand.Dll(args), Environment(broker));
 
     /// <summary>The native executable the Dockerfile ships (<see cref="NativeBroker.ExecutablePath"/>), in its own process.</summary>
     public static Task<CliResult> RunNativeAsync(BrokerFactory broker, params string[] args) =>
-        RunAsync(new ProcessStartInfo(NativeBroker.ExecutablePath), broker, args);
+        BrokerProcess.RunToExitAsync(BrokerCommand.Native(args), Environment(broker));
 
-    private static async Task<CliResult> RunAsync(ProcessStartInfo start, BrokerFactory broker, string[] args)
+    private static Dictionary<string, string?> Environment(BrokerFactory broker)
     {
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        start.UseShellExecute = false;
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        foreach (var (key, value) in Settings(broker))
-        {
-            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
-        }
-
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return new CliResult(process.ExitCode, await output, await error);
+        var environment = FakeGitHub.AsEnvironment(Settings(broker));
+        environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        return environment;
     }
 
     private static Dictionary<string, string?> Settings(BrokerFactory broker) => new()

@@ -125,8 +125,8 @@ public sealed class FakeGitHub : IAsyncDisposable
     };
 
     /// <summary>Configuration keys as environment variables (Section__Key), for a broker in its own process.</summary>
-    public static Dictionary<string, string> AsEnvironment(IEnumerable<KeyValuePair<string, string?>> settings) =>
-        settings.ToDictionary(setting => setting.Key.Replace(":", "__", StringComparison.Ordinal), setting => setting.Value ?? "");
+    public static Dictionary<string, string?> AsEnvironment(IEnumerable<KeyValuePair<string, string?>> settings) =>
+        settings.ToDictionary(setting => setting.Key.Replace(":", "__", StringComparison.Ordinal), setting => (string?)(setting.Value ?? ""));
 
     public static async Task<FakeGitHub> StartAsync()
     {

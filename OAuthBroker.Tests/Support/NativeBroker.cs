@@ -40,7 +40,7 @@ public sealed class NativeBroker : IAsyncDisposable
             settings[key] = value;
         }
 
-        var environment = FakeGitHub.AsEnvironment(settings).ToDictionary(pair => pair.Key, pair => (string?)pair.Value);
+        var environment = FakeGitHub.AsEnvironment(settings);
         environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         var process = await BrokerProcess.StartReadyAsync(BrokerCommand.Native(), publicUrl, environment, workingDirectory: folder);
         return new NativeBroker(process, gitHub, publicUrl, settings["Broker:DataPath"]!);

@@ -23,7 +23,7 @@ internal sealed class ServerProcess : IDisposable
 
     public TimeSpan TimeToReady { get; }
 
-    public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, int port, IDictionary<string, string> environment)
+    public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, int port, IDictionary<string, string?> environment)
     {
         // A .dll runs on the shared runtime; anything else is taken to be a native (AOT-compiled) executable.
         var native = !dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);

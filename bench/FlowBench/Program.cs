@@ -186,7 +186,7 @@ async Task SeedGrowthCaseAsync(string folder, int users)
 // withTokenCrypto: the floor plus the token's encryption to the instance and its signature (see ReferenceBroker/TokenCrypto.cs).
 Task<ServerProcess> StartReferenceAsync(string folder, int port, bool withTokenCrypto = false)
 {
-    var environment = new Dictionary<string, string>
+    var environment = new Dictionary<string, string?>
     {
         ["GitHub__BaseUrl"] = gitHub.BaseUrl, ["GitHub__ApiUrl"] = gitHub.ApiUrl, ["GitHub__ClientId"] = FakeGitHub.ClientId,
         ["GitHub__ClientSecret"] = gitHub.ClientSecret, ["PublicUrl"] = $"http://127.0.0.1:{port}",
