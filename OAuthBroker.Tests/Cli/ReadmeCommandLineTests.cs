@@ -23,7 +23,8 @@ public sealed class ReadmeCommandLineTests : IDisposable
         var allowlist = Path.Combine(folder.Path, "allowed-redirects.json");
         File.WriteAllText(allowlist, """{ "instances": [] }""");
         File.WriteAllText(Path.Combine(folder.Path, "wiki-public.jwk"), JsonSerializer.Serialize(InstanceKey.Rsa().PublicJwk));
-        var environment = new Dictionary<string, string?>();
+        // As the README says: the commands get the key-encryption key the service gets.
+        var environment = new Dictionary<string, string?> { ["Broker__KeyEncryptionKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) };
         var commands = Readme.Commands("### Command line");
         commands.Should().NotBeEmpty().And.OnlyContain(command => command.Text.StartsWith("dotnet OAuthBroker.dll ", StringComparison.Ordinal));
 

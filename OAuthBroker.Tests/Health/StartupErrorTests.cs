@@ -136,6 +136,8 @@ public sealed class StartupErrorTests : IDisposable
             ["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}",
             ["Broker__AllowlistPath"] = allowlist,
             ["Broker__DataPath"] = Path.Combine(folder.Path, "data"),
+            // Development generates its key-encryption key under the user's data folder: the test's own, not the home's.
+            ["XDG_DATA_HOME"] = Path.Combine(folder.Path, "home-data"),
         };
         foreach (var (key, value) in overrides)
         {

@@ -35,5 +35,6 @@ public static class AdminCli
         ["Broker:PublicUrl"] = broker.PublicUrl,
         ["Broker:AllowlistPath"] = broker.AllowlistPath,
         ["Broker:DataPath"] = broker.DataPath,
+        ["Broker:KeyEncryptionKey"] = broker.Settings["Broker:KeyEncryptionKey"],
     };
 }

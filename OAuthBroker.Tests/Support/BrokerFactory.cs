@@ -61,6 +61,9 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
 
     public string PublicUrl => settings["Broker:PublicUrl"]!;
 
+    /// <summary>The configuration this broker runs with, for a command or a second process that must match it.</summary>
+    public IReadOnlyDictionary<string, string?> Settings => settings;
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");

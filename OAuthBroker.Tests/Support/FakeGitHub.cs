@@ -63,6 +63,9 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     public string ClientSecret { get; } = "fake_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
 
+    /// <summary>The key-encryption key of the brokers that use this fake (their key ring is encrypted with it).</summary>
+    public string KeyEncryptionKey { get; } = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+
     public string BaseUrl { get; private set; } = "";
 
     public string ApiUrl => BaseUrl + "/api/v3";
@@ -119,6 +122,7 @@ public sealed class FakeGitHub : IAsyncDisposable
         ["GitHub:ClientSecret"] = ClientSecret,
         ["GitHub:BaseUrl"] = BaseUrl,
         ["GitHub:ApiUrl"] = ApiUrl,
+        ["Broker:KeyEncryptionKey"] = KeyEncryptionKey,
         ["RateLimits:LoginPerClientPerMinute"] = "0",
         ["RateLimits:LoginPerInstancePerMinute"] = "0",
         ["RateLimits:UserInfoPerClientPerMinute"] = "0",

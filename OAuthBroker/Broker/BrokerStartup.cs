@@ -1,4 +1,5 @@
 using OAuthBroker.Allowlist;
+using OAuthBroker.KeyRing;
 using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
 
@@ -8,11 +9,13 @@ namespace OAuthBroker.Broker;
 /// Runs before the server accepts requests: schema, signing key, allowlist. Any failure stops start-up with a
 /// message that names what to fix.
 /// </summary>
-public sealed class BrokerStartup(DatabaseMigrator migrator, SigningKeyStore keys, AllowlistProvider allowlist) : IHostedService
+public sealed class BrokerStartup(DatabaseMigrator migrator, KeyRingGuard keyRing, SigningKeyStore keys, AllowlistProvider allowlist) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         allowlist.Load();
+        // Before the schema migrates: a missing key-encryption key stops start-up with nothing on disk changed.
+        keyRing.EnsureReady();
         await migrator.MigrateAsync(cancellationToken);
         await keys.LoadAsync(cancellationToken);
     }

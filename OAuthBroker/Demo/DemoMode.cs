@@ -70,6 +70,9 @@ public static class DemoMode
         {
             ["Broker:DataPath"] = Path.Combine(folder, "data"),
             ["Broker:AllowlistPath"] = allowlist,
+            // The demo's key ring lives and dies with its folder: its key-encryption key is kept in memory only.
+            ["Broker:KeyEncryptionKey"] = KeyRing.KeyEncryptionKey.NewBase64(),
+            ["Broker:KeyEncryptionKeyFile"] = "",
         });
         builder.Services.AddSingleton(new DemoFolder(folder));
     }

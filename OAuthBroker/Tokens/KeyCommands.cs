@@ -27,6 +27,8 @@ public static class KeyCommands
         var rotate = new Command("rotate", "Make a new signing key. It is published in the JWKS at once and signs once instances' cached JWKS hold it; earlier keys stay until their tokens expire.") { immediately };
         rotate.SetAction(async (parse, cancellationToken) =>
         {
+            // The new key is protected with the key ring, which needs the key-encryption key: say so before anything is written.
+            services.GetRequiredService<KeyRing.KeyRingGuard>().EnsureReady();
             await services.GetRequiredService<Storage.DatabaseMigrator>().MigrateAsync(cancellationToken);
             var store = services.GetRequiredService<SigningKeyStore>();
             await store.LoadAsync(cancellationToken);

@@ -1,13 +1,11 @@
 using System.Security.Cryptography;
 using Jose;
-using Microsoft.AspNetCore.DataProtection;
-using Microsoft.AspNetCore.DataProtection.KeyManagement;
-using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Allowlist;
 using OAuthBroker.Broker;
 using OAuthBroker.GitHub;
+using OAuthBroker.KeyRing;
 using OAuthBroker.Web;
 
 namespace OAuthBroker.Tokens;
@@ -23,10 +21,7 @@ public static class TokenEndpoints
 
     public static IServiceCollection AddTokens(this IServiceCollection services)
     {
-        services.AddDataProtection().SetApplicationName("OAuthBroker");
-        // The key ring lives beside the database, so the signing key and its protector move (and are backed up) together.
-        services.AddOptions<KeyManagementOptions>().Configure<IOptions<BrokerOptions>, ILoggerFactory>((keyManagement, broker, loggerFactory) =>
-            keyManagement.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(Path.GetFullPath(broker.Value.DataPath), Storage.DataFolder.KeyRingFolderName)), loggerFactory));
+        services.AddKeyRing();
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<BrokerTokenIssuer>();
         services.AddSingleton<BrokerTokenValidator>();
