@@ -42,6 +42,18 @@ public sealed class DemoIsolationTests : IDisposable
         start.StatusCode.Should().Be(HttpStatusCode.Redirect);
     }
 
+    [Fact]
+    public async Task A_Demo_AllowlistPath_that_names_no_file_stops_start_up_instead_of_being_created_empty()
+    {
+        var missing = Path.Combine(folder.Path, "typo-allowlist.json");
+        var (_, environment) = Demo(new() { ["Demo__AllowlistPath"] = missing });
+
+        var result = await BrokerProcess.RunToExitAsync(BrokerCommand.Dll("--demo"), environment);
+
+        result.ShouldBeAToolError($"Demo:AllowlistPath names {missing}, which does not exist");
+        File.Exists(missing).Should().BeFalse();
+    }
+
     /// <summary>A demo on a free loopback port in the Development environment, with <paramref name="settings"/> besides.</summary>
     private static (string Issuer, Dictionary<string, string?> Environment) Demo(Dictionary<string, string?> settings)
     {

@@ -60,8 +60,16 @@ public static class DemoMode
     private static void UseOwnFolder(WebApplicationBuilder builder)
     {
         var folder = Directory.CreateTempSubdirectory("oauthbroker-demo-").FullName;
-        var allowlist = builder.Configuration["Demo:AllowlistPath"] is { Length: > 0 } own ? Path.GetFullPath(own) : Path.Combine(folder, "allowed-redirects.json");
-        if (!File.Exists(allowlist))
+        var own = builder.Configuration["Demo:AllowlistPath"] is { Length: > 0 } given ? Path.GetFullPath(given) : null;
+        if (own is not null && !File.Exists(own))
+        {
+            // Creating it would hide a mistyped path behind a demo without the instance that was meant to be tried.
+            Directory.Delete(folder);
+            throw new StartupException($"Demo:AllowlistPath names {own}, which does not exist. Give the allowlist file of the instance to try against the demo, or leave the setting out.");
+        }
+
+        var allowlist = own ?? Path.Combine(folder, "allowed-redirects.json");
+        if (own is null)
         {
             File.WriteAllText(allowlist, """{ "instances": [] }""");
         }
