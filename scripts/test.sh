@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 
 command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (https://dot.net)." >&2; exit 2; }
 
-# Debian packages: Node.js for the interop tests (jose), Chromium for the admin page test (playwright-core), gcc.
+# Debian packages: Node.js for the interop tests (jose), Chromium for the admin page test (playwright-core), gcc,
+# PostgreSQL.
 missing=()
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # gcc links the native (AOT-compiled) broker.
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+# PostgreSQL for the PostgreSQL backend's tests: they start a throw-away cluster of their own on 127.0.0.1.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -27,7 +30,15 @@ npm ci --prefix OAuthBroker.Tests/browser --no-audit --no-fund --loglevel=error
 dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --runtime linux-x64 --output artifacts/native -v quiet -nologo
 
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+# The test host stops its PostgreSQL cluster as it exits but may end before deleting the folder of a stopped one.
+cleanup() {
+  rm -rf "$results"
+  for cluster in "${TMPDIR:-/tmp}"/oauthbroker-pg-*/; do
+    [ -d "$cluster" ] && [ ! -e "$cluster/data/postmaster.pid" ] && rm -rf "$cluster"
+  done
+  return 0
+}
+trap cleanup EXIT
 set +e
 dotnet test OAuthBroker.sln --configuration Release --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results"
 status=$?

@@ -29,6 +29,7 @@ public static partial class LoginEndpoints
 
     public static IServiceCollection AddLogin(this IServiceCollection services)
     {
+        services.AddSingleton<IPendingLoginRepository, SqlitePendingLoginRepository>();
         services.AddSingleton<PendingLoginStore>();
         services.AddSingleton<PendingLoginCeiling>();
         services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<PendingLoginStore>());

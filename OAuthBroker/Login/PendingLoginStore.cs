@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.Data.Sqlite;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Login;
@@ -34,7 +33,7 @@ public enum LoginRefusal
 /// hash is then compared in constant time. The PKCE verifier is not stored at all: it is derived from the browser's
 /// secret, which only that browser holds (the database keeps a hash of it under another label).
 /// </summary>
-public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeProvider time) : IPurgeable
+public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider time) : IPurgeable
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
 
@@ -48,18 +47,6 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
     private const int StateBytes = 8 + SecretBytes;
     private static readonly byte[] VerifierLabel = "OAuthBroker PKCE code_verifier v1:"u8.ToArray();
 
-    private const string InsertSql = """
-        INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, created_at, expires_at, response_mode)
-        VALUES (@stateHash, @browserHash, @instanceId, @redirectUri, @instanceState, @scope, @createdAt, @expiresAt, @responseMode)
-        """;
-
-    private const string CandidatesSql = """
-        SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, expires_at, consumed_at, response_mode
-        FROM pending_logins WHERE expires_at = @expiresAt
-        """;
-
-    private const string ConsumeSql = "UPDATE pending_logins SET consumed_at = @now WHERE id = @id AND consumed_at IS NULL AND expires_at > @now";
-
     public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -69,20 +56,9 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
         var state = NewState(expiresAt, random[..SecretBytes]);
         var browserSecret = Base64Url.EncodeToString(random[SecretBytes..]);
         random.Clear();
-        await using (var lease = await connections.OpenBatchedAsync(cancellationToken))
-        {
-            await lease.Prepared(InsertSql)
-                .With("@stateHash", Hash(state))
-                .With("@browserHash", Hash(browserSecret))
-                .With("@instanceId", instanceId)
-                .With("@redirectUri", redirectUri)
-                .With("@instanceState", instanceState)
-                .With("@scope", scope)
-                .With("@createdAt", now.ToUnixTimeMilliseconds())
-                .With("@expiresAt", expiresAt)
-                .With("@responseMode", responseMode)
-                .ExecuteNonQueryAsync(cancellationToken);
-        }
+        await rows.InsertAsync(
+            new PendingLoginRow(0, Hash(state), Hash(browserSecret), instanceId, redirectUri, instanceState, scope, responseMode, now.ToUnixTimeMilliseconds(), expiresAt, null),
+            cancellationToken);
 
         var challenge = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(CodeVerifier(browserSecret))));
         return new StartedLogin(state, browserSecret, challenge);
@@ -90,7 +66,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
 
     /// <summary>
     /// Takes the login for <paramref name="state"/> if it belongs to this browser, is unexpired and unused. The
-    /// conditional UPDATE makes this atomic: of any number of concurrent replays exactly one succeeds.
+    /// repository's conditional update makes this atomic: of any number of concurrent replays exactly one succeeds.
     /// </summary>
     /// <remarks>For an expired login, <c>ExpiredRedirectUri</c> says where it was going, so the user can be offered a way back.</remarks>
     public async Task<(PendingLogin? Login, LoginRefusal? Refusal, string? ExpiredRedirectUri)> TryConsumeAsync(string? state, string? browserSecret, CancellationToken cancellationToken)
@@ -101,15 +77,11 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
         }
 
         var stateHash = Hash(state!);
-        await using var lease = await connections.OpenBatchedAsync(cancellationToken);
-        // Logins started in the same millisecond share an expiry: a handful of rows at most.
-        Row? row = null;
-        await using (var reader = await lease.Prepared(CandidatesSql).With("@expiresAt", expiresAt).ExecuteReaderAsync(cancellationToken))
+        // Logins started in the same millisecond share an expiry; the hash picks this one, compared in constant time.
+        PendingLoginRow? row = null;
+        foreach (var candidate in await rows.FindByExpiryAsync(expiresAt, cancellationToken))
         {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                row = Row.IfState(reader, stateHash) ?? row;
-            }
+            row = CryptographicOperations.FixedTimeEquals(candidate.StateHash, stateHash) ? candidate : row;
         }
 
         if (row is null)
@@ -133,8 +105,7 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
             return (null, LoginRefusal.Expired, row.RedirectUri);
         }
 
-        var taken = await lease.Prepared(ConsumeSql).With("@id", row.Id).With("@now", now).ExecuteNonQueryAsync(cancellationToken);
-        if (taken != 1)
+        if (!await rows.TryMarkConsumedAsync(row.Id, now, cancellationToken))
         {
             return (null, LoginRefusal.AlreadyUsed, null);
         }
@@ -145,15 +116,12 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
     public string Name => "pending_logins";
 
     /// <summary>Deletes logins that ended or expired more than <see cref="Retention"/> ago; returns how many.</summary>
-    public async Task<int> PurgeAsync(CancellationToken cancellationToken)
+    public Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow().Subtract(Retention).ToUnixTimeMilliseconds();
         // A login is consumed before it expires, so every row to delete expires before cutoff + Lifetime: the expiry
         // index finds them all, without reading the table.
-        var horizon = cutoff + (long)Lifetime.TotalMilliseconds;
-        return await connections.DeleteInBatchesAsync(
-            "pending_logins", "expires_at < @horizon AND (expires_at < @cutoff OR consumed_at < @cutoff)",
-            new Dictionary<string, object> { ["@cutoff"] = cutoff, ["@horizon"] = horizon }, cancellationToken);
+        return rows.DeleteEndedAsync(cutoff, cutoff + (long)Lifetime.TotalMilliseconds, cancellationToken);
     }
 
     public static byte[] Hash(string secret) => SHA256.HashData(Encoding.ASCII.GetBytes(secret));
@@ -196,16 +164,4 @@ public sealed class PendingLoginStore(SqliteConnectionFactory connections, TimeP
     private static bool IsWellFormedSecret(string? value) => value is { Length: 43 } && value.All(IsBase64UrlCharacter);
 
     private static bool IsBase64UrlCharacter(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_';
-
-    private sealed record Row(long Id, byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, long ExpiresAt, long? ConsumedAt, string ResponseMode)
-    {
-        /// <summary>The candidate under the reader if its state hash is <paramref name="stateHash"/> (compared in constant time).</summary>
-        public static Row? IfState(SqliteDataReader reader, byte[] stateHash) =>
-            CryptographicOperations.FixedTimeEquals(reader.GetFieldValue<byte[]>(1), stateHash)
-                ? new Row(
-                    reader.GetInt64(0), reader.GetFieldValue<byte[]>(2), reader.GetString(3), reader.GetString(4),
-                    reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetInt64(7),
-                    reader.IsDBNull(8) ? null : reader.GetInt64(8), reader.GetString(9))
-                : null;
-    }
 }
