@@ -1,8 +1,5 @@
-using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
-using OAuthBroker.Broker;
 using OAuthBroker.Login;
-using OAuthBroker.Storage;
 using OAuthBroker.Tests.Support;
 
 namespace OAuthBroker.Tests.Storage;
@@ -11,20 +8,19 @@ namespace OAuthBroker.Tests.Storage;
 /// What every pending-login backend must do, run against each: one-time, browser-bound, expiring logins, purged when
 /// they have ended, and taken exactly once however many replays race for them through however many connections.
 /// </summary>
-public abstract class PendingLoginStoreContract : IAsyncLifetime
+public abstract class PendingLoginStoreContract<TBackend> : IAsyncLifetime
+    where TBackend : StorageBackend, new()
 {
     private const string Callback = "https://trackeep.example.com/auth/callback";
+    private readonly TBackend backend = new();
 
-    protected FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
+    private FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
 
-    /// <summary>A repository on the test's database; each call a separate one, as another replica would have.</summary>
-    protected abstract IPendingLoginRepository NewRepository();
+    public Task InitializeAsync() => backend.InitializeAsync();
 
-    public abstract Task InitializeAsync();
+    public Task DisposeAsync() => backend.DisposeAsync();
 
-    public abstract Task DisposeAsync();
-
-    private PendingLoginStore NewStore() => new(NewRepository(), Clock);
+    private PendingLoginStore NewStore() => new(backend.PendingLogins(), Clock);
 
     [Fact]
     public async Task A_login_is_taken_once_by_the_browser_that_started_it()
@@ -143,52 +139,6 @@ public abstract class PendingLoginStoreContract : IAsyncLifetime
     }
 }
 
-public sealed class SqlitePendingLoginStoreTests : PendingLoginStoreContract
-{
-    private readonly TempDirectory folder = new();
-    private SqliteConnectionFactory connections = null!;
+public sealed class SqlitePendingLoginStoreTests : PendingLoginStoreContract<SqliteBackend>;
 
-    public override async Task InitializeAsync()
-    {
-        connections = new SqliteConnectionFactory(Options.Create(new BrokerOptions { DataPath = folder.Path }));
-        await new DatabaseMigrator(connections).MigrateAsync(CancellationToken.None);
-    }
-
-    public override async Task DisposeAsync()
-    {
-        await connections.DisposeAsync();
-        folder.Dispose();
-    }
-
-    /// <summary>SQLite is one process's database: every store shares its one connection.</summary>
-    protected override IPendingLoginRepository NewRepository() => new SqlitePendingLoginRepository(connections);
-}
-
-public sealed class PostgresPendingLoginStoreTests : PendingLoginStoreContract
-{
-    private readonly List<PostgresDatabase> databases = [];
-    private string connectionString = null!;
-
-    public override async Task InitializeAsync()
-    {
-        connectionString = await (await PostgresCluster.GetAsync()).CreateDatabaseAsync();
-        await Open().MigrateAsync(CancellationToken.None);
-    }
-
-    public override async Task DisposeAsync()
-    {
-        foreach (var database in databases)
-        {
-            await database.DisposeAsync();
-        }
-    }
-
-    protected override IPendingLoginRepository NewRepository() => new PostgresPendingLoginRepository(Open());
-
-    private PostgresDatabase Open()
-    {
-        var database = new PostgresDatabase(connectionString);
-        databases.Add(database);
-        return database;
-    }
-}
+public sealed class PostgresPendingLoginStoreTests : PendingLoginStoreContract<PostgresBackend>;

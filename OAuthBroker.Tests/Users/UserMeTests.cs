@@ -81,7 +81,7 @@ public sealed class UserMeTests : FakeGitHubTest
     public async Task Token_for_an_instance_not_in_the_allowlist_is_refused()
     {
         var issuer = broker.Services.GetRequiredService<BrokerTokenIssuer>();
-        var users = broker.Services.GetRequiredService<UserStore>();
+        var users = broker.Services.GetRequiredService<IUserStore>();
         var user = await users.RecordLoginAsync(new GitHubUser(GitHub.User.Id, GitHub.User.Login, null, null, null), default);
         RedirectUri.TryParse("https://gone.example.com/cb", false, out var uri, out _).Should().BeTrue();
         var stranger = new AllowlistInstance("gone-instance", [uri!], FrozenSet<string>.Empty, null);

@@ -133,7 +133,7 @@ public static partial class LoginEndpoints
         AllowlistProvider allowlist,
         PendingLoginStore logins,
         GitHubClient gitHub,
-        UserStore users,
+        IUserStore users,
         BrokerTokenIssuer issuer,
         IOptions<BrokerOptions> broker,
         AuditLog audit,

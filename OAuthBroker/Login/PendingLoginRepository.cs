@@ -1,4 +1,3 @@
-using Npgsql;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Login;
@@ -107,62 +106,27 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
             SELECT id FROM pending_logins WHERE expires_at < $2 AND (expires_at < $1 OR consumed_at < $1) LIMIT 5000)
         """;
 
-    public async Task InsertAsync(PendingLoginRow row, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var command = new NpgsqlCommand(InsertSql, connection)
-        {
-            Parameters =
-            {
-                new() { Value = row.StateHash },
-                new() { Value = row.BrowserHash },
-                new() { Value = row.InstanceId },
-                new() { Value = row.RedirectUri },
-                new() { Value = (object?)row.InstanceState ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
-                new() { Value = row.Scope },
-                new() { Value = row.CreatedAt },
-                new() { Value = row.ExpiresAt },
-                new() { Value = row.ResponseMode },
-            },
-        };
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    public Task InsertAsync(PendingLoginRow row, CancellationToken cancellationToken) =>
+        database.ExecuteAsync(InsertSql, cancellationToken, row.StateHash, row.BrowserHash, row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, row.CreatedAt, row.ExpiresAt, row.ResponseMode);
 
-    public async Task<IReadOnlyList<PendingLoginRow>> FindByExpiryAsync(long expiresAt, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var command = new NpgsqlCommand(FindSql, connection) { Parameters = { new() { Value = expiresAt } } };
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var rows = new List<PendingLoginRow>(1);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            rows.Add(PendingLoginRows.Read(reader));
-        }
+    public async Task<IReadOnlyList<PendingLoginRow>> FindByExpiryAsync(long expiresAt, CancellationToken cancellationToken) =>
+        await database.QueryAsync(FindSql, PendingLoginRows.Read, cancellationToken, expiresAt);
 
-        return rows;
-    }
-
-    public async Task<bool> TryMarkConsumedAsync(long id, long now, CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var command = new NpgsqlCommand(ConsumeSql, connection) { Parameters = { new() { Value = id }, new() { Value = now } } };
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
-    }
+    public async Task<bool> TryMarkConsumedAsync(long id, long now, CancellationToken cancellationToken) =>
+        await database.ExecuteAsync(ConsumeSql, cancellationToken, id, now) == 1;
 
     public async Task<int> DeleteEndedAsync(long cutoff, long horizon, CancellationToken cancellationToken)
     {
         var total = 0;
-        await using var connection = await database.OpenAsync(cancellationToken);
-        while (true)
+        int deleted;
+        do
         {
-            await using var command = new NpgsqlCommand(DeleteSql, connection) { Parameters = { new() { Value = cutoff }, new() { Value = horizon } } };
-            var deleted = await command.ExecuteNonQueryAsync(cancellationToken);
+            deleted = await database.ExecuteAsync(DeleteSql, cancellationToken, cutoff, horizon);
             total += deleted;
-            if (deleted < 5000)
-            {
-                return total;
-            }
         }
+        while (deleted == SqliteConnectionFactory.PurgeBatch);
+
+        return total;
     }
 }
 

@@ -30,6 +30,33 @@ public sealed class PostgresDatabase : IAsyncDisposable
             consumed_at    bigint NULL
         );
         CREATE INDEX ix_pending_logins_expires_at ON pending_logins (expires_at);
+        CREATE TABLE users (
+            id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            github_id      bigint NOT NULL UNIQUE,
+            login          text   NOT NULL,
+            name           text   NULL,
+            email          text   NULL,
+            avatar_url     text   NULL,
+            first_login_at bigint NOT NULL,
+            last_login_at  bigint NOT NULL
+        );
+        CREATE TABLE audit_events (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at          bigint NOT NULL,
+            kind        text   NOT NULL,  -- 'login' or 'admin'
+            instance_id text   NULL,
+            actor       text   NULL,      -- admin: who made the change; login: the GitHub login, when known
+            action      text   NOT NULL,  -- login: the outcome; admin: what was done
+            reason      text   NULL,
+            client_ip   text   NULL,
+            before_json text   NULL,      -- instance entry before an admin change (shared secrets redacted)
+            after_json  text   NULL,
+            count       bigint NOT NULL DEFAULT 1,
+            bucket      bytea  NULL       -- refusals: SHA-256 of minute, source, instance and reason
+        );
+        CREATE INDEX ix_audit_events_at ON audit_events (at);
+        CREATE INDEX ix_audit_events_instance ON audit_events (instance_id, id);
+        CREATE UNIQUE INDEX ux_audit_events_bucket ON audit_events (bucket) WHERE bucket IS NOT NULL;
         """,
     ];
 
@@ -45,6 +72,44 @@ public sealed class PostgresDatabase : IAsyncDisposable
     public static int LatestVersion => Migrations.Length;
 
     public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) => dataSource.OpenConnectionAsync(cancellationToken);
+
+    /// <summary>Runs one statement with positional parameters (<c>$1</c>, <c>$2</c>, …; null is SQL NULL); returns the rows it changed.</summary>
+    public async Task<int> ExecuteAsync(string sql, CancellationToken cancellationToken, params object?[] values)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = Command(connection, sql, values);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Runs one query with positional parameters and reads every row with <paramref name="read"/>.</summary>
+    public async Task<List<T>> QueryAsync<T>(string sql, Func<NpgsqlDataReader, T> read, CancellationToken cancellationToken, params object?[] values)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = Command(connection, sql, values);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(read(reader));
+        }
+
+        return rows;
+    }
+
+    /// <summary><paramref name="sql"/> is always the caller's constant; values travel as parameters, never in the text.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Callers pass constant SQL; values are parameters.")]
+    public static NpgsqlCommand Command(NpgsqlConnection connection, string sql, IReadOnlyList<object?> values, NpgsqlTransaction? transaction = null)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var command = new NpgsqlCommand(sql, connection, transaction);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value });
+        }
+
+        return command;
+    }
 
     /// <summary>
     /// Applies the migrations this build knows and the database lacks, under a transaction-scoped advisory lock: a replica

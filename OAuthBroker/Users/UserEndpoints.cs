@@ -6,7 +6,7 @@ namespace OAuthBroker.Users;
 
 public static partial class UserEndpoints
 {
-    public static IServiceCollection AddUsers(this IServiceCollection services) => services.AddSingleton<UserStore>();
+    public static IServiceCollection AddUsers(this IServiceCollection services) => services.AddSingleton<IUserStore, SqliteUserStore>();
 
     public static IEndpointRouteBuilder MapUsers(this IEndpointRouteBuilder endpoints)
     {
@@ -16,7 +16,7 @@ public static partial class UserEndpoints
 
     /// <summary>The profile of the user a broker JWT was issued for.</summary>
     public static async Task<Results<Ok<UserProfile>, ProblemHttpResult>> GetCurrentUser(
-        HttpContext context, BrokerTokenValidator validator, UserStore users, ILogger<UserStore> logger, CancellationToken cancellationToken)
+        HttpContext context, BrokerTokenValidator validator, IUserStore users, ILogger<IUserStore> logger, CancellationToken cancellationToken)
     {
         var header = context.Request.Headers.Authorization.ToString();
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length > BrokerTokenValidator.MaxTokenBytes + 7)

@@ -1,5 +1,4 @@
 using Dapper;
-using Microsoft.Data.Sqlite;
 using OAuthBroker.GitHub;
 using OAuthBroker.Storage;
 
@@ -8,7 +7,16 @@ namespace OAuthBroker.Users;
 /// <summary>A person who signed in through the broker. Only profile fields: the broker never stores a GitHub token.</summary>
 public sealed record BrokerUser(long Id, long GitHubId, string Login, string? Name, string? Email, string? AvatarUrl, long FirstLoginAt, long LastLoginAt);
 
-public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider time)
+/// <summary>The people who signed in, one implementation per database.</summary>
+public interface IUserStore
+{
+    /// <summary>Creates the user at first login, refreshes the profile afterwards; the GitHub id is the identity, not the login, which can be renamed.</summary>
+    Task<BrokerUser> RecordLoginAsync(GitHubUser gitHubUser, CancellationToken cancellationToken);
+
+    Task<BrokerUser?> FindAsync(long id, CancellationToken cancellationToken);
+}
+
+public sealed class SqliteUserStore(SqliteConnectionFactory connections, TimeProvider time) : IUserStore
 {
     private const string Columns = "id AS Id, github_id AS GitHubId, login AS Login, name AS Name, email AS Email, avatar_url AS AvatarUrl, first_login_at AS FirstLoginAt, last_login_at AS LastLoginAt";
 
@@ -21,7 +29,6 @@ public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider 
         RETURNING id, github_id, login, name, email, avatar_url, first_login_at, last_login_at
         """;
 
-    /// <summary>Creates the user at first login, refreshes the profile afterwards; the GitHub id is the identity, not the login, which can be renamed.</summary>
     public async Task<BrokerUser> RecordLoginAsync(GitHubUser gitHubUser, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenBatchedAsync(cancellationToken);
@@ -47,7 +54,7 @@ public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider 
         return user;
     }
 
-    private static BrokerUser Read(SqliteDataReader reader) => new(
+    internal static BrokerUser Read(System.Data.Common.DbDataReader reader) => new(
         reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
         reader.IsDBNull(4) ? null : reader.GetString(4), reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetInt64(6), reader.GetInt64(7));
 
@@ -57,4 +64,29 @@ public sealed class UserStore(SqliteConnectionFactory connections, TimeProvider 
         var connection = lease.Connection;
         return await connection.QuerySingleOrDefaultAsync<BrokerUser>($"SELECT {Columns} FROM users WHERE id = @id", new { id });
     }
+}
+
+public sealed class PostgresUserStore(PostgresDatabase database, TimeProvider time) : IUserStore
+{
+    private const string RecordLoginSql = """
+        INSERT INTO users (github_id, login, name, email, avatar_url, first_login_at, last_login_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $6)
+        ON CONFLICT (github_id) DO UPDATE SET
+            login = excluded.login, name = excluded.name, email = excluded.email,
+            avatar_url = excluded.avatar_url, last_login_at = excluded.last_login_at
+        RETURNING id, github_id, login, name, email, avatar_url, first_login_at, last_login_at
+        """;
+
+    private const string FindSql = "SELECT id, github_id, login, name, email, avatar_url, first_login_at, last_login_at FROM users WHERE id = $1";
+
+    public async Task<BrokerUser> RecordLoginAsync(GitHubUser gitHubUser, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(gitHubUser);
+        var rows = await database.QueryAsync(RecordLoginSql, SqliteUserStore.Read, cancellationToken,
+            gitHubUser.Id, gitHubUser.Login, gitHubUser.Name, gitHubUser.Email, gitHubUser.AvatarUrl, time.GetUtcNow().ToUnixTimeMilliseconds());
+        return rows.Single();
+    }
+
+    public async Task<BrokerUser?> FindAsync(long id, CancellationToken cancellationToken) =>
+        (await database.QueryAsync(FindSql, SqliteUserStore.Read, cancellationToken, id)).SingleOrDefault();
 }

@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Options;
+using OAuthBroker.Audit;
+using OAuthBroker.Broker;
+using OAuthBroker.Login;
+using OAuthBroker.Storage;
+using OAuthBroker.Users;
+
+namespace OAuthBroker.Tests.Support;
+
+/// <summary>
+/// A fresh, migrated database of one backend, and the stores on it. The contract suites run once per backend through
+/// this, so a store's SQLite and PostgreSQL implementations are held to the same tests.
+/// </summary>
+public abstract class StorageBackend : IAsyncLifetime
+{
+    public abstract Task InitializeAsync();
+
+    public abstract Task DisposeAsync();
+
+    /// <summary>Each call a separate repository; on PostgreSQL with a connection pool of its own, as another replica has.</summary>
+    public abstract IPendingLoginRepository PendingLogins();
+
+    public abstract IUserStore Users(TimeProvider time);
+
+    public abstract IAuditRepository Audit();
+}
+
+public sealed class SqliteBackend : StorageBackend
+{
+    private readonly TempDirectory folder = new();
+    private SqliteConnectionFactory connections = null!;
+
+    public override async Task InitializeAsync()
+    {
+        connections = new SqliteConnectionFactory(Options.Create(new BrokerOptions { DataPath = folder.Path }));
+        await new DatabaseMigrator(connections).MigrateAsync(CancellationToken.None);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await connections.DisposeAsync();
+        folder.Dispose();
+    }
+
+    /// <summary>SQLite is one process's database: every store shares its one connection.</summary>
+    public override IPendingLoginRepository PendingLogins() => new SqlitePendingLoginRepository(connections);
+
+    public override IUserStore Users(TimeProvider time) => new SqliteUserStore(connections, time);
+
+    public override IAuditRepository Audit() => new SqliteAuditRepository(connections);
+}
+
+public sealed class PostgresBackend : StorageBackend
+{
+    private readonly List<PostgresDatabase> databases = [];
+
+    public string ConnectionString { get; private set; } = null!;
+
+    public override async Task InitializeAsync()
+    {
+        ConnectionString = await (await PostgresCluster.GetAsync()).CreateDatabaseAsync();
+        await Open().MigrateAsync(CancellationToken.None);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        foreach (var database in databases)
+        {
+            await database.DisposeAsync();
+        }
+    }
+
+    public override IPendingLoginRepository PendingLogins() => new PostgresPendingLoginRepository(Open());
+
+    public override IUserStore Users(TimeProvider time) => new PostgresUserStore(Open(), time);
+
+    public override IAuditRepository Audit() => new PostgresAuditRepository(Open());
+
+    /// <summary>A data source of its own on the test's database, as another replica would have.</summary>
+    public PostgresDatabase Open()
+    {
+        var database = new PostgresDatabase(ConnectionString);
+        databases.Add(database);
+        return database;
+    }
+}
