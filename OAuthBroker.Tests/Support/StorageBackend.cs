@@ -3,6 +3,7 @@ using OAuthBroker.Audit;
 using OAuthBroker.Broker;
 using OAuthBroker.Login;
 using OAuthBroker.Storage;
+using OAuthBroker.Tokens;
 using OAuthBroker.Users;
 
 namespace OAuthBroker.Tests.Support;
@@ -23,6 +24,8 @@ public abstract class StorageBackend : IAsyncLifetime
     public abstract IUserStore Users(TimeProvider time);
 
     public abstract IAuditRepository Audit();
+
+    public abstract ISigningKeyRepository SigningKeys();
 }
 
 public sealed class SqliteBackend : StorageBackend
@@ -48,6 +51,8 @@ public sealed class SqliteBackend : StorageBackend
     public override IUserStore Users(TimeProvider time) => new SqliteUserStore(connections, time);
 
     public override IAuditRepository Audit() => new SqliteAuditRepository(connections);
+
+    public override ISigningKeyRepository SigningKeys() => new SqliteSigningKeyRepository(connections);
 }
 
 public sealed class PostgresBackend : StorageBackend
@@ -75,6 +80,8 @@ public sealed class PostgresBackend : StorageBackend
     public override IUserStore Users(TimeProvider time) => new PostgresUserStore(Open(), time);
 
     public override IAuditRepository Audit() => new PostgresAuditRepository(Open());
+
+    public override ISigningKeyRepository SigningKeys() => new PostgresSigningKeyRepository(Open());
 
     /// <summary>A data source of its own on the test's database, as another replica would have.</summary>
     public PostgresDatabase Open()

@@ -57,6 +57,14 @@ public sealed class PostgresDatabase : IAsyncDisposable
         CREATE INDEX ix_audit_events_at ON audit_events (at);
         CREATE INDEX ix_audit_events_instance ON audit_events (instance_id, id);
         CREATE UNIQUE INDEX ux_audit_events_bucket ON audit_events (bucket) WHERE bucket IS NOT NULL;
+        CREATE TABLE signing_keys (
+            kid           text   NOT NULL PRIMARY KEY,
+            algorithm     text   NOT NULL,
+            protected_key bytea  NOT NULL,  -- PKCS#8 private key, encrypted with ASP.NET Data Protection
+            created_at    bigint NOT NULL,
+            activates_at  bigint NULL,      -- NULL: signs from its creation
+            retired_at    bigint NULL
+        );
         """,
     ];
 

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Dapper;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
@@ -23,7 +22,7 @@ public sealed record SigningKeyInfo(string KeyId, string Algorithm, DateTimeOffs
 /// lives under Broker:DataPath), and caches them in memory. A key is generated at first start and survives restarts.
 /// </summary>
 public sealed partial class SigningKeyStore(
-    SqliteConnectionFactory connections,
+    ISigningKeyRepository rows,
     IDataProtectionProvider dataProtection,
     IOptions<BrokerOptions> options,
     TimeProvider time,
@@ -55,24 +54,32 @@ public sealed partial class SigningKeyStore(
     /// </summary>
     private TimeSpan RetiredKeyGrace => options.Value.TokenLifetime + BrokerTokenValidator.ClockSkew;
 
-    /// <summary>Loads the honoured keys, creating one for the configured algorithm when there is none.</summary>
+    /// <summary>
+    /// Loads the honoured keys, creating one for the configured algorithm when none is active. Replicas starting
+    /// together create one: the repository inserts only while no key of the algorithm is active, and the others load it.
+    /// </summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
-        await using var lease = await connections.OpenAsync(cancellationToken);
-        var connection = lease.Connection;
-        var honouredSince = time.GetUtcNow().Subtract(RetiredKeyGrace).ToUnixTimeMilliseconds();
-        var rows = (await connection.QueryAsync<StoredKey>(
-            $"SELECT {Columns} FROM signing_keys WHERE retired_at IS NULL OR retired_at > @honouredSince ORDER BY created_at DESC",
-            new { honouredSince })).ToList();
-        var loaded = rows.Select(Unprotect).ToList();
-
+        var loaded = await LoadHonouredAsync(cancellationToken);
         if (!loaded.Any(IsActive))
         {
-            var created = await InsertNewKeyAsync(lease, transaction: null, time.GetUtcNow(), cancellationToken);
-            loaded.Insert(0, created);
+            var now = time.GetUtcNow();
+            var (created, stored) = Create(options.Value.SigningAlgorithm, now);
+            if (await rows.InsertIfNoneActiveAsync(stored, now.ToUnixTimeMilliseconds(), cancellationToken))
+            {
+                Log.Created(logger, created.KeyId, created.Algorithm);
+            }
+
+            loaded = await LoadHonouredAsync(cancellationToken);
         }
 
         keys = loaded;
+    }
+
+    private async Task<List<SigningKey>> LoadHonouredAsync(CancellationToken cancellationToken)
+    {
+        var honouredSince = time.GetUtcNow().Subtract(RetiredKeyGrace).ToUnixTimeMilliseconds();
+        return [.. (await rows.ListHonouredAsync(honouredSince, cancellationToken)).Select(Unprotect)];
     }
 
     /// <summary>
@@ -87,37 +94,22 @@ public sealed partial class SigningKeyStore(
         var activatesAt = compromised ? now : now + PublicationLead;
         // A withdrawn key is retired so long ago that every token it signed has expired: it is no longer loaded.
         var previousRetireAt = compromised ? now - RetiredKeyGrace - TimeSpan.FromMilliseconds(1) : activatesAt;
-        SigningKey created;
-        await using (var lease = await connections.OpenAsync(cancellationToken))
-        {
-            var connection = lease.Connection;
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await connection.ExecuteAsync("UPDATE signing_keys SET retired_at = @retireAt WHERE retired_at IS NULL OR retired_at > @retireAt",
-                new { retireAt = previousRetireAt.ToUnixTimeMilliseconds() }, transaction);
-            created = await InsertNewKeyAsync(lease, (Microsoft.Data.Sqlite.SqliteTransaction)transaction, activatesAt, cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-        }
-
+        var (created, stored) = Create(options.Value.SigningAlgorithm, activatesAt);
+        await rows.RotateAsync(stored, previousRetireAt.ToUnixTimeMilliseconds(), cancellationToken);
+        Log.Created(logger, created.KeyId, created.Algorithm);
         await LoadAsync(cancellationToken);
         Log.Rotated(logger, created.KeyId, activatesAt, compromised);
         return created;
     }
 
     /// <summary>Every key in the database, for <c>keys list</c>.</summary>
-    public async Task<IReadOnlyList<SigningKeyInfo>> ListAsync(CancellationToken cancellationToken)
-    {
-        await using var lease = await connections.OpenReaderAsync(cancellationToken);
-        var connection = lease.Connection;
-        var rows = await connection.QueryAsync<StoredKey>($"SELECT {Columns} FROM signing_keys ORDER BY created_at DESC");
-        return [.. rows.Select(row =>
+    public async Task<IReadOnlyList<SigningKeyInfo>> ListAsync(CancellationToken cancellationToken) =>
+        [.. (await rows.ListAllAsync(cancellationToken)).Select(row =>
         {
             DateTimeOffset? retired = row.RetiredAt is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null;
             return new SigningKeyInfo(row.KeyId, row.Algorithm, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt),
                 DateTimeOffset.FromUnixTimeMilliseconds(row.ActivatesAt ?? row.CreatedAt), retired, retired?.Add(RetiredKeyGrace));
         })];
-    }
-
-    private const string Columns = "kid AS KeyId, algorithm AS Algorithm, protected_key AS ProtectedKey, created_at AS CreatedAt, activates_at AS ActivatesAt, retired_at AS RetiredAt";
 
     private bool IsActive(SigningKey key)
     {
@@ -125,24 +117,8 @@ public sealed partial class SigningKeyStore(
         return key.Algorithm == options.Value.SigningAlgorithm && key.ActivatesAt <= now && (key.RetiredAt is not { } retired || retired > now);
     }
 
-    private async Task<SigningKey> InsertNewKeyAsync(SqliteLease lease, Microsoft.Data.Sqlite.SqliteTransaction? transaction, DateTimeOffset activatesAt, CancellationToken cancellationToken)
-    {
-        var algorithm = options.Value.SigningAlgorithm;
-        var (created, stored) = Create(algorithm, activatesAt);
-        // Bound by hand: Dapper.AOT expands a byte[] parameter as a list, not as one blob.
-        await lease.Prepared("INSERT INTO signing_keys (kid, algorithm, protected_key, created_at, activates_at) VALUES (@kid, @algorithm, @protectedKey, @createdAt, @activatesAt)", transaction)
-            .With("@kid", stored.KeyId)
-            .With("@algorithm", stored.Algorithm)
-            .With("@protectedKey", stored.ProtectedKey)
-            .With("@createdAt", stored.CreatedAt)
-            .With("@activatesAt", stored.ActivatesAt)
-            .ExecuteNonQueryAsync(cancellationToken);
-        Log.Created(logger, created.KeyId, algorithm);
-        return created;
-    }
-
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The key object is owned by the SigningKey kept for the life of the process.")]
-    private (SigningKey Key, StoredKey Row) Create(string algorithm, DateTimeOffset activatesAt)
+    private (SigningKey Key, StoredSigningKey Row) Create(string algorithm, DateTimeOffset activatesAt)
     {
         var material = NewKeyMaterial(algorithm);
         var pkcs8 = material.ExportPkcs8PrivateKey();
@@ -150,7 +126,7 @@ public sealed partial class SigningKeyStore(
         {
             var now = time.GetUtcNow();
             var key = ToSigningKey(algorithm, material, now, activatesAt, retiredAt: null);
-            return (key, new StoredKey(key.KeyId, algorithm, protector.Protect(pkcs8), now.ToUnixTimeMilliseconds(), activatesAt.ToUnixTimeMilliseconds(), null));
+            return (key, new StoredSigningKey(key.KeyId, algorithm, protector.Protect(pkcs8), now.ToUnixTimeMilliseconds(), activatesAt.ToUnixTimeMilliseconds(), null));
         }
         finally
         {
@@ -159,7 +135,7 @@ public sealed partial class SigningKeyStore(
     }
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The key object is owned by the SigningKey kept for the life of the process.")]
-    private SigningKey Unprotect(StoredKey row)
+    private SigningKey Unprotect(StoredSigningKey row)
     {
         byte[] pkcs8;
         try
@@ -210,7 +186,6 @@ public sealed partial class SigningKeyStore(
         return new SigningKey(securityKey.KeyId, algorithm, securityKey, createdAt, activatesAt, retiredAt);
     }
 
-    internal sealed record StoredKey(string KeyId, string Algorithm, byte[] ProtectedKey, long CreatedAt, long? ActivatesAt, long? RetiredAt);
 
     private static partial class Log
     {

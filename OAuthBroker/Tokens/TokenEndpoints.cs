@@ -22,6 +22,7 @@ public static class TokenEndpoints
     public static IServiceCollection AddTokens(this IServiceCollection services)
     {
         services.AddKeyRing();
+        services.AddSingleton<ISigningKeyRepository, SqliteSigningKeyRepository>();
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<BrokerTokenIssuer>();
         services.AddSingleton<BrokerTokenValidator>();
