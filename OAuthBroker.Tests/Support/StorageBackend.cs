@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using OAuthBroker.Admin;
 using OAuthBroker.Audit;
 using OAuthBroker.Broker;
 using OAuthBroker.Login;
@@ -26,6 +27,8 @@ public abstract class StorageBackend : IAsyncLifetime
     public abstract IAuditRepository Audit();
 
     public abstract ISigningKeyRepository SigningKeys();
+
+    public abstract IAdminSessionRepository AdminSessions();
 }
 
 public sealed class SqliteBackend : StorageBackend
@@ -53,6 +56,8 @@ public sealed class SqliteBackend : StorageBackend
     public override IAuditRepository Audit() => new SqliteAuditRepository(connections);
 
     public override ISigningKeyRepository SigningKeys() => new SqliteSigningKeyRepository(connections);
+
+    public override IAdminSessionRepository AdminSessions() => new SqliteAdminSessionRepository(connections);
 }
 
 public sealed class PostgresBackend : StorageBackend
@@ -82,6 +87,8 @@ public sealed class PostgresBackend : StorageBackend
     public override IAuditRepository Audit() => new PostgresAuditRepository(Open());
 
     public override ISigningKeyRepository SigningKeys() => new PostgresSigningKeyRepository(Open());
+
+    public override IAdminSessionRepository AdminSessions() => new PostgresAdminSessionRepository(Open());
 
     /// <summary>A data source of its own on the test's database, as another replica would have.</summary>
     public PostgresDatabase Open()

@@ -9,6 +9,7 @@ public static class AdminEndpoints
         services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>();
         services.AddAdminAuthentication();
+        services.AddSingleton<IAdminSessionRepository, SqliteAdminSessionRepository>();
         services.AddSingleton<AdminSessionStore>();
         services.AddSingleton<Storage.IPurgeable>(provider => provider.GetRequiredService<AdminSessionStore>());
         return services;

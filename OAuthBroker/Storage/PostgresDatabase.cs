@@ -65,6 +65,21 @@ public sealed class PostgresDatabase : IAsyncDisposable
             activates_at  bigint NULL,      -- NULL: signs from its creation
             retired_at    bigint NULL
         );
+        CREATE TABLE admin_sessions (
+            id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id_hash    bytea  NOT NULL UNIQUE,  -- SHA-256 of the session id the cookie carries
+            github_id  bigint NOT NULL,
+            login      text   NOT NULL,
+            created_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            revoked_at bigint NULL
+        );
+        CREATE INDEX ix_admin_sessions_expires_at ON admin_sessions (expires_at);
+        CREATE TABLE admin_pins (
+            login     text   NOT NULL PRIMARY KEY,  -- lower-case
+            github_id bigint NOT NULL,
+            pinned_at bigint NOT NULL
+        );
         """,
     ];
 
