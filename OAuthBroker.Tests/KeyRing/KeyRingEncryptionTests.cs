@@ -130,7 +130,7 @@ public sealed class KeyRingEncryptionTests : FakeGitHubTest
         entry.Descendants("masterKey").Should().BeEmpty();
         entry.Descendants(DataProtection + "encryptedSecret").Should().ContainSingle();
         File.GetUnixFileMode(Path.Combine(KeyRingPath, fileName)).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        broker.Logs.Lines.Should().Contain(log => log.Message.Contains($"Key-ring entry {fileName} was stored unencrypted", StringComparison.Ordinal));
+        broker.Logs.Lines.Should().Contain(log => log.Message.Contains($"Key-ring entry {Path.GetFileNameWithoutExtension(fileName)} was stored unencrypted", StringComparison.Ordinal));
         broker.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("test").Unprotect(protectedBefore).Should().Be("an admin session from before");
     }
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using OAuthBroker.Admin;
 using OAuthBroker.Audit;
 using OAuthBroker.Broker;
+using OAuthBroker.KeyRing;
 using OAuthBroker.Login;
 using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
@@ -29,6 +30,9 @@ public abstract class StorageBackend : IAsyncLifetime
     public abstract ISigningKeyRepository SigningKeys();
 
     public abstract IAdminSessionRepository AdminSessions();
+
+    /// <summary>The key ring store; one per backend, since Data Protection's replicas share it.</summary>
+    public abstract IKeyRingStore KeyRing();
 }
 
 public sealed class SqliteBackend : StorageBackend
@@ -58,6 +62,8 @@ public sealed class SqliteBackend : StorageBackend
     public override ISigningKeyRepository SigningKeys() => new SqliteSigningKeyRepository(connections);
 
     public override IAdminSessionRepository AdminSessions() => new SqliteAdminSessionRepository(connections);
+
+    public override IKeyRingStore KeyRing() => new FileKeyRingStore(Options.Create(new BrokerOptions { DataPath = folder.Path }));
 }
 
 public sealed class PostgresBackend : StorageBackend
@@ -89,6 +95,8 @@ public sealed class PostgresBackend : StorageBackend
     public override ISigningKeyRepository SigningKeys() => new PostgresSigningKeyRepository(Open());
 
     public override IAdminSessionRepository AdminSessions() => new PostgresAdminSessionRepository(Open());
+
+    public override IKeyRingStore KeyRing() => new PostgresKeyRingStore(Open());
 
     /// <summary>A data source of its own on the test's database, as another replica would have.</summary>
     public PostgresDatabase Open()

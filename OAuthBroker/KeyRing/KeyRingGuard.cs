@@ -1,9 +1,7 @@
 using System.Security.Cryptography;
 using System.Xml.Linq;
 using Microsoft.AspNetCore.DataProtection.Repositories;
-using Microsoft.Extensions.Options;
 using OAuthBroker.Broker;
-using OAuthBroker.Storage;
 
 namespace OAuthBroker.KeyRing;
 
@@ -12,14 +10,14 @@ namespace OAuthBroker.KeyRing;
 /// the current key. Left to itself, Data Protection would skip an entry it cannot decrypt and make a new key, leaving
 /// the signing key undecryptable with a confusing message; here a missing or wrong key stops start-up and names the
 /// key it needs. An entry stored in plain XML (a ring from before this broker encrypted it) or under a previous key is
-/// re-encrypted with the current key, file by file, each replaced by an atomic rename.
+/// re-encrypted with the current key, entry by entry, each replaced whole.
 /// </summary>
-public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<BrokerOptions> broker, ILogger<KeyRingGuard> logger)
+public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IKeyRingStore store, ILogger<KeyRingGuard> logger)
 {
     private readonly Lock gate = new();
     private bool ready;
 
-    public string Folder => Path.Combine(Path.GetFullPath(broker.Value.DataPath), DataFolder.KeyRingFolderName);
+    private string Folder => store.Location;
 
     /// <summary>Runs once per process; later calls return at once.</summary>
     public void EnsureReady()
@@ -32,7 +30,7 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<Broker
             }
 
             var current = keys.Current;
-            var (encrypted, reencrypted) = Directory.Exists(Folder) ? BringUnderCurrentKey() : (0, 0);
+            var (encrypted, reencrypted) = BringUnderCurrentKey();
             Log.Ready(logger, current.Id, current.Description, reencrypted, encrypted);
             ready = true;
         }
@@ -41,9 +39,8 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<Broker
     private (int Entries, int Reencrypted) BringUnderCurrentKey()
     {
         int entries = 0, reencrypted = 0;
-        foreach (var file in Directory.EnumerateFiles(Folder, "*.xml").Order(StringComparer.Ordinal))
+        foreach (var (name, entry) in store.ReadAll())
         {
-            var entry = Load(file);
             var (plain, previous) = (0, 0);
             foreach (var secret in entry.Descendants().Where(IsPlainSecret).ToList())
             {
@@ -53,7 +50,7 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<Broker
 
             foreach (var secret in entry.Descendants(KeyRingEncryption.EncryptedSecret).ToList())
             {
-                if (Reencrypt(file, secret) is { } rewrapped)
+                if (Reencrypt(name, secret) is { } rewrapped)
                 {
                     secret.ReplaceWith(rewrapped);
                     previous++;
@@ -63,9 +60,8 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<Broker
             entries++;
             if (plain + previous > 0)
             {
-                Save(file, entry);
+                store.Replace(new KeyRingEntry(name, entry));
                 reencrypted++;
-                var name = Path.GetFileName(file);
                 if (plain > 0)
                 {
                     Log.EncryptedPlainEntry(logger, name, keys.Current.Id);
@@ -89,15 +85,14 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<Broker
             KeyRingEncryption.Encrypt(plaintext, keys.Current));
 
     /// <summary>Null when the secret is already under the current key (after proving that it opens).</summary>
-    private XElement? Reencrypt(string file, XElement secret)
+    private XElement? Reencrypt(string name, XElement secret)
     {
-        var name = Path.GetFileName(file);
         var decryptor = secret.Attribute(KeyRingEncryption.DecryptorTypeAttribute)?.Value ?? "";
         var encryptedKey = secret.Elements().SingleOrDefault();
         if (!decryptor.StartsWith(typeof(KeyRingDecryptor).FullName + ",", StringComparison.Ordinal) || encryptedKey is null)
         {
             throw new StartupException(
-                $"The key-ring entry {name} in {Folder} is encrypted by {decryptor.Split(',')[0]}, not by this broker's key-encryption key. Move it out of the folder if it belongs to another application.");
+                $"The key-ring entry {name} in {Folder} is encrypted by {decryptor.Split(',')[0]}, not by this broker's key-encryption key. Move it out of the key ring if it belongs to another application.");
         }
 
         var keyId = KeyRingEncryption.KeyIdOf(encryptedKey);
@@ -113,7 +108,7 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<Broker
         }
         catch (CryptographicException exception)
         {
-            throw new StartupException($"The key-ring entry {name} in {Folder} names key-encryption key {key.Id} but does not open with it: the file was altered or damaged.", exception);
+            throw new StartupException($"The key-ring entry {name} in {Folder} names key-encryption key {key.Id} but does not open with it: the entry was altered or damaged.", exception);
         }
 
         if (key == keys.Current)
@@ -126,67 +121,34 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IOptions<Broker
         return wrapped;
     }
 
-    private static XElement Load(string file)
-    {
-        try
-        {
-            return XElement.Load(file);
-        }
-        catch (System.Xml.XmlException exception)
-        {
-            throw new StartupException($"The key-ring entry {file} is not valid XML: {exception.Message} Restore it from the backup taken with the database.", exception);
-        }
-    }
-
-    /// <summary>Owner-only, written whole and renamed over the old file, so a reader sees the old entry or the new one.</summary>
-    private static void Save(string file, XElement entry)
-    {
-        var temporary = Path.Combine(Path.GetDirectoryName(file)!, $".{Path.GetFileName(file)}.{Environment.ProcessId}.tmp");
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Options = FileOptions.WriteThrough };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(temporary, options))
-        {
-            entry.Save(stream);
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, file, overwrite: true);
-    }
-
     private static partial class Log
     {
         [LoggerMessage(EventId = 8001, Level = LogLevel.Information, Message = "Key ring encrypted with key-encryption key {KeyId} from {Source}: {Reencrypted} of {Entries} entries re-encrypted at start")]
         public static partial void Ready(ILogger logger, string keyId, string source, int reencrypted, int entries);
 
-        [LoggerMessage(EventId = 8002, Level = LogLevel.Warning, Message = "Key-ring entry {File} was stored unencrypted; it is now encrypted with key-encryption key {KeyId}. Copies of the data folder made before now still hold it in plain XML")]
-        public static partial void EncryptedPlainEntry(ILogger logger, string file, string keyId);
+        [LoggerMessage(EventId = 8002, Level = LogLevel.Warning, Message = "Key-ring entry {Name} was stored unencrypted; it is now encrypted with key-encryption key {KeyId}. Copies of the data folder made before now still hold it in plain XML")]
+        public static partial void EncryptedPlainEntry(ILogger logger, string name, string keyId);
 
-        [LoggerMessage(EventId = 8003, Level = LogLevel.Information, Message = "Key-ring entry {File} re-encrypted from a previous key-encryption key to {KeyId}")]
-        public static partial void Reencrypted(ILogger logger, string file, string keyId);
+        [LoggerMessage(EventId = 8003, Level = LogLevel.Information, Message = "Key-ring entry {Name} re-encrypted from a previous key-encryption key to {KeyId}")]
+        public static partial void Reencrypted(ILogger logger, string name, string keyId);
     }
 }
 
 /// <summary>
-/// The file repository Data Protection reads and writes, behind the guard: nothing is read from the key ring before the
-/// guard has checked it (whichever part of the broker or its commands asks first).
+/// The repository Data Protection reads and writes, behind the guard: nothing is read from the key ring before the guard
+/// has checked it (whichever part of the broker or its commands asks first).
 /// </summary>
-public sealed class GuardedKeyRingRepository(KeyRingGuard guard, ILoggerFactory loggerFactory) : IXmlRepository
+public sealed class GuardedKeyRingRepository(KeyRingGuard guard, IKeyRingStore store) : IXmlRepository
 {
-    private readonly FileSystemXmlRepository files = new(new DirectoryInfo(guard.Folder), loggerFactory);
-
     public IReadOnlyCollection<XElement> GetAllElements()
     {
         guard.EnsureReady();
-        return files.GetAllElements();
+        return [.. store.ReadAll().Select(entry => entry.Element)];
     }
 
     public void StoreElement(XElement element, string friendlyName)
     {
         guard.EnsureReady();
-        files.StoreElement(element, friendlyName);
+        store.Add(new KeyRingEntry(friendlyName, element));
     }
 }

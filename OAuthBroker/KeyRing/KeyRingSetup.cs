@@ -14,6 +14,7 @@ public static class KeyRingSetup
     {
         services.AddOptions<KeyRingOptions>().BindConfiguration(Broker.BrokerOptions.Section);
         services.AddSingleton<KeyEncryptionKeys>();
+        services.AddSingleton<IKeyRingStore, FileKeyRingStore>();
         services.AddSingleton<KeyRingGuard>();
         services.AddSingleton<GuardedKeyRingRepository>();
         services.AddDataProtection().SetApplicationName("OAuthBroker");

@@ -80,6 +80,10 @@ public sealed class PostgresDatabase : IAsyncDisposable
             github_id bigint NOT NULL,
             pinned_at bigint NOT NULL
         );
+        CREATE TABLE data_protection_keys (
+            name text NOT NULL PRIMARY KEY,  -- Data Protection's friendly name, key-{guid}
+            xml  text NOT NULL               -- its secrets encrypted with the key-encryption key
+        );
         """,
     ];
 
@@ -95,6 +99,9 @@ public sealed class PostgresDatabase : IAsyncDisposable
     public static int LatestVersion => Migrations.Length;
 
     public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken) => dataSource.OpenConnectionAsync(cancellationToken);
+
+    /// <summary>For Data Protection's synchronous key-ring interface only.</summary>
+    public NpgsqlConnection Open() => dataSource.OpenConnection();
 
     /// <summary>Runs one statement with positional parameters (<c>$1</c>, <c>$2</c>, …; null is SQL NULL); returns the rows it changed.</summary>
     public async Task<int> ExecuteAsync(string sql, CancellationToken cancellationToken, params object?[] values)
