@@ -37,8 +37,15 @@ public sealed class SecretLeakTests : FakeGitHubTest
             .And.Contain(GitHub.ClientSecret);
         logs.Should().Contain("Login completed", "the scan must look at real log output");
 
-        Directory.EnumerateFiles(Path.Combine(Folder.Path, "data"), "*", SearchOption.AllDirectories).Should().Contain(file => file.EndsWith("broker.db", StringComparison.Ordinal));
-        SecretScan.AssertAbsent(secrets, logs, Path.Combine(Folder.Path, "data"));
+        if (TestDatabase.IsPostgres)
+        {
+            SecretScan.AssertAbsent(secrets, logs, Path.Combine(Folder.Path, "data"), TestDatabase.PostgresDatabaseFor(Folder.Path));
+        }
+        else
+        {
+            Directory.EnumerateFiles(Path.Combine(Folder.Path, "data"), "*", SearchOption.AllDirectories).Should().Contain(file => file.EndsWith("broker.db", StringComparison.Ordinal));
+            SecretScan.AssertAbsent(secrets, logs, Path.Combine(Folder.Path, "data"));
+        }
     }
 
     [Fact]
@@ -51,10 +58,28 @@ public sealed class SecretLeakTests : FakeGitHubTest
         }
 
         var leaked = GitHub.Secrets.First(secret => secret.StartsWith("gho_", StringComparison.Ordinal));
+        Directory.CreateDirectory(broker.DataPath);
         await File.WriteAllTextAsync(Path.Combine(broker.DataPath, "debug-dump.txt"), "token=" + leaked);
 
         var dispose = async () => await broker.DisposeAsync();
 
         (await dispose.Should().ThrowAsync<InvalidOperationException>()).Which.Message.Should().Contain("debug-dump.txt");
+    }
+
+    [Fact]
+    public async Task The_check_every_test_broker_runs_when_it_stops_catches_a_secret_in_the_database()
+    {
+        var broker = new BrokerFactory(GitHub, Folder, Instances.Json);
+        using (var browser = broker.NewBrowser())
+        {
+            await browser.LoginAsync(StandardInstances.TrackeepCallback);
+        }
+
+        var leaked = GitHub.Secrets.First(secret => secret.StartsWith("gho_", StringComparison.Ordinal));
+        await broker.ValueAsync($"INSERT INTO audit_events (at, kind, action, reason) VALUES (0, 'login', 'debug', 'token={leaked}')");
+
+        var dispose = async () => await broker.DisposeAsync();
+
+        (await dispose.Should().ThrowAsync<InvalidOperationException>()).Which.Message.Should().Contain("appears in plain text");
     }
 }

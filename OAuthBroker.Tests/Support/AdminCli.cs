@@ -30,11 +30,20 @@ public static class AdminCli
         return environment;
     }
 
-    private static Dictionary<string, string?> Settings(BrokerFactory broker) => new()
+    private static Dictionary<string, string?> Settings(BrokerFactory broker)
     {
-        ["Broker:PublicUrl"] = broker.PublicUrl,
-        ["Broker:AllowlistPath"] = broker.AllowlistPath,
-        ["Broker:DataPath"] = broker.DataPath,
-        ["Broker:KeyEncryptionKey"] = broker.Settings["Broker:KeyEncryptionKey"],
-    };
+        var settings = new Dictionary<string, string?>
+        {
+            ["Broker:PublicUrl"] = broker.PublicUrl,
+            ["Broker:AllowlistPath"] = broker.AllowlistPath,
+            ["Broker:DataPath"] = broker.DataPath,
+            ["Broker:KeyEncryptionKey"] = broker.Settings["Broker:KeyEncryptionKey"],
+        };
+        foreach (var database in new[] { "Broker:Database", "ConnectionStrings:Broker" }.Where(broker.Settings.ContainsKey))
+        {
+            settings[database] = broker.Settings[database];
+        }
+
+        return settings;
+    }
 }

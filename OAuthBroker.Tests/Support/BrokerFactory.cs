@@ -27,6 +27,13 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
         settings["Broker:AllowlistPath"] = AllowlistPath;
         settings["Broker:DataPath"] = DataPath;
         settings["GitHub:Timeout"] = "00:00:10";
+        if (TestDatabase.IsPostgres)
+        {
+            settings["Broker:Database"] = "postgres";
+            // Brokers on the same folder share a database, as they share broker.db on SQLite.
+            settings["ConnectionStrings:Broker"] = TestDatabase.PostgresDatabaseFor(folder.Path);
+        }
+
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
         {
             settings[key] = value;
@@ -48,16 +55,25 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
     /// <summary>Rows of the broker's pending logins, counted from outside the broker as another process would.</summary>
     public Task<long> CountPendingLoginsAsync() => ScalarAsync("SELECT COUNT(*) FROM pending_logins");
 
-    /// <summary>One number from the broker's database, read from outside the broker as another process would.</summary>
+    /// <summary>One number from the broker's database (SQLite or PostgreSQL), read from outside the broker as another process would.</summary>
+    public async Task<long> ScalarAsync(string sql) => Convert.ToInt64(await ValueAsync(sql), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The first value <paramref name="sql"/> selects, or the rows it changed, run from outside the broker.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Tests pass their own constant SQL.")]
-    public async Task<long> ScalarAsync(string sql)
+    public async Task<object?> ValueAsync(string sql)
     {
-        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(DataPath, "broker.db")};Mode=ReadOnly");
+        await using var connection = OpenDatabase();
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = sql;
-        return (long)(await command.ExecuteScalarAsync())!;
+        return sql.TrimStart().StartsWith("SELECT", StringComparison.OrdinalIgnoreCase) ? await command.ExecuteScalarAsync() : await command.ExecuteNonQueryAsync();
     }
+
+    public bool UsesPostgres => settings.GetValueOrDefault("Broker:Database") == "postgres";
+
+    private System.Data.Common.DbConnection OpenDatabase() => UsesPostgres
+        ? new Npgsql.NpgsqlConnection(settings["ConnectionStrings:Broker"])
+        : new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(DataPath, "broker.db")}");
 
     public string PublicUrl => settings["Broker:PublicUrl"]!;
 
@@ -95,7 +111,7 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
     {
         await base.DisposeAsync();
         GC.SuppressFinalize(this);
-        SecretScan.AssertAbsent(GitHub.Secrets, Logs.AllText, DataPath);
+        SecretScan.AssertAbsent(GitHub.Secrets, Logs.AllText, DataPath, UsesPostgres ? settings["ConnectionStrings:Broker"] : null);
     }
 }
 
@@ -132,12 +148,18 @@ public sealed class TempDirectory : IDisposable
 
 public static class SecretScan
 {
-    public static void AssertAbsent(IEnumerable<string> secrets, string logs, string dataPath)
+    /// <param name="postgres">The broker's PostgreSQL database, when it uses one: every row of every table is scanned too.</param>
+    public static void AssertAbsent(IEnumerable<string> secrets, string logs, string dataPath, string? postgres = null)
     {
         var files = Directory.Exists(dataPath) ? Directory.EnumerateFiles(dataPath, "*", SearchOption.AllDirectories).ToList() : [];
         // SQLite removes its -wal and -shm files when the last connection closes, after copying them into the
         // database file; one that vanished between listing and reading is read in that file instead.
         var contents = files.Select(file => (Name: file, Bytes: ReadShared(file))).Where(file => file.Bytes is not null).ToList();
+        if (postgres is not null)
+        {
+            contents.AddRange(PostgresTables(postgres));
+        }
+
         foreach (var secret in secrets)
         {
             if (logs.Contains(secret, StringComparison.Ordinal))
@@ -146,13 +168,44 @@ public static class SecretScan
             }
 
             var bytes = System.Text.Encoding.UTF8.GetBytes(secret);
+            var hex = System.Text.Encoding.UTF8.GetBytes(Convert.ToHexStringLower(bytes));
             foreach (var (name, content) in contents)
             {
-                if (content!.AsSpan().IndexOf(bytes) >= 0)
+                if (content!.AsSpan().IndexOf(bytes) >= 0 || content.AsSpan().IndexOf(hex) >= 0)
                 {
                     throw new InvalidOperationException($"A secret issued by the fake GitHub ({secret[..4]}...) appears in plain text in {name}.");
                 }
             }
+        }
+    }
+
+    /// <summary>Each table's rows as text (bytea as hex, so a secret stored as bytes is looked for in hex too).</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Table names come from the catalogue, quoted.")]
+    private static IEnumerable<(string Name, byte[]? Bytes)> PostgresTables(string connectionString)
+    {
+        using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        connection.Open();
+        var tables = new List<string>();
+        using (var list = new Npgsql.NpgsqlCommand("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", connection))
+        using (var reader = list.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                tables.Add(reader.GetString(0));
+            }
+        }
+
+        foreach (var table in tables)
+        {
+            var text = new System.Text.StringBuilder();
+            using var rows = new Npgsql.NpgsqlCommand($"SELECT t::text FROM \"{table}\" t", connection);
+            using var reader = rows.ExecuteReader();
+            while (reader.Read())
+            {
+                text.AppendLine(reader.GetString(0));
+            }
+
+            yield return ($"the PostgreSQL table {table}", System.Text.Encoding.UTF8.GetBytes(text.ToString()));
         }
     }
 

@@ -35,6 +35,12 @@ public sealed class NativeBroker : IAsyncDisposable
         settings["Broker:PublicUrl"] = publicUrl;
         settings["Broker:AllowlistPath"] = Path.Combine(folder, "allowed-redirects.json");
         settings["Broker:DataPath"] = Path.Combine(folder, "data");
+        if (TestDatabase.IsPostgres)
+        {
+            settings["Broker:Database"] = "postgres";
+            settings["ConnectionStrings:Broker"] = TestDatabase.PostgresDatabaseFor(folder);
+        }
+
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
         {
             settings[key] = value;

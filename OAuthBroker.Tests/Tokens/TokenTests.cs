@@ -127,11 +127,7 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
         var privateKey = ((ECDsaSecurityKey)store.Active.SecurityKey).ECDsa.ExportPkcs8PrivateKey();
         var privateScalar = ((ECDsaSecurityKey)store.Active.SecurityKey).ECDsa.ExportParameters(includePrivateParameters: true).D!;
 
-        await using var connection = new SqliteConnection($"Data Source={Path.Combine(fixture.Factory.DataPath, "broker.db")};Mode=ReadOnly");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT protected_key FROM signing_keys";
-        var stored = (byte[])(await command.ExecuteScalarAsync())!;
+        var stored = (byte[])(await fixture.Factory.ValueAsync("SELECT protected_key FROM signing_keys"))!;
 
         stored.AsSpan().IndexOf(privateKey).Should().Be(-1);
         stored.AsSpan().IndexOf(privateScalar).Should().Be(-1);
@@ -186,8 +182,16 @@ public sealed class SigningKeyLifetimeTests : FakeGitHubTest
             _ = first.Server;
         }
 
-        Directory.Delete(Path.Combine(Folder.Path, "data", "keys"), recursive: true);
         await using var second = new BrokerFactory(GitHub, Folder, Instances.Json);
+        if (second.UsesPostgres)
+        {
+            await second.ValueAsync("DELETE FROM data_protection_keys");
+        }
+        else
+        {
+            Directory.Delete(Path.Combine(Folder.Path, "data", "keys"), recursive: true);
+        }
+
 
         StartupFailure.Of(second).Should().Contain("cannot be decrypted: the Data Protection key ring");
     }

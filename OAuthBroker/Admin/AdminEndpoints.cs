@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using OAuthBroker.Storage;
 
 namespace OAuthBroker.Admin;
 
@@ -9,7 +10,7 @@ public static class AdminEndpoints
         services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>();
         services.AddAdminAuthentication();
-        services.AddSingleton<IAdminSessionRepository, SqliteAdminSessionRepository>();
+        services.AddStore<IAdminSessionRepository, SqliteAdminSessionRepository, PostgresAdminSessionRepository>();
         services.AddSingleton<AdminSessionStore>();
         services.AddSingleton<Storage.IPurgeable>(provider => provider.GetRequiredService<AdminSessionStore>());
         return services;

@@ -110,7 +110,7 @@ public static class AuditSetup
             .Validate(options => options.Retention >= TimeSpan.FromHours(1), "Audit:Retention must be at least 01:00:00.")
             .Validate(options => options.RefusalSourcesPerMinute >= 1, "Audit:RefusalSourcesPerMinute must be at least 1.")
             .ValidateOnStart();
-        services.AddSingleton<IAuditRepository, SqliteAuditRepository>();
+        services.AddStore<IAuditRepository, SqliteAuditRepository, PostgresAuditRepository>();
         services.AddSingleton<AuditLog>();
         services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<AuditLog>());
         return services;

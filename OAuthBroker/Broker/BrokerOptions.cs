@@ -15,6 +15,14 @@ public sealed class BrokerOptions
 
     public string DataPath { get; set; } = "data";
 
+    /// <summary><c>sqlite</c> (one process, the database in <see cref="DataPath"/>) or <c>postgres</c> (<c>ConnectionStrings:Broker</c>, shared by replicas).</summary>
+    public string Database { get; set; } = SqliteDatabase;
+
+    public const string SqliteDatabase = "sqlite";
+    public const string PostgresDatabase = "postgres";
+
+    public bool UsesPostgres => Database == PostgresDatabase;
+
     public TimeSpan TokenLifetime { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
@@ -87,6 +95,11 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         foreach (var proxy in options.TrustedProxies.Where(proxy => !System.Net.IPAddress.TryParse(proxy, out _)))
         {
             errors.Add($"Broker:TrustedProxies has '{proxy}', which is not an IP address.");
+        }
+
+        if (options.Database is not (BrokerOptions.SqliteDatabase or BrokerOptions.PostgresDatabase))
+        {
+            errors.Add($"Broker:Database must be sqlite or postgres; it is '{options.Database}'.");
         }
 
         if (options.SigningAlgorithm is not ("ES256" or "RS256"))

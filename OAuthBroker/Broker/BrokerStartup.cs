@@ -9,7 +9,7 @@ namespace OAuthBroker.Broker;
 /// Runs before the server accepts requests: schema, signing key, allowlist. Any failure stops start-up with a
 /// message that names what to fix.
 /// </summary>
-public sealed class BrokerStartup(DatabaseMigrator migrator, KeyRingGuard keyRing, SigningKeyStore keys, AllowlistProvider allowlist) : IHostedService
+public sealed class BrokerStartup(IBrokerDatabase migrator, KeyRingGuard keyRing, SigningKeyStore keys, AllowlistProvider allowlist) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {

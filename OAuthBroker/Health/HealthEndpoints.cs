@@ -43,9 +43,9 @@ public static class HealthEndpoints
 
     /// <summary>GET /readyz, for load balancers and orchestrators: 200 or 503, and no detail an attacker could use.</summary>
     public static async Task<JsonHttpResult<ReadinessStatus>> GetReadinessStatusAsync(
-        SqliteConnectionFactory connections, AllowlistProvider allowlist, SigningKeyStore keys, CancellationToken cancellationToken)
+        IBrokerDatabase database, AllowlistProvider allowlist, SigningKeyStore keys, CancellationToken cancellationToken)
     {
-        var readiness = (await GetReadinessAsync(connections, allowlist, keys, cancellationToken)).Value!;
+        var readiness = (await GetReadinessAsync(database, allowlist, keys, cancellationToken)).Value!;
         return TypedResults.Json(new ReadinessStatus(readiness.Ready), BrokerJsonContext.Default.ReadinessStatus, statusCode: StatusOf(readiness));
     }
 
@@ -54,20 +54,11 @@ public static class HealthEndpoints
     /// (GET /admin/api/health).
     /// </summary>
     public static async Task<JsonHttpResult<Readiness>> GetReadinessAsync(
-        SqliteConnectionFactory connections, AllowlistProvider allowlist, SigningKeyStore keys, CancellationToken cancellationToken)
+        IBrokerDatabase database, AllowlistProvider allowlist, SigningKeyStore keys, CancellationToken cancellationToken)
     {
         var checks = new List<ReadinessCheck>();
-        try
-        {
-            await using var lease = await connections.OpenReaderAsync(cancellationToken);
-            var connection = lease.Connection;
-            var version = await connection.ExecuteScalarAsync<int>("PRAGMA user_version;");
-            checks.Add(new ReadinessCheck("database", version == DatabaseMigrator.LatestVersion, $"schema version {version}"));
-        }
-        catch (Microsoft.Data.Sqlite.SqliteException exception)
-        {
-            checks.Add(new ReadinessCheck("database", false, $"SQLite error {exception.SqliteErrorCode}"));
-        }
+        var (ready, detail) = await database.CheckAsync(cancellationToken);
+        checks.Add(new ReadinessCheck("database", ready, detail));
 
         checks.Add(allowlist.IsLoaded ? AllowlistCheck(allowlist.Status) : new ReadinessCheck("allowlist", false, "not loaded"));
         checks.Add(keys.HasActiveKey

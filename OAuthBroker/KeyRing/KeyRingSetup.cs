@@ -1,6 +1,7 @@
-using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
+using OAuthBroker.Storage;
 
 namespace OAuthBroker.KeyRing;
 
@@ -14,7 +15,7 @@ public static class KeyRingSetup
     {
         services.AddOptions<KeyRingOptions>().BindConfiguration(Broker.BrokerOptions.Section);
         services.AddSingleton<KeyEncryptionKeys>();
-        services.AddSingleton<IKeyRingStore, FileKeyRingStore>();
+        services.AddStore<IKeyRingStore, FileKeyRingStore, PostgresKeyRingStore>();
         services.AddSingleton<KeyRingGuard>();
         services.AddSingleton<GuardedKeyRingRepository>();
         services.AddDataProtection().SetApplicationName("OAuthBroker");

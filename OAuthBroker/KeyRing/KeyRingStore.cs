@@ -106,15 +106,23 @@ public sealed class PostgresKeyRingStore(PostgresDatabase database) : IKeyRingSt
 {
     public string Location => "the PostgreSQL table data_protection_keys";
 
+    /// <summary>Empty on a database not migrated yet: the ring is checked before the schema is touched.</summary>
     public IReadOnlyList<KeyRingEntry> ReadAll() =>
         Run(connection =>
         {
             using var command = PostgresDatabase.Command(connection, "SELECT name, xml FROM data_protection_keys ORDER BY name", []);
-            using var reader = command.ExecuteReader();
             var entries = new List<KeyRingEntry>();
-            while (reader.Read())
+            try
             {
-                entries.Add(new KeyRingEntry(reader.GetString(0), XElement.Parse(reader.GetString(1))));
+                using var reader = command.ExecuteReader();
+                while (reader.Read())
+                {
+                    entries.Add(new KeyRingEntry(reader.GetString(0), XElement.Parse(reader.GetString(1))));
+                }
+            }
+            catch (Npgsql.PostgresException exception) when (exception.SqlState == Npgsql.PostgresErrorCodes.UndefinedTable)
+            {
+                return [];
             }
 
             return entries;

@@ -29,7 +29,7 @@ public static partial class LoginEndpoints
 
     public static IServiceCollection AddLogin(this IServiceCollection services)
     {
-        services.AddSingleton<IPendingLoginRepository, SqlitePendingLoginRepository>();
+        services.AddStore<IPendingLoginRepository, SqlitePendingLoginRepository, PostgresPendingLoginRepository>();
         services.AddSingleton<PendingLoginStore>();
         services.AddSingleton<PendingLoginCeiling>();
         services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<PendingLoginStore>());

@@ -3,7 +3,7 @@ using Dapper;
 namespace OAuthBroker.Storage;
 
 /// <summary>Applies the numbered schema migrations at start-up; <c>PRAGMA user_version</c> records the last one applied.</summary>
-public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
+public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBrokerDatabase
 {
     // Append only: a migration that has shipped is never edited.
     internal static readonly string[] Migrations =
@@ -137,4 +137,18 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections)
     }
 
     public static int LatestVersion => Migrations.Length;
+
+    public async Task<(bool Ready, string Detail)> CheckAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var lease = await connections.OpenReaderAsync(cancellationToken);
+            var version = await lease.Connection.ExecuteScalarAsync<int>("PRAGMA user_version;");
+            return (version == LatestVersion, $"SQLite, schema version {version}");
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException exception)
+        {
+            return (false, $"SQLite error {exception.SqliteErrorCode}");
+        }
+    }
 }

@@ -7,7 +7,7 @@ namespace OAuthBroker.Storage;
 /// The PostgreSQL database every replica shares: one pooled data source (Npgsql's slim builder, which the native
 /// executable can trim, with TLS so that <c>sslmode</c> in the connection string works) and its numbered migrations.
 /// </summary>
-public sealed class PostgresDatabase : IAsyncDisposable
+public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
 {
     /// <summary>Held for the length of a migration, so that replicas starting together migrate once.</summary>
     private const long MigrationLock = 0x4F41_7574_6842_726B; // "OAuthBrk"
@@ -89,11 +89,25 @@ public sealed class PostgresDatabase : IAsyncDisposable
 
     private readonly NpgsqlDataSource dataSource;
 
-    public PostgresDatabase(string connectionString)
+    public PostgresDatabase(string? connectionString)
     {
-        var builder = new NpgsqlSlimDataSourceBuilder(connectionString);
-        builder.EnableTransportSecurity();
-        dataSource = builder.Build();
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new StartupException(
+                "Broker:Database is postgres, and ConnectionStrings:Broker is not set: give it as the environment variable ConnectionStrings__Broker, e.g. Host=db.example.com;Database=oauthbroker;Username=oauthbroker;Password=...;SSL Mode=VerifyFull.");
+        }
+
+        try
+        {
+            var builder = new NpgsqlSlimDataSourceBuilder(connectionString);
+            builder.EnableTransportSecurity();
+            dataSource = builder.Build();
+        }
+        catch (ArgumentException exception)
+        {
+            // The message names the faulty keyword, never the value (which may be the password).
+            throw new StartupException($"ConnectionStrings:Broker is not a valid PostgreSQL connection string: {exception.Message}", exception);
+        }
     }
 
     public static int LatestVersion => Migrations.Length;
@@ -178,6 +192,20 @@ public sealed class PostgresDatabase : IAsyncDisposable
     {
         await using var command = new NpgsqlCommand(sql, connection, transaction);
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task<(bool Ready, string Detail)> CheckAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var version = (await QueryAsync("SELECT version FROM schema_version", reader => reader.GetInt32(0), cancellationToken)).SingleOrDefault();
+            return (version == LatestVersion, $"PostgreSQL, schema version {version}");
+        }
+        catch (NpgsqlException exception)
+        {
+            // The SQL state or the socket error, never the connection string.
+            return (false, exception is PostgresException postgres ? $"PostgreSQL error {postgres.SqlState}" : "PostgreSQL unreachable");
+        }
     }
 
     public ValueTask DisposeAsync() => dataSource.DisposeAsync();

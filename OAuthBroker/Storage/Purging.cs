@@ -31,7 +31,7 @@ public sealed partial class PurgeService(IEnumerable<IPurgeable> stores, TimePro
                         Log.Purged(logger, deleted, store.Name);
                     }
                 }
-                catch (Microsoft.Data.Sqlite.SqliteException exception)
+                catch (System.Data.Common.DbException exception)
                 {
                     Log.PurgeFailed(logger, store.Name, exception);
                 }

@@ -10,7 +10,7 @@ public static class KeyCommands
         var list = new Command("list", "List the signing keys and how long each is honoured.");
         list.SetAction(async (_, cancellationToken) =>
         {
-            await services.GetRequiredService<Storage.DatabaseMigrator>().MigrateAsync(cancellationToken);
+            await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
             var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
             foreach (var key in await services.GetRequiredService<SigningKeyStore>().ListAsync(cancellationToken))
             {
@@ -29,7 +29,7 @@ public static class KeyCommands
         {
             // The new key is protected with the key ring, which needs the key-encryption key: say so before anything is written.
             services.GetRequiredService<KeyRing.KeyRingGuard>().EnsureReady();
-            await services.GetRequiredService<Storage.DatabaseMigrator>().MigrateAsync(cancellationToken);
+            await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
             var store = services.GetRequiredService<SigningKeyStore>();
             await store.LoadAsync(cancellationToken);
             var compromised = parse.GetValue(immediately);

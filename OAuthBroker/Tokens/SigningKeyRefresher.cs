@@ -19,7 +19,7 @@ public sealed partial class SigningKeyRefresher(SigningKeyStore keys, TimeProvid
             {
                 await keys.LoadAsync(stoppingToken);
             }
-            catch (Microsoft.Data.Sqlite.SqliteException exception)
+            catch (System.Data.Common.DbException exception)
             {
                 Log.RefreshFailed(logger, exception);
             }

@@ -6,6 +6,7 @@ using OAuthBroker.Allowlist;
 using OAuthBroker.Broker;
 using OAuthBroker.GitHub;
 using OAuthBroker.KeyRing;
+using OAuthBroker.Storage;
 using OAuthBroker.Web;
 
 namespace OAuthBroker.Tokens;
@@ -22,7 +23,7 @@ public static class TokenEndpoints
     public static IServiceCollection AddTokens(this IServiceCollection services)
     {
         services.AddKeyRing();
-        services.AddSingleton<ISigningKeyRepository, SqliteSigningKeyRepository>();
+        services.AddStore<ISigningKeyRepository, SqliteSigningKeyRepository, PostgresSigningKeyRepository>();
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<BrokerTokenIssuer>();
         services.AddSingleton<BrokerTokenValidator>();

@@ -1,12 +1,13 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
+using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
 
 namespace OAuthBroker.Users;
 
 public static partial class UserEndpoints
 {
-    public static IServiceCollection AddUsers(this IServiceCollection services) => services.AddSingleton<IUserStore, SqliteUserStore>();
+    public static IServiceCollection AddUsers(this IServiceCollection services) => services.AddStore<IUserStore, SqliteUserStore, PostgresUserStore>();
 
     public static IEndpointRouteBuilder MapUsers(this IEndpointRouteBuilder endpoints)
     {
