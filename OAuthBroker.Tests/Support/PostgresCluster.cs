@@ -46,6 +46,16 @@ public sealed class PostgresCluster
         return ConnectionString(name);
     }
 
+    /// <summary>Runs <paramref name="sql"/> as the cluster's superuser on its maintenance database (the test's own statements).</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Tests pass their own SQL.")]
+    public async Task AdministerAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     private static async Task<PostgresCluster> StartAsync()
     {
         var binaries = Directory.Exists("/usr/lib/postgresql")

@@ -25,6 +25,7 @@ public static class StorageSetup
         services.AddSingleton(provider => new PostgresDatabase(provider.GetRequiredService<IConfiguration>().GetConnectionString(ConnectionStringName)!));
         services.AddSingleton<IBrokerDatabase>(provider => UsesPostgres(provider) ? provider.GetRequiredService<PostgresDatabase>() : provider.GetRequiredService<DatabaseMigrator>());
         services.AddHostedService<PurgeService>();
+        services.AddExceptionHandler<DatabaseUnavailableHandler>();
         return services;
     }
 
