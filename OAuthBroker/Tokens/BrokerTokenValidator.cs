@@ -23,6 +23,12 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
             return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenMalformedException(shapeError) };
         }
 
+        // A kid this replica does not hold may be a key another one has just rotated in.
+        if (KeyIdOf(token) is { Length: > 0 and <= 128 } keyId)
+        {
+            await keys.KnowsAfterReloadAsync(keyId, CancellationToken.None);
+        }
+
         var parameters = new TokenValidationParameters
         {
             ValidIssuer = options.Value.Issuer,
@@ -40,6 +46,19 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
             LifetimeValidator = ValidateLifetime,
         };
         return await handler.ValidateTokenAsync(token, parameters);
+    }
+
+    /// <summary>The header's kid; null for a header that does not parse (the validation below then says why).</summary>
+    private string? KeyIdOf(string token)
+    {
+        try
+        {
+            return handler.ReadJsonWebToken(token).Kid;
+        }
+        catch (Exception exception) when (exception is ArgumentException or SecurityTokenMalformedException)
+        {
+            return null;
+        }
     }
 
     private bool ValidateLifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)

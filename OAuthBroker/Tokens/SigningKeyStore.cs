@@ -102,6 +102,40 @@ public sealed partial class SigningKeyStore(
         return created;
     }
 
+    /// <summary>
+    /// Least time between reloads for a <c>kid</c> this process does not hold, so that tokens with made-up key ids cannot
+    /// turn into a database query each.
+    /// </summary>
+    public static readonly TimeSpan UnknownKeyReloadInterval = TimeSpan.FromSeconds(5);
+
+    private long lastUnknownKeyReload;
+
+    /// <summary>
+    /// Whether <paramref name="keyId"/> is honoured, reloading the keys first when it is unknown: a token signed by a key
+    /// another replica has just rotated in is accepted at once, not after the next <see cref="SigningKeyRefresher"/> run.
+    /// </summary>
+    public async Task<bool> KnowsAfterReloadAsync(string keyId, CancellationToken cancellationToken)
+    {
+        if (Knows(keyId))
+        {
+            return true;
+        }
+
+        var now = time.GetUtcNow().UtcTicks;
+        var last = Interlocked.Read(ref lastUnknownKeyReload);
+        if (now - last < UnknownKeyReloadInterval.Ticks || Interlocked.CompareExchange(ref lastUnknownKeyReload, now, last) != last)
+        {
+            return false;
+        }
+
+        await LoadAsync(cancellationToken);
+        var known = Knows(keyId);
+        Log.ReloadedForUnknownKey(logger, keyId, known);
+        return known;
+    }
+
+    private bool Knows(string keyId) => keys.Any(key => key.KeyId == keyId);
+
     /// <summary>Every key in the database, for <c>keys list</c>.</summary>
     public async Task<IReadOnlyList<SigningKeyInfo>> ListAsync(CancellationToken cancellationToken) =>
         [.. (await rows.ListAllAsync(cancellationToken)).Select(row =>
@@ -191,6 +225,9 @@ public sealed partial class SigningKeyStore(
     {
         [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Created signing key {KeyId} ({Algorithm})")]
         public static partial void Created(ILogger logger, string keyId, string algorithm);
+
+        [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "Signing keys reloaded for a token with unknown key id {KeyId}; now known: {Known}")]
+        public static partial void ReloadedForUnknownKey(ILogger logger, string keyId, bool known);
 
         [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Signing keys rotated: {KeyId} is published and signs from {ActivatesAt:u}; earlier keys withdrawn at once: {Compromised}")]
         public static partial void Rotated(ILogger logger, string keyId, DateTimeOffset activatesAt, bool compromised);
