@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (https://dot.net)." >&2; exit 2; }
 
 # Debian packages: Node.js for the interop tests (jose), Chromium for the admin page test (playwright-core), gcc,
-# PostgreSQL.
+# PostgreSQL, nginx.
 missing=()
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -16,6 +16,8 @@ command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 # PostgreSQL for the PostgreSQL backend's tests: they start a throw-away cluster of their own on 127.0.0.1.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# nginx, the round-robin proxy in front of two replicas in the topology tests (started by the tests on 127.0.0.1).
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -1,0 +1,138 @@
+using System.Net;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Topology;
+
+/// <summary>
+/// Two replicas of the native executable on one PostgreSQL database, behind nginx's round robin, as the README's
+/// deployment with PostgreSQL has them: any replica finishes a login another started, a token one issues verifies
+/// through the other, and a callback replayed on both at once gives one token.
+/// </summary>
+public sealed class ReplicaTopologyTests : FakeGitHubTest
+{
+    private NativeBroker a = null!;
+    private NativeBroker b = null!;
+    private NginxProxy proxy = null!;
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        var database = await (await PostgresCluster.GetAsync()).CreateDatabaseAsync();
+        var proxyUrl = $"http://127.0.0.1:{LoopbackPort.Free()}";
+        var settings = new Dictionary<string, string?>
+        {
+            ["Broker:Database"] = "postgres",
+            ["ConnectionStrings:Broker"] = database,
+            // The URL browsers and instances see: the proxy's. Each replica listens on a port of its own.
+            ["Broker:PublicUrl"] = proxyUrl,
+        };
+        a = await NativeBroker.StartAsync(GitHub, Replica("a"), Instances.Json, settings);
+        b = await NativeBroker.StartAsync(GitHub, Replica("b"), Instances.Json, settings);
+        proxy = await NginxProxy.StartAsync([a.PublicUrl, b.PublicUrl], new Uri(proxyUrl).Port);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await proxy.DisposeAsync();
+        await b.DisposeAsync();
+        await a.DisposeAsync();
+        await base.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_login_started_on_one_replica_finishes_on_the_other_and_its_token_verifies_through_the_proxy_and_the_other()
+    {
+        var (callback, cookie) = await StartAndApproveAsync(a.PublicUrl, "s-1");
+
+        using var back = await GetAsync(b.PublicUrl, callback, cookie);
+
+        back.StatusCode.Should().Be(HttpStatusCode.Redirect, await back.Content.ReadAsStringAsync());
+        var query = QueryHelpers.ParseQuery(back.Headers.Location!.Query);
+        query["state"].ToString().Should().Be("s-1");
+        query["iss"].ToString().Should().Be(proxy.Url);
+        var jwt = query["token"].ToString();
+        using var http = new HttpClient();
+        var jwks = new JsonWebKeySet(await http.GetStringAsync(proxy.Url + "/.well-known/jwks.json"));
+        var validation = await new JsonWebTokenHandler().ValidateTokenAsync(jwt, new TokenValidationParameters
+        {
+            ValidIssuer = proxy.Url,
+            ValidAudience = "trackeep-home",
+            IssuerSigningKeys = jwks.GetSigningKeys(),
+        });
+        validation.IsValid.Should().BeTrue(validation.Exception?.Message);
+        foreach (var replica in new[] { a, b })
+        {
+            using var me = new HttpRequestMessage(HttpMethod.Get, replica.PublicUrl + "/api/v1/user/me");
+            me.Headers.Authorization = new("Bearer", jwt);
+            using var profile = await http.SendAsync(me);
+            profile.StatusCode.Should().Be(HttpStatusCode.OK, "either replica knows the user and the key");
+        }
+    }
+
+    [Fact]
+    public async Task A_callback_replayed_100_times_at_once_across_both_replicas_gives_exactly_one_token()
+    {
+        var (callback, cookie) = await StartAndApproveAsync(proxy.Url, "s-2");
+        using var go = new ManualResetEventSlim();
+
+        var replays = Enumerable.Range(0, 100).Select(i => Task.Run(async () =>
+        {
+            go.Wait();
+            using var response = await GetAsync(i % 2 == 0 ? a.PublicUrl : b.PublicUrl, callback, cookie);
+            return response.Headers.Location is { } location && QueryHelpers.ParseQuery(location.Query).ContainsKey("token");
+        })).ToList();
+        go.Set();
+        var tokens = await Task.WhenAll(replays);
+
+        tokens.Count(token => token).Should().Be(1);
+        GitHub.TokenCallCount.Should().Be(1, "the losers are refused before the broker talks to GitHub");
+    }
+
+    [Fact]
+    public async Task Logins_through_the_proxy_reach_both_replicas_and_all_complete()
+    {
+        using var http = new HttpClient();
+        for (var i = 0; i < 10; i++)
+        {
+            // Each login is two requests: another one now and then shifts the round robin, so callbacks reach both.
+            if (i % 3 == 0)
+            {
+                (await http.GetAsync(proxy.Url + "/healthz")).EnsureSuccessStatusCode();
+            }
+
+            var (callback, cookie) = await StartAndApproveAsync(proxy.Url, $"s-{i}");
+            using var back = await GetAsync(proxy.Url, callback, cookie);
+            back.Headers.Location!.Query.Should().Contain("token=");
+        }
+
+        a.Output.Should().Contain("Login completed", "round robin sends callbacks to each replica");
+        b.Output.Should().Contain("Login completed");
+    }
+
+    private string Replica(string name)
+    {
+        var folder = Path.Combine(Folder.Path, name);
+        Directory.CreateDirectory(folder);
+        return folder;
+    }
+
+    private static async Task<(string Callback, string Cookie)> StartAndApproveAsync(string baseUrl, string state)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+        using var start = await http.GetAsync(baseUrl + Browser.StartUrl(StandardInstances.TrackeepCallback, state));
+        start.StatusCode.Should().Be(HttpStatusCode.Redirect, await start.Content.ReadAsStringAsync());
+        var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+        return (await Browser.ApproveAtGitHubAsync(start.Headers.Location!), cookie);
+    }
+
+    private static async Task<HttpResponseMessage> GetAsync(string baseUrl, string callback, string cookie)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+        using var request = new HttpRequestMessage(HttpMethod.Get, baseUrl + new Uri(callback).PathAndQuery);
+        request.Headers.Add("Cookie", cookie);
+        return await http.SendAsync(request);
+    }
+}
