@@ -27,5 +27,7 @@ ENV ASPNETCORE_ENVIRONMENT=Production \
     Broker__AllowlistPath=/config/allowed-redirects.json
 VOLUME ["/data", "/config"]
 EXPOSE 8080
+# The executable asks its own /readyz (the image has no curl): healthy once the database, allowlist and key are ready.
+HEALTHCHECK --interval=15s --timeout=6s --start-period=10s --retries=3 CMD ["/app/OAuthBroker", "health"]
 USER app
 ENTRYPOINT ["/app/OAuthBroker"]

@@ -33,6 +33,12 @@ public abstract class StorageBackend : IAsyncLifetime
 
     /// <summary>The key ring store; one per backend, since Data Protection's replicas share it.</summary>
     public abstract IKeyRingStore KeyRing();
+
+    /// <summary>The database as start-up and readiness see it; each call a separate one, as another replica has.</summary>
+    public abstract IBrokerDatabase Database();
+
+    /// <summary>Sets the recorded schema version, as a newer broker would have left it.</summary>
+    public abstract Task SetSchemaVersionAsync(int version);
 }
 
 public sealed class SqliteBackend : StorageBackend
@@ -64,6 +70,17 @@ public sealed class SqliteBackend : StorageBackend
     public override IAdminSessionRepository AdminSessions() => new SqliteAdminSessionRepository(connections);
 
     public override IKeyRingStore KeyRing() => new FileKeyRingStore(Options.Create(new BrokerOptions { DataPath = folder.Path }));
+
+    public override IBrokerDatabase Database() => new DatabaseMigrator(connections);
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "PRAGMA takes no parameters; the value is the test's own number.")]
+    public override async Task SetSchemaVersionAsync(int version)
+    {
+        await using var lease = await connections.OpenAsync();
+        await using var command = lease.Connection.CreateCommand();
+        command.CommandText = $"PRAGMA user_version = {version}";
+        await command.ExecuteNonQueryAsync();
+    }
 }
 
 public sealed class PostgresBackend : StorageBackend
@@ -97,6 +114,10 @@ public sealed class PostgresBackend : StorageBackend
     public override IAdminSessionRepository AdminSessions() => new PostgresAdminSessionRepository(Open());
 
     public override IKeyRingStore KeyRing() => new PostgresKeyRingStore(Open());
+
+    public override IBrokerDatabase Database() => Open();
+
+    public override Task SetSchemaVersionAsync(int version) => Open().ExecuteAsync("UPDATE schema_version SET version = $1", CancellationToken.None, version);
 
     /// <summary>A data source of its own on the test's database, as another replica would have.</summary>
     public PostgresDatabase Open()

@@ -12,7 +12,7 @@ namespace OAuthBroker.Cli;
 /// </summary>
 public static class BrokerCommandLine
 {
-    private static readonly string[] Commands = ["allowlist", "keys"];
+    private static readonly string[] Commands = ["allowlist", "keys", "health"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0], StringComparer.Ordinal);
 
@@ -39,6 +39,7 @@ public static class BrokerCommandLine
             {
                 AllowlistCommands.Create(app.Services, output, error),
                 KeyCommands.Create(app.Services, output),
+                Health.HealthCommand.Create(builder.Configuration, output),
             };
             return await root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }

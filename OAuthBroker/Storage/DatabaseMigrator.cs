@@ -126,6 +126,12 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         // WAL lets readers (readiness, admin queries, the CLI) proceed while a login writes; the setting persists in the file.
         await connection.ExecuteAsync("PRAGMA journal_mode = WAL;");
         var version = await connection.ExecuteScalarAsync<int>("PRAGMA user_version;");
+        if (version > Migrations.Length)
+        {
+            throw new Broker.StartupException(
+                $"The database {connection.DataSource} is at schema version {version}, and this broker knows versions up to {Migrations.Length}: a newer broker has migrated it. Run that version (or newer), or restore the backup taken before the upgrade.");
+        }
+
         for (var next = version; next < Migrations.Length; next++)
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
