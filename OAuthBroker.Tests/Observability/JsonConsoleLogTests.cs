@@ -1,0 +1,55 @@
+using System.Net;
+using System.Text.Json;
+using OAuthBroker.Tests.Support;
+
+namespace OAuthBroker.Tests.Observability;
+
+/// <summary>
+/// <c>Logging__Console__FormatterName=json</c>, as the README documents for log collectors: one JSON object per line,
+/// with the event id, level, category and message, on the native executable too; and still no secret in any of it.
+/// </summary>
+public sealed class JsonConsoleLogTests : FakeGitHubTest
+{
+    [Theory]
+    [InlineData("dll")]
+    [InlineData("native")]
+    public async Task Json_console_logs_are_one_object_per_line_with_the_login_events_and_no_secret(string build)
+    {
+        var url = $"http://127.0.0.1:{LoopbackPort.Free()}";
+        var allowlist = Path.Combine(Folder.Path, "allowed-redirects.json");
+        File.WriteAllText(allowlist, Instances.Json);
+        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings());
+        environment["Urls"] = url;
+        environment["Broker__PublicUrl"] = url;
+        environment["Broker__DataPath"] = Path.Combine(Folder.Path, "data");
+        environment["Broker__AllowlistPath"] = allowlist;
+        environment["Logging__Console__FormatterName"] = "json";
+
+        string output;
+        await using (var broker = await BrokerProcess.StartReadyAsync(BrokerCommand.Named(build), url, environment))
+        {
+            using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+            using var start = await http.GetAsync(url + Browser.StartUrl(StandardInstances.TrackeepCallback));
+            var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+            var callback = await Browser.ApproveAtGitHubAsync(start.Headers.Location!);
+            using var request = new HttpRequestMessage(HttpMethod.Get, url + new Uri(callback).PathAndQuery);
+            request.Headers.Add("Cookie", cookie);
+            using var back = await http.SendAsync(request);
+            back.StatusCode.Should().Be(HttpStatusCode.Redirect);
+            back.Headers.Location!.Query.Should().Contain("token=");
+            (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(broker.Output.Contains("Login completed", StringComparison.Ordinal)))).Should().BeTrue();
+            output = broker.Output;
+        }
+
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        lines.Should().NotBeEmpty();
+        var events = lines.Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        string[] members = ["EventId", "LogLevel", "Category", "Message"];
+        events.Select(e => members.All(member => e.TryGetProperty(member, out var _))).Should().AllBeEquivalentTo(true);
+        events.Should().Contain(e => e.GetProperty("Message").GetString()!.StartsWith("Login completed", StringComparison.Ordinal));
+        foreach (var secret in GitHub.Secrets)
+        {
+            output.Should().NotContain(secret);
+        }
+    }
+}
