@@ -23,12 +23,20 @@ public sealed class ReplicaKeyTests : FakeGitHubTest
         using var browser = a.NewBrowser();
         var token = (await browser.LoginAsync(StandardInstances.TrackeepCallback)).Token;
         new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(token).Kid.Should().Be(rotated.KeyId);
-        b.Services.GetRequiredService<SigningKeyStore>().Keys.Should().NotContain(key => key.KeyId == rotated.KeyId, "B has not refreshed yet");
+        // On PostgreSQL the rotation is announced (NOTIFY) and B may hold the key already; on SQLite it has not refreshed.
+        var announced = b.UsesPostgres;
+        if (!announced)
+        {
+            b.Services.GetRequiredService<SigningKeyStore>().Keys.Should().NotContain(key => key.KeyId == rotated.KeyId, "B has not refreshed yet");
+        }
 
         using var response = await GetMeAsync(b, token);
 
         response.StatusCode.Should().Be(HttpStatusCode.OK);
-        b.Logs.Lines.Should().ContainSingle(line => line.EventId == 3004);
+        if (!announced)
+        {
+            b.Logs.Lines.Should().ContainSingle(line => line.EventId == 3004);
+        }
     }
 
     [Fact]

@@ -16,13 +16,14 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
     private NativeBroker a = null!;
     private NativeBroker b = null!;
     private NginxProxy proxy = null!;
+    private Dictionary<string, string?> settings = null!;
 
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
         var database = await (await PostgresCluster.GetAsync()).CreateDatabaseAsync();
         var proxyUrl = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        var settings = new Dictionary<string, string?>
+        settings = new Dictionary<string, string?>
         {
             ["Broker:Database"] = "postgres",
             ["ConnectionStrings:Broker"] = database,
@@ -111,6 +112,36 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
         a.Output.Should().Contain("Login completed", "round robin sends callbacks to each replica");
         b.Output.Should().Contain("Login completed");
     }
+
+    [Fact]
+    public async Task A_key_rotated_with_now_through_one_replica_is_served_by_the_other_within_2_seconds_and_its_tokens_are_accepted()
+    {
+        using var http = new HttpClient();
+        var before = await KeyIdsAsync(http, b.PublicUrl);
+        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings().Concat(settings));
+        environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        environment["Broker__AllowlistPath"] = Path.Combine(Folder.Path, "a", "allowed-redirects.json");
+
+        var rotate = await BrokerProcess.RunToExitAsync(BrokerCommand.Native("keys", "rotate", "--now"), environment);
+
+        rotate.ExitCode.Should().Be(0, rotate.Error);
+        var rotated = System.Text.RegularExpressions.Regex.Match(rotate.Output, "New signing key (\\S+) ").Groups[1].Value;
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () =>
+        {
+            var keys = await KeyIdsAsync(http, b.PublicUrl);
+            return keys.Contains(rotated) && !keys.Intersect(before).Any();
+        })).Should().BeTrue("the rotation is announced to every replica (NOTIFY), not left to the 30-second refresh");
+        var (callback, cookie) = await StartAndApproveAsync(a.PublicUrl, "s-3");
+        using var back = await GetAsync(a.PublicUrl, callback, cookie);
+        var jwt = QueryHelpers.ParseQuery(back.Headers.Location!.Query)["token"].ToString();
+        new JsonWebToken(jwt).Kid.Should().Be(rotated);
+        using var me = new HttpRequestMessage(HttpMethod.Get, b.PublicUrl + "/api/v1/user/me");
+        me.Headers.Authorization = new("Bearer", jwt);
+        (await http.SendAsync(me)).StatusCode.Should().Be(HttpStatusCode.OK);
+    }
+
+    private static async Task<List<string>> KeyIdsAsync(HttpClient http, string baseUrl) =>
+        [.. new JsonWebKeySet(await http.GetStringAsync(baseUrl + "/.well-known/jwks.json")).Keys.Select(key => key.Kid)];
 
     private string Replica(string name)
     {

@@ -141,6 +141,13 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         return rows;
     }
 
+    /// <summary>Runs one constant statement on a connection the caller holds (LISTEN must stay on its connection).</summary>
+    public async Task ExecuteOnAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = Command(connection, sql, []);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary><paramref name="sql"/> is always the caller's constant; values travel as parameters, never in the text.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Callers pass constant SQL; values are parameters.")]
     public static NpgsqlCommand Command(NpgsqlConnection connection, string sql, IReadOnlyList<object?> values, NpgsqlTransaction? transaction = null)

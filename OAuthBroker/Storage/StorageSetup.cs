@@ -25,6 +25,8 @@ public static class StorageSetup
         services.AddSingleton(provider => new PostgresDatabase(provider.GetRequiredService<IConfiguration>().GetConnectionString(ConnectionStringName)!));
         services.AddSingleton<IBrokerDatabase>(provider => UsesPostgres(provider) ? provider.GetRequiredService<PostgresDatabase>() : provider.GetRequiredService<DatabaseMigrator>());
         services.AddHostedService<PurgeService>();
+        services.AddSingleton<DatabaseChanges>();
+        services.AddHostedService<PostgresChangeListener>();
         services.AddExceptionHandler<DatabaseUnavailableHandler>();
         return services;
     }

@@ -23,8 +23,9 @@ public interface ISigningKeyRepository
     Task<IReadOnlyList<StoredSigningKey>> ListAllAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Inserts <paramref name="key"/> unless a key of its algorithm is active at <paramref name="now"/>, atomically with
-    /// that check across every process sharing the database; false when one was (another replica made it first).
+    /// Inserts <paramref name="key"/> unless a key of its algorithm is active or to come (not retired) at
+    /// <paramref name="now"/>, atomically with that check across every process sharing the database; false when one
+    /// was (another replica made it first, or rotated one in).
     /// </summary>
     Task<bool> InsertIfNoneActiveAsync(StoredSigningKey key, long now, CancellationToken cancellationToken);
 
@@ -38,7 +39,7 @@ public sealed class SqliteSigningKeyRepository(SqliteConnectionFactory connectio
 
     private const string ActiveCountSql = """
         SELECT COUNT(*) FROM signing_keys
-        WHERE algorithm = @algorithm AND COALESCE(activates_at, created_at) <= @now AND (retired_at IS NULL OR retired_at > @now)
+        WHERE algorithm = @algorithm AND (retired_at IS NULL OR retired_at > @now)
         """;
 
     public Task<IReadOnlyList<StoredSigningKey>> ListHonouredAsync(long honouredSince, CancellationToken cancellationToken) =>
@@ -127,7 +128,7 @@ public sealed class PostgresSigningKeyRepository(PostgresDatabase database) : IS
 
     private const string ActiveCountSql = """
         SELECT COUNT(*) FROM signing_keys
-        WHERE algorithm = $1 AND COALESCE(activates_at, created_at) <= $2 AND (retired_at IS NULL OR retired_at > $2)
+        WHERE algorithm = $1 AND (retired_at IS NULL OR retired_at > $2)
         """;
 
     public async Task<IReadOnlyList<StoredSigningKey>> ListHonouredAsync(long honouredSince, CancellationToken cancellationToken) =>
@@ -159,6 +160,12 @@ public sealed class PostgresSigningKeyRepository(PostgresDatabase database) : IS
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        // Delivered at commit: every replica reloads its keys at once instead of at its next refresh.
+        await using (var notify = PostgresDatabase.Command(connection, $"NOTIFY {DatabaseChanges.SigningKeys}", [], transaction))
+        {
+            await notify.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         return true;
     }
@@ -181,6 +188,12 @@ public sealed class PostgresSigningKeyRepository(PostgresDatabase database) : IS
         await using (var insert = PostgresDatabase.Command(connection, InsertSql, [key.KeyId, key.Algorithm, key.ProtectedKey, key.CreatedAt, key.ActivatesAt], transaction))
         {
             await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        // Delivered at commit: every replica reloads its keys at once instead of at its next refresh.
+        await using (var notify = PostgresDatabase.Command(connection, $"NOTIFY {DatabaseChanges.SigningKeys}", [], transaction))
+        {
+            await notify.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);

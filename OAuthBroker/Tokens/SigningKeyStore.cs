@@ -42,11 +42,15 @@ public sealed partial class SigningKeyStore(
     /// </summary>
     public static readonly TimeSpan PublicationLead = TokenEndpoints.JwksCacheLifetime + SigningKeyRefresher.Interval;
 
-    /// <summary>The key new tokens are signed with now: the newest key of the configured algorithm that is active.</summary>
-    public SigningKey Active => keys.FirstOrDefault(IsActive)
+    /// <summary>
+    /// The key new tokens are signed with now: the newest key of the configured algorithm that is active; when none is
+    /// (a key rotated in with <c>--now</c> by a replica whose clock runs slightly ahead of this one's), the next key
+    /// to activate, which is already in the JWKS. Replicas then agree on the key at once instead of one making another.
+    /// </summary>
+    public SigningKey Active => keys.FirstOrDefault(IsActive) ?? NextToActivate()
         ?? throw new InvalidOperationException("No signing key is loaded; keys are loaded at start-up.");
 
-    public bool HasActiveKey => keys.Any(IsActive);
+    public bool HasActiveKey => keys.Any(IsActive) || NextToActivate() is not null;
 
     /// <summary>
     /// A retired key still verifies (and stays in the JWKS) until every token it can have signed has expired: the
@@ -61,7 +65,7 @@ public sealed partial class SigningKeyStore(
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
         var loaded = await LoadHonouredAsync(cancellationToken);
-        if (!loaded.Any(IsActive))
+        if (!loaded.Any(key => IsActive(key) || IsPending(key)))
         {
             var now = time.GetUtcNow();
             var (created, stored) = Create(options.Value.SigningAlgorithm, now);
@@ -150,6 +154,15 @@ public sealed partial class SigningKeyStore(
         var now = time.GetUtcNow();
         return key.Algorithm == options.Value.SigningAlgorithm && key.ActivatesAt <= now && (key.RetiredAt is not { } retired || retired > now);
     }
+
+    /// <summary>Published, of the configured algorithm, not yet signing, and not retired before it would.</summary>
+    private bool IsPending(SigningKey key)
+    {
+        var now = time.GetUtcNow();
+        return key.Algorithm == options.Value.SigningAlgorithm && key.ActivatesAt > now && (key.RetiredAt is not { } retired || retired > key.ActivatesAt);
+    }
+
+    private SigningKey? NextToActivate() => keys.Where(IsPending).OrderBy(key => key.ActivatesAt).FirstOrDefault();
 
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2000", Justification = "The key object is owned by the SigningKey kept for the life of the process.")]
     private (SigningKey Key, StoredSigningKey Row) Create(string algorithm, DateTimeOffset activatesAt)
