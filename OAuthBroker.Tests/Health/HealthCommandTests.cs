@@ -14,14 +14,8 @@ public sealed class HealthCommandTests : FakeGitHubTest
     [InlineData("native")]
     public async Task Health_exits_0_while_the_broker_is_ready_and_1_once_it_is_gone(string build)
     {
-        var url = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        var allowlist = Path.Combine(Folder.Path, "allowed-redirects.json");
-        File.WriteAllText(allowlist, Instances.Json);
-        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings());
-        environment["Urls"] = url;
-        environment["Broker__PublicUrl"] = url;
-        environment["Broker__DataPath"] = Path.Combine(Folder.Path, "data");
-        environment["Broker__AllowlistPath"] = allowlist;
+        var environment = BrokerEnvironment.For(GitHub, Folder.Path, Instances.Json);
+        var url = environment["Urls"]!;
 
         CliResult whileRunning;
         await using (await BrokerProcess.StartReadyAsync(BrokerCommand.Named(build), url, environment))

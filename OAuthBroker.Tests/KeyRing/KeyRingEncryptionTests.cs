@@ -237,17 +237,7 @@ public sealed class KeyRingEncryptionTests : FakeGitHubTest
         KeyRingEntries().Should().OnlyContain(entry => KeyIdOfEntry(entry) == KeyId(File.ReadAllText(keyFile).Trim()));
     }
 
-    private Dictionary<string, string?> Environment()
-    {
-        var allowlist = Path.Combine(Folder.Path, "allowed-redirects.json");
-        File.WriteAllText(allowlist, Instances.Json);
-        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings());
-        environment["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        environment["Broker__PublicUrl"] = environment["Urls"];
-        environment["Broker__DataPath"] = DataPath;
-        environment["Broker__AllowlistPath"] = allowlist;
-        return environment;
-    }
+    private Dictionary<string, string?> Environment() => BrokerEnvironment.For(GitHub, Folder.Path, Instances.Json);
 
     /// <summary>The key ids a broker started on this data folder publishes.</summary>
     private static async Task<List<string>> KeyIdsAsync(string build, Dictionary<string, string?> environment)

@@ -15,14 +15,8 @@ public sealed class JsonConsoleLogTests : FakeGitHubTest
     [InlineData("native")]
     public async Task Json_console_logs_are_one_object_per_line_with_the_login_events_and_no_secret(string build)
     {
-        var url = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        var allowlist = Path.Combine(Folder.Path, "allowed-redirects.json");
-        File.WriteAllText(allowlist, Instances.Json);
-        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings());
-        environment["Urls"] = url;
-        environment["Broker__PublicUrl"] = url;
-        environment["Broker__DataPath"] = Path.Combine(Folder.Path, "data");
-        environment["Broker__AllowlistPath"] = allowlist;
+        var environment = BrokerEnvironment.For(GitHub, Folder.Path, Instances.Json);
+        var url = environment["Urls"]!;
         environment["Logging__Console__FormatterName"] = "json";
 
         string output;

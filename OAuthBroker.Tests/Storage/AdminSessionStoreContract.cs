@@ -6,17 +6,12 @@ using OAuthBroker.Tests.Support;
 namespace OAuthBroker.Tests.Storage;
 
 /// <summary>What every admin-session backend must do: sessions that sign-out ends at once, expiry, purge, login pins.</summary>
-public abstract class AdminSessionStoreContract<TBackend> : IAsyncLifetime
+public abstract class AdminSessionStoreContract<TBackend> : StorageContract<TBackend>
     where TBackend : StorageBackend, new()
 {
-    private readonly TBackend backend = new();
     private readonly FakeTimeProvider clock = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
 
-    public Task InitializeAsync() => backend.InitializeAsync();
-
-    public Task DisposeAsync() => backend.DisposeAsync();
-
-    private AdminSessionStore NewStore() => new(backend.AdminSessions(), clock, NullLogger<AdminSessionStore>.Instance);
+    private AdminSessionStore NewStore() => new(Backend.AdminSessions(), clock, NullLogger<AdminSessionStore>.Instance);
 
     [Fact]
     public async Task A_session_is_found_on_every_replica_until_it_is_signed_out_or_expires()

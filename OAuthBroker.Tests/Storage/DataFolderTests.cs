@@ -37,13 +37,7 @@ public sealed class DataFolderTests : FakeGitHubTest
     public async Task A_key_ring_or_database_that_others_can_read_stops_start_up_with_the_chmod_to_run(string build, string exposed)
     {
         var data = Path.Combine(Folder.Path, "data");
-        var allowlist = Path.Combine(Folder.Path, "allowed-redirects.json");
-        File.WriteAllText(allowlist, Instances.Json);
-        var environment = FakeGitHub.AsEnvironment(GitHub.BrokerSettings());
-        environment["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}";
-        environment["Broker__PublicUrl"] = environment["Urls"];
-        environment["Broker__DataPath"] = data;
-        environment["Broker__AllowlistPath"] = allowlist;
+        var environment = BrokerEnvironment.For(GitHub, Folder.Path, Instances.Json);
         (await BrokerProcess.RunToExitAsync(BrokerCommand.Named(build, "keys", "list"), environment)).ExitCode.Should().Be(0, "a first run makes the folder");
         var path = Path.Combine(data, exposed);
         File.SetUnixFileMode(path, File.GetUnixFileMode(path) | UnixFileMode.GroupRead | UnixFileMode.OtherRead);

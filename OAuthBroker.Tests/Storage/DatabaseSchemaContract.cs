@@ -4,19 +4,14 @@ using OAuthBroker.Tests.Support;
 namespace OAuthBroker.Tests.Storage;
 
 /// <summary>What every backend's schema handling must do: replicas starting together migrate once; a newer schema is refused.</summary>
-public abstract class DatabaseSchemaContract<TBackend> : IAsyncLifetime
+public abstract class DatabaseSchemaContract<TBackend> : StorageContract<TBackend>
     where TBackend : StorageBackend, new()
 {
-    private readonly TBackend backend = new();
-
-    public Task InitializeAsync() => backend.InitializeAsync();
-
-    public Task DisposeAsync() => backend.DisposeAsync();
 
     [Fact]
     public async Task Replicas_migrating_at_once_all_succeed_and_the_database_is_ready()
     {
-        var replicas = Enumerable.Range(0, 6).Select(_ => backend.Database()).ToList();
+        var replicas = Enumerable.Range(0, 6).Select(_ => Backend.Database()).ToList();
 
         await Task.WhenAll(replicas.Select(replica => Task.Run(() => replica.MigrateAsync(CancellationToken.None))));
 
@@ -27,12 +22,12 @@ public abstract class DatabaseSchemaContract<TBackend> : IAsyncLifetime
     [Fact]
     public async Task A_schema_newer_than_this_build_knows_stops_start_up_and_is_not_ready()
     {
-        await backend.SetSchemaVersionAsync(99);
+        await Backend.SetSchemaVersionAsync(99);
 
-        var migrate = () => backend.Database().MigrateAsync(CancellationToken.None);
+        var migrate = () => Backend.Database().MigrateAsync(CancellationToken.None);
 
         (await migrate.Should().ThrowAsync<StartupException>()).Which.Message.Should().Contain("schema version 99").And.Contain("a newer broker has migrated it");
-        (await backend.Database().CheckAsync(CancellationToken.None)).Ready.Should().BeFalse();
+        (await Backend.Database().CheckAsync(CancellationToken.None)).Ready.Should().BeFalse();
     }
 }
 

@@ -14,23 +14,20 @@ namespace OAuthBroker.Tests.Storage;
 /// What every key-ring backend must do, through Data Protection itself: what one replica protects, another opens; entries
 /// are stored encrypted with the key-encryption key; a previous key's entries are re-encrypted at the next start.
 /// </summary>
-public abstract class KeyRingStoreContract<TBackend> : IAsyncLifetime
+public abstract class KeyRingStoreContract<TBackend> : StorageContract<TBackend>
     where TBackend : StorageBackend, new()
 {
-    private readonly TBackend backend = new();
     private readonly string currentKey = KeyEncryptionKey.NewBase64();
     private readonly List<ServiceProvider> replicas = [];
 
-    public Task InitializeAsync() => backend.InitializeAsync();
-
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         foreach (var replica in replicas)
         {
             await replica.DisposeAsync();
         }
 
-        await backend.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     /// <summary>A replica's Data Protection, composed as the broker composes it, on the test's key ring store.</summary>
@@ -41,7 +38,7 @@ public abstract class KeyRingStoreContract<TBackend> : IAsyncLifetime
         services.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build());
         services.AddSingleton<IHostEnvironment>(new HostEnvironmentStub());
         services.AddKeyRing();
-        services.AddSingleton(backend.KeyRing());
+        services.AddSingleton(Backend.KeyRing());
         services.Configure<KeyRingOptions>(options =>
         {
             options.KeyEncryptionKey = key;
@@ -61,7 +58,7 @@ public abstract class KeyRingStoreContract<TBackend> : IAsyncLifetime
         var secret = a.GetRequiredService<IDataProtectionProvider>().CreateProtector("test").Protect("an admin session");
 
         b.GetRequiredService<IDataProtectionProvider>().CreateProtector("test").Unprotect(secret).Should().Be("an admin session");
-        var entry = backend.KeyRing().ReadAll().Should().ContainSingle().Subject;
+        var entry = Backend.KeyRing().ReadAll().Should().ContainSingle().Subject;
         entry.Name.Should().StartWith("key-");
         entry.Element.Descendants().Should().NotContain(element => element.Name.LocalName == "masterKey");
         entry.Element.Descendants(KeyRingEncryption.EncryptedSecret).Should().ContainSingle();
@@ -77,7 +74,7 @@ public abstract class KeyRingStoreContract<TBackend> : IAsyncLifetime
         var after = Replica(newKey, currentKey);
         after.GetRequiredService<KeyRingGuard>().EnsureReady();
 
-        var kid = backend.KeyRing().ReadAll().Single().Element.Descendants(KeyRingEncryption.EncryptedKey).Single().Attribute("kid")!.Value;
+        var kid = Backend.KeyRing().ReadAll().Single().Element.Descendants(KeyRingEncryption.EncryptedKey).Single().Attribute("kid")!.Value;
         kid.Should().Be(KeyEncryptionKey.Parse(newKey, "test").Id);
         Replica(newKey).GetRequiredService<IDataProtectionProvider>().CreateProtector("test").Unprotect(secret).Should().Be("kept");
     }

@@ -8,19 +8,14 @@ namespace OAuthBroker.Tests.Storage;
 /// What every pending-login backend must do, run against each: one-time, browser-bound, expiring logins, purged when
 /// they have ended, and taken exactly once however many replays race for them through however many connections.
 /// </summary>
-public abstract class PendingLoginStoreContract<TBackend> : IAsyncLifetime
+public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBackend>
     where TBackend : StorageBackend, new()
 {
     private const string Callback = "https://trackeep.example.com/auth/callback";
-    private readonly TBackend backend = new();
 
     private FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
 
-    public Task InitializeAsync() => backend.InitializeAsync();
-
-    public Task DisposeAsync() => backend.DisposeAsync();
-
-    private PendingLoginStore NewStore() => new(backend.PendingLogins(), Clock);
+    private PendingLoginStore NewStore() => new(Backend.PendingLogins(), Clock);
 
     [Fact]
     public async Task A_login_is_taken_once_by_the_browser_that_started_it()

@@ -12,21 +12,16 @@ namespace OAuthBroker.Tests.Storage;
 /// What every signing-key backend must do: one first key however many replicas start together, rotations that every
 /// replica sees on its next load, planned keys published before they sign, compromised keys withdrawn at once.
 /// </summary>
-public abstract class SigningKeyStoreContract<TBackend> : IAsyncLifetime
+public abstract class SigningKeyStoreContract<TBackend> : StorageContract<TBackend>
     where TBackend : StorageBackend, new()
 {
-    private readonly TBackend backend = new();
     private readonly FakeTimeProvider clock = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
 
     // One key ring for every "replica", as they share it in production.
     private readonly IDataProtectionProvider dataProtection = new EphemeralDataProtectionProvider();
 
-    public Task InitializeAsync() => backend.InitializeAsync();
-
-    public Task DisposeAsync() => backend.DisposeAsync();
-
     private SigningKeyStore NewStore() =>
-        new(backend.SigningKeys(), dataProtection, Options.Create(new BrokerOptions()), clock, NullLogger<SigningKeyStore>.Instance);
+        new(Backend.SigningKeys(), dataProtection, Options.Create(new BrokerOptions()), clock, NullLogger<SigningKeyStore>.Instance);
 
     [Fact]
     public async Task Replicas_starting_together_create_one_first_key_and_all_sign_with_it()

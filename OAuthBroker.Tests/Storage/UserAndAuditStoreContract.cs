@@ -9,20 +9,15 @@ using OAuthBroker.Tests.Support;
 namespace OAuthBroker.Tests.Storage;
 
 /// <summary>What every users backend must do: one user per GitHub id, its profile refreshed at each login.</summary>
-public abstract class UserStoreContract<TBackend> : IAsyncLifetime
+public abstract class UserStoreContract<TBackend> : StorageContract<TBackend>
     where TBackend : StorageBackend, new()
 {
-    private readonly TBackend backend = new();
     private readonly FakeTimeProvider clock = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
-
-    public Task InitializeAsync() => backend.InitializeAsync();
-
-    public Task DisposeAsync() => backend.DisposeAsync();
 
     [Fact]
     public async Task A_user_is_created_at_first_login_and_keeps_its_id_through_a_rename()
     {
-        var users = backend.Users(clock);
+        var users = Backend.Users(clock);
         var first = await users.RecordLoginAsync(new GitHubUser(583231, "octocat", "The Octocat", null, "https://avatars.example/1"), CancellationToken.None);
         clock.Advance(TimeSpan.FromMinutes(5));
 
@@ -39,7 +34,7 @@ public abstract class UserStoreContract<TBackend> : IAsyncLifetime
     [Fact]
     public async Task Concurrent_first_logins_of_one_GitHub_user_through_separate_stores_make_one_user()
     {
-        var stores = Enumerable.Range(0, 4).Select(_ => backend.Users(clock)).ToList();
+        var stores = Enumerable.Range(0, 4).Select(_ => Backend.Users(clock)).ToList();
 
         var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
             Task.Run(() => stores[i % stores.Count].RecordLoginAsync(new GitHubUser(42, "racer", null, null, null), CancellationToken.None))));
@@ -49,18 +44,13 @@ public abstract class UserStoreContract<TBackend> : IAsyncLifetime
 }
 
 /// <summary>What every audit backend must do: record, redact, page, count refusals into bounded rows, purge.</summary>
-public abstract class AuditLogContract<TBackend> : IAsyncLifetime
+public abstract class AuditLogContract<TBackend> : StorageContract<TBackend>
     where TBackend : StorageBackend, new()
 {
-    private readonly TBackend backend = new();
     private readonly FakeTimeProvider clock = new(new DateTimeOffset(2026, 12, 3, 12, 0, 30, TimeSpan.Zero));
 
-    public Task InitializeAsync() => backend.InitializeAsync();
-
-    public Task DisposeAsync() => backend.DisposeAsync();
-
     private AuditLog NewLog(int sourcesPerMinute = 1000) =>
-        new(backend.Audit(), Options.Create(new AuditOptions { RefusalSourcesPerMinute = sourcesPerMinute }), clock);
+        new(Backend.Audit(), Options.Create(new AuditOptions { RefusalSourcesPerMinute = sourcesPerMinute }), clock);
 
     [Fact]
     public async Task Events_are_recorded_with_shared_secrets_redacted_and_read_back_newest_first_in_pages()

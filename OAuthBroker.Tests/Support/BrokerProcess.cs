@@ -183,3 +183,23 @@ public static class ToolErrorAssertions
         (result.Output + result.Error).Should().NotContainAny(["Unhandled exception", "   at ", "--- End of", "fail:", "crit:"], because);
     }
 }
+
+public static class BrokerEnvironment
+{
+    /// <summary>
+    /// The environment of a broker in a process of its own that uses <paramref name="gitHub"/>: a free loopback port
+    /// (its URL is <c>Urls</c>), and the data folder and allowlist (written here) under <paramref name="folder"/>.
+    /// </summary>
+    public static Dictionary<string, string?> For(FakeGitHub gitHub, string folder, string allowlistJson)
+    {
+        ArgumentNullException.ThrowIfNull(gitHub);
+        var allowlist = Path.Combine(folder, "allowed-redirects.json");
+        File.WriteAllText(allowlist, allowlistJson);
+        var environment = FakeGitHub.AsEnvironment(gitHub.BrokerSettings());
+        environment["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}";
+        environment["Broker__PublicUrl"] = environment["Urls"];
+        environment["Broker__DataPath"] = Path.Combine(folder, "data");
+        environment["Broker__AllowlistPath"] = allowlist;
+        return environment;
+    }
+}

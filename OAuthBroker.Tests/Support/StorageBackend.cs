@@ -41,6 +41,17 @@ public abstract class StorageBackend : IAsyncLifetime
     public abstract Task SetSchemaVersionAsync(int version);
 }
 
+/// <summary>A contract suite: its tests run once per backend, each on a fresh, migrated database of that backend.</summary>
+public abstract class StorageContract<TBackend> : IAsyncLifetime
+    where TBackend : StorageBackend, new()
+{
+    protected TBackend Backend { get; } = new();
+
+    public virtual Task InitializeAsync() => Backend.InitializeAsync();
+
+    public virtual Task DisposeAsync() => Backend.DisposeAsync();
+}
+
 public sealed class SqliteBackend : StorageBackend
 {
     private readonly TempDirectory folder = new();

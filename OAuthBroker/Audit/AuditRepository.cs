@@ -168,17 +168,5 @@ public sealed class PostgresAuditRepository(PostgresDatabase database) : IAuditR
     public async Task<IReadOnlyList<AuditRow>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken) =>
         await database.QueryAsync(RecentLoginsSql, AuditRow.Read, cancellationToken, (long)perInstance);
 
-    public async Task<int> DeleteBeforeAsync(long cutoff, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        int deleted;
-        do
-        {
-            deleted = await database.ExecuteAsync(DeleteSql, cancellationToken, cutoff);
-            total += deleted;
-        }
-        while (deleted == SqliteConnectionFactory.PurgeBatch);
-
-        return total;
-    }
+    public Task<int> DeleteBeforeAsync(long cutoff, CancellationToken cancellationToken) => database.DeleteInBatchesAsync(DeleteSql, cancellationToken, cutoff);
 }

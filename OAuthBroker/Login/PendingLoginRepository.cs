@@ -100,7 +100,7 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
     // so of any number of replays on any number of replicas exactly one sees consumed_at still NULL.
     private const string ConsumeSql = "UPDATE pending_logins SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2";
 
-    // Batches, so a large backlog is deleted without one long transaction holding the rows of logins in progress.
+    // One batch (LIMIT is SqliteConnectionFactory.PurgeBatch), repeated by PostgresDatabase.DeleteInBatchesAsync.
     private const string DeleteSql = """
         DELETE FROM pending_logins WHERE id IN (
             SELECT id FROM pending_logins WHERE expires_at < $2 AND (expires_at < $1 OR consumed_at < $1) LIMIT 5000)
@@ -115,19 +115,8 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
     public async Task<bool> TryMarkConsumedAsync(long id, long now, CancellationToken cancellationToken) =>
         await database.ExecuteAsync(ConsumeSql, cancellationToken, id, now) == 1;
 
-    public async Task<int> DeleteEndedAsync(long cutoff, long horizon, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        int deleted;
-        do
-        {
-            deleted = await database.ExecuteAsync(DeleteSql, cancellationToken, cutoff, horizon);
-            total += deleted;
-        }
-        while (deleted == SqliteConnectionFactory.PurgeBatch);
-
-        return total;
-    }
+    public Task<int> DeleteEndedAsync(long cutoff, long horizon, CancellationToken cancellationToken) =>
+        database.DeleteInBatchesAsync(DeleteSql, cancellationToken, cutoff, horizon);
 }
 
 /// <summary>The column order both backends select in.</summary>

@@ -125,6 +125,24 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         return await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Runs a DELETE whose subquery takes at most <see cref="SqliteConnectionFactory.PurgeBatch"/> rows, again until a
+    /// batch comes back short: a large backlog is deleted without one long transaction over rows logins still use.
+    /// </summary>
+    public async Task<int> DeleteInBatchesAsync(string sql, CancellationToken cancellationToken, params object?[] values)
+    {
+        var total = 0;
+        int deleted;
+        do
+        {
+            deleted = await ExecuteAsync(sql, cancellationToken, values);
+            total += deleted;
+        }
+        while (deleted == SqliteConnectionFactory.PurgeBatch);
+
+        return total;
+    }
+
     /// <summary>Runs one query with positional parameters and reads every row with <paramref name="read"/>.</summary>
     public async Task<List<T>> QueryAsync<T>(string sql, Func<NpgsqlDataReader, T> read, CancellationToken cancellationToken, params object?[] values)
     {
