@@ -80,7 +80,7 @@ public sealed class PostgresCluster
         // fsync off: a test cluster never outlives a crash of its machine, and the 2-core CI runner has no I/O to spare.
         await cluster.RunAsPostgresAsync("pg_ctl", "-D", cluster.DataFolder, "-l", Path.Combine(folder, "server.log"), "-w", "-t", "60", "-o",
             $"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", "start");
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Stop();
+        await cluster.StopWhenThisProcessEndsAsync();
         return cluster;
     }
 
@@ -110,28 +110,17 @@ public sealed class PostgresCluster
         }
     }
 
-    private void Stop()
+    /// <summary>
+    /// A watchdog outside this process stops the cluster and deletes its folder within a second of the test host's end,
+    /// however it ends: the test runner may kill the host before an exit handler of its own has run. The watchdog is
+    /// started twice-forked, so it is no descendant of the host that a kill of the host's process tree would take along.
+    /// </summary>
+    private Task StopWhenThisProcessEndsAsync()
     {
-        try
-        {
-            RunAsPostgresAsync("pg_ctl", "-D", DataFolder, "-m", "immediate", "-w", "stop").GetAwaiter().GetResult();
-            // The server's last files (socket, lock) can still be going away when pg_ctl returns.
-            for (var attempt = 0; Directory.Exists(folder); attempt++)
-            {
-                try
-                {
-                    Directory.Delete(folder, recursive: true);
-                }
-                catch (IOException) when (attempt < 20)
-                {
-                    Thread.Sleep(50);
-                }
-            }
-        }
-        catch (Exception exception) when (exception is InvalidOperationException or IOException or UnauthorizedAccessException)
-        {
-            // The test run is ending; scripts/test.sh stops what is left.
-        }
+        var pgCtl = Path.Combine(binaries, "pg_ctl");
+        var stop = Environment.IsPrivilegedProcess ? $"runuser -u postgres -- '{pgCtl}'" : $"'{pgCtl}'";
+        var watchdog = $"( while kill -0 {Environment.ProcessId} 2>/dev/null; do sleep 1; done; {stop} -D '{DataFolder}' -m immediate -w stop; rm -rf '{folder}' ) >/dev/null 2>&1 &";
+        return RunAsync("sh", "-c", watchdog);
     }
 
     private Task RunAsPostgresAsync(string program, params string[] args) =>
