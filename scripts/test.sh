@@ -32,15 +32,8 @@ npm ci --prefix OAuthBroker.Tests/browser --no-audit --no-fund --loglevel=error
 dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --runtime linux-x64 --output artifacts/native -v quiet -nologo
 
 results=$(mktemp -d)
-# The test host stops its PostgreSQL cluster as it exits but may end before deleting the folder of a stopped one.
-cleanup() {
-  rm -rf "$results"
-  for cluster in "${TMPDIR:-/tmp}"/oauthbroker-pg-*/; do
-    [ -d "$cluster" ] && [ ! -e "$cluster/data/postmaster.pid" ] && rm -rf "$cluster"
-  done
-  return 0
-}
-trap cleanup EXIT
+# The tests' PostgreSQL cluster is stopped and deleted by a watchdog of its own (OAuthBroker.Tests/Support/PostgresCluster.cs).
+trap 'rm -rf "$results"' EXIT
 set +e
 dotnet test OAuthBroker.sln --configuration Release --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results"
 status=$?

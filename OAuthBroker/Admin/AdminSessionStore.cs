@@ -162,5 +162,5 @@ public sealed class PostgresAdminSessionRepository(PostgresDatabase database) : 
         (await database.QueryAsync("SELECT github_id FROM admin_pins WHERE login = $1", reader => (long?)reader.GetInt64(0), cancellationToken, login)).SingleOrDefault();
 
     public Task<int> DeleteExpiredAsync(long now, CancellationToken cancellationToken) =>
-        database.ExecuteAsync("DELETE FROM admin_sessions WHERE expires_at < $1", cancellationToken, now);
+        database.DeleteInBatchesAsync("admin_sessions", "expires_at < $1", cancellationToken, now);
 }

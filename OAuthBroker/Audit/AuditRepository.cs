@@ -148,8 +148,6 @@ public sealed class PostgresAuditRepository(PostgresDatabase database) : IAuditR
         WHERE position <= $1
         """;
 
-    private const string DeleteSql = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 LIMIT 5000)";
-
     public Task InsertAsync(AuditRow row, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(row);
@@ -168,5 +166,5 @@ public sealed class PostgresAuditRepository(PostgresDatabase database) : IAuditR
     public async Task<IReadOnlyList<AuditRow>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken) =>
         await database.QueryAsync(RecentLoginsSql, AuditRow.Read, cancellationToken, (long)perInstance);
 
-    public Task<int> DeleteBeforeAsync(long cutoff, CancellationToken cancellationToken) => database.DeleteInBatchesAsync(DeleteSql, cancellationToken, cutoff);
+    public Task<int> DeleteBeforeAsync(long cutoff, CancellationToken cancellationToken) => database.DeleteInBatchesAsync("audit_events", "at < $1", cancellationToken, cutoff);
 }

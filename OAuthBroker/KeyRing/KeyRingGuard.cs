@@ -17,8 +17,6 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IKeyRingStore s
     private readonly Lock gate = new();
     private bool ready;
 
-    private string Folder => store.Location;
-
     /// <summary>Runs once per process; later calls return at once.</summary>
     public void EnsureReady()
     {
@@ -30,8 +28,8 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IKeyRingStore s
             }
 
             var current = keys.Current;
-            var (encrypted, reencrypted) = BringUnderCurrentKey();
-            Log.Ready(logger, current.Id, current.Description, reencrypted, encrypted);
+            var (entries, reencrypted) = BringUnderCurrentKey();
+            Log.Ready(logger, current.Id, current.Description, reencrypted, entries);
             ready = true;
         }
     }
@@ -92,12 +90,12 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IKeyRingStore s
         if (!decryptor.StartsWith(typeof(KeyRingDecryptor).FullName + ",", StringComparison.Ordinal) || encryptedKey is null)
         {
             throw new StartupException(
-                $"The key-ring entry {name} in {Folder} is encrypted by {decryptor.Split(',')[0]}, not by this broker's key-encryption key. Move it out of the key ring if it belongs to another application.");
+                $"The key-ring entry {name} in {store.Location} is encrypted by {decryptor.Split(',')[0]}, not by this broker's key-encryption key. Move it out of the key ring if it belongs to another application.");
         }
 
         var keyId = KeyRingEncryption.KeyIdOf(encryptedKey);
         var key = keys.Find(keyId) ?? throw new StartupException(
-            $"The key ring in {Folder} is encrypted with key-encryption key {keyId ?? "(unnamed)"} (entry {name}), and the configured key is {keys.Current.Id} ({keys.Current.Description})"
+            $"The key ring in {store.Location} is encrypted with key-encryption key {keyId ?? "(unnamed)"} (entry {name}), and the configured key is {keys.Current.Id} ({keys.Current.Description})"
             + (keys.All.Count > 1 ? $", with previous keys {string.Join(", ", keys.All.Skip(1).Select(previous => previous.Id))}" : "")
             + ". Give the key it was encrypted with as Broker__KeyEncryptionKey, or, while rotating to a new key, as Broker__PreviousKeyEncryptionKeys__0.");
 
@@ -108,7 +106,7 @@ public sealed partial class KeyRingGuard(KeyEncryptionKeys keys, IKeyRingStore s
         }
         catch (CryptographicException exception)
         {
-            throw new StartupException($"The key-ring entry {name} in {Folder} names key-encryption key {key.Id} but does not open with it: the entry was altered or damaged.", exception);
+            throw new StartupException($"The key-ring entry {name} in {store.Location} names key-encryption key {key.Id} but does not open with it: the entry was altered or damaged.", exception);
         }
 
         if (key == keys.Current)

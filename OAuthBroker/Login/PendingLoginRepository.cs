@@ -100,12 +100,6 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
     // so of any number of replays on any number of replicas exactly one sees consumed_at still NULL.
     private const string ConsumeSql = "UPDATE pending_logins SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2";
 
-    // One batch (LIMIT is SqliteConnectionFactory.PurgeBatch), repeated by PostgresDatabase.DeleteInBatchesAsync.
-    private const string DeleteSql = """
-        DELETE FROM pending_logins WHERE id IN (
-            SELECT id FROM pending_logins WHERE expires_at < $2 AND (expires_at < $1 OR consumed_at < $1) LIMIT 5000)
-        """;
-
     public Task InsertAsync(PendingLoginRow row, CancellationToken cancellationToken) =>
         database.ExecuteAsync(InsertSql, cancellationToken, row.StateHash, row.BrowserHash, row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, row.CreatedAt, row.ExpiresAt, row.ResponseMode);
 
@@ -116,7 +110,7 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
         await database.ExecuteAsync(ConsumeSql, cancellationToken, id, now) == 1;
 
     public Task<int> DeleteEndedAsync(long cutoff, long horizon, CancellationToken cancellationToken) =>
-        database.DeleteInBatchesAsync(DeleteSql, cancellationToken, cutoff, horizon);
+        database.DeleteInBatchesAsync("pending_logins", "expires_at < $2 AND (expires_at < $1 OR consumed_at < $1)", cancellationToken, cutoff, horizon);
 }
 
 /// <summary>The column order both backends select in.</summary>

@@ -75,7 +75,7 @@ public sealed partial class PostgresChangeListener(
                 foreach (var channel in DatabaseChanges.Channels)
                 {
                     // Channel names are our constants.
-                    await database.ExecuteOnAsync(connection, $"LISTEN {channel}", stoppingToken);
+                    await PostgresDatabase.ExecuteOnAsync(connection, null, $"LISTEN {channel}", stoppingToken);
                 }
 
                 if (reconnected)

@@ -126,11 +126,13 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs a DELETE whose subquery takes at most <see cref="SqliteConnectionFactory.PurgeBatch"/> rows, again until a
-    /// batch comes back short: a large backlog is deleted without one long transaction over rows logins still use.
+    /// Deletes the rows of <paramref name="table"/> (which has an <c>id</c> key) matching <paramref name="condition"/>,
+    /// <see cref="SqliteConnectionFactory.PurgeBatch"/> at a time, as the SQLite purge does: a large backlog is deleted
+    /// without one long transaction over rows logins still use. Table and condition are the caller's constants.
     /// </summary>
-    public async Task<int> DeleteInBatchesAsync(string sql, CancellationToken cancellationToken, params object?[] values)
+    public async Task<int> DeleteInBatchesAsync(string table, string condition, CancellationToken cancellationToken, params object?[] values)
     {
+        var sql = $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT {SqliteConnectionFactory.PurgeBatch})";
         var total = 0;
         int deleted;
         do
@@ -159,11 +161,14 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         return rows;
     }
 
-    /// <summary>Runs one constant statement on a connection the caller holds (LISTEN must stay on its connection).</summary>
-    public async Task ExecuteOnAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs one statement on a connection the caller holds, in its transaction if any: for what must stay on one
+    /// connection (LISTEN, an advisory lock and the statements it guards).
+    /// </summary>
+    public static async Task<int> ExecuteOnAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken, params object?[] values)
     {
-        await using var command = Command(connection, sql, []);
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await using var command = Command(connection, sql, values, transaction);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary><paramref name="sql"/> is always the caller's constant; values travel as parameters, never in the text.</summary>
@@ -189,8 +194,8 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
     {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLock})", cancellationToken);
-        await ExecuteAsync(connection, transaction, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)", cancellationToken);
+        await ExecuteOnAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLock})", cancellationToken);
+        await ExecuteOnAsync(connection, transaction, "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)", cancellationToken);
         await using (var read = new NpgsqlCommand("SELECT version FROM schema_version", connection, transaction))
         {
             var version = await read.ExecuteScalarAsync(cancellationToken) is int found ? found : 0;
@@ -202,21 +207,14 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
 
             for (var next = version; next < Migrations.Length; next++)
             {
-                await ExecuteAsync(connection, transaction, Migrations[next], cancellationToken);
+                await ExecuteOnAsync(connection, transaction, Migrations[next], cancellationToken);
             }
 
             // The version is our own counter, never input.
-            await ExecuteAsync(connection, transaction, version == 0 ? $"INSERT INTO schema_version VALUES ({Migrations.Length})" : $"UPDATE schema_version SET version = {Migrations.Length}", cancellationToken);
+            await ExecuteOnAsync(connection, transaction, version == 0 ? $"INSERT INTO schema_version VALUES ({Migrations.Length})" : $"UPDATE schema_version SET version = {Migrations.Length}", cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
-    }
-
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA2100", Justification = "Only the migrations' constant SQL and our own counters.")]
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public async Task<(bool Ready, string Detail)> CheckAsync(CancellationToken cancellationToken)

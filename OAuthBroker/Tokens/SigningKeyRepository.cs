@@ -1,3 +1,4 @@
+using Npgsql;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Tokens;
@@ -137,65 +138,38 @@ public sealed class PostgresSigningKeyRepository(PostgresDatabase database) : IS
     public async Task<IReadOnlyList<StoredSigningKey>> ListAllAsync(CancellationToken cancellationToken) =>
         await database.QueryAsync($"SELECT {StoredSigningKey.Columns} FROM signing_keys ORDER BY created_at DESC", StoredSigningKey.Read, cancellationToken);
 
-    public async Task<bool> InsertIfNoneActiveAsync(StoredSigningKey key, long now, CancellationToken cancellationToken)
+    public Task<bool> InsertIfNoneActiveAsync(StoredSigningKey key, long now, CancellationToken cancellationToken) =>
+        InsertUnderLockAsync(key, async (connection, transaction) =>
+        {
+            await using var count = PostgresDatabase.Command(connection, ActiveCountSql, [key.Algorithm, now], transaction);
+            return (long)(await count.ExecuteScalarAsync(cancellationToken))! == 0;
+        }, cancellationToken);
+
+    public Task RotateAsync(StoredSigningKey key, long retireAt, CancellationToken cancellationToken) =>
+        InsertUnderLockAsync(key, async (connection, transaction) =>
+        {
+            await PostgresDatabase.ExecuteOnAsync(connection, transaction, "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1", cancellationToken, retireAt);
+            return true;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Under the key lock, in one transaction: <paramref name="before"/> (which may decline), then the insert, then the
+    /// announcement, delivered at commit, on which every replica reloads its keys at once instead of at its next refresh.
+    /// </summary>
+    private async Task<bool> InsertUnderLockAsync(StoredSigningKey key, Func<NpgsqlConnection, NpgsqlTransaction, Task<bool>> before, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
         await using var connection = await database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockCommand = PostgresDatabase.Command(connection, $"SELECT pg_advisory_xact_lock({KeyCreationLock})", [], transaction))
+        await PostgresDatabase.ExecuteOnAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({KeyCreationLock})", cancellationToken);
+        if (!await before(connection, transaction))
         {
-            await lockCommand.ExecuteNonQueryAsync(cancellationToken);
+            return false;
         }
 
-        await using (var count = PostgresDatabase.Command(connection, ActiveCountSql, [key.Algorithm, now], transaction))
-        {
-            if ((long)(await count.ExecuteScalarAsync(cancellationToken))! > 0)
-            {
-                return false;
-            }
-        }
-
-        await using (var insert = PostgresDatabase.Command(connection, InsertSql, [key.KeyId, key.Algorithm, key.ProtectedKey, key.CreatedAt, key.ActivatesAt], transaction))
-        {
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        // Delivered at commit: every replica reloads its keys at once instead of at its next refresh.
-        await using (var notify = PostgresDatabase.Command(connection, $"NOTIFY {DatabaseChanges.SigningKeys}", [], transaction))
-        {
-            await notify.ExecuteNonQueryAsync(cancellationToken);
-        }
-
+        await PostgresDatabase.ExecuteOnAsync(connection, transaction, InsertSql, cancellationToken, key.KeyId, key.Algorithm, key.ProtectedKey, key.CreatedAt, key.ActivatesAt);
+        await PostgresDatabase.ExecuteOnAsync(connection, transaction, $"NOTIFY {DatabaseChanges.SigningKeys}", cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return true;
-    }
-
-    public async Task RotateAsync(StoredSigningKey key, long retireAt, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockCommand = PostgresDatabase.Command(connection, $"SELECT pg_advisory_xact_lock({KeyCreationLock})", [], transaction))
-        {
-            await lockCommand.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using (var retire = PostgresDatabase.Command(connection, "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1", [retireAt], transaction))
-        {
-            await retire.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using (var insert = PostgresDatabase.Command(connection, InsertSql, [key.KeyId, key.Algorithm, key.ProtectedKey, key.CreatedAt, key.ActivatesAt], transaction))
-        {
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        // Delivered at commit: every replica reloads its keys at once instead of at its next refresh.
-        await using (var notify = PostgresDatabase.Command(connection, $"NOTIFY {DatabaseChanges.SigningKeys}", [], transaction))
-        {
-            await notify.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
     }
 }
