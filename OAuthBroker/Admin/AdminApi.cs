@@ -22,8 +22,8 @@ public static class AdminApi
     public static void Map(RouteGroupBuilder admin)
     {
         var api = admin.MapGroup("/api");
-        api.MapGet("/instances", ListInstances);
-        api.MapGet("/instances/{id}", GetInstance);
+        api.MapGet("/instances", ListInstancesAsync);
+        api.MapGet("/instances/{id}", GetInstanceAsync);
         api.MapPost("/instances", CreateInstanceAsync);
         api.MapPut("/instances/{id}", ReplaceInstanceAsync);
         api.MapDelete("/instances/{id}", DeleteInstanceAsync);
@@ -34,16 +34,16 @@ public static class AdminApi
             TypedResults.Ok(new CsrfToken(AdminAuthentication.CsrfHeader, antiforgery.GetAndStoreTokens(context).RequestToken!)));
     }
 
-    public static Ok<InstanceList> ListInstances(HttpContext context, AllowlistEditor editor)
+    public static async Task<Ok<InstanceList>> ListInstancesAsync(HttpContext context, AllowlistEditor editor, CancellationToken cancellationToken)
     {
-        var content = editor.Read();
+        var content = await editor.ReadAsync(cancellationToken);
         context.Response.Headers.ETag = content.ETag;
         return TypedResults.Ok(new InstanceList(content.ETag, [.. content.Instances.OfType<JsonObject>().Select(entry => InstanceEntryRedaction.Redact(entry)!)]));
     }
 
-    public static Results<Ok<JsonObject>, ProblemHttpResult> GetInstance(string id, HttpContext context, AllowlistEditor editor)
+    public static async Task<Results<Ok<JsonObject>, ProblemHttpResult>> GetInstanceAsync(string id, HttpContext context, AllowlistEditor editor, CancellationToken cancellationToken)
     {
-        var content = editor.Read();
+        var content = await editor.ReadAsync(cancellationToken);
         context.Response.Headers.ETag = content.ETag;
         return content.Find(id) is { } entry
             ? TypedResults.Ok(InstanceEntryRedaction.Redact(entry)!)

@@ -18,7 +18,7 @@ public static class AdminPage
     public static void Map(RouteGroupBuilder admin)
     {
         admin.MapGet("", ShowAsync);
-        admin.MapGet("/instances/{id}", ShowEdit);
+        admin.MapGet("/instances/{id}", ShowEditAsync);
         admin.MapPost("/instances", AddAsync);
         admin.MapPost("/instances/{id}", SaveAsync);
         admin.MapPost("/instances/{id}/delete", DeleteAsync);
@@ -35,14 +35,14 @@ public static class AdminPage
 
     private static async Task<IResult> ShowAsync(HttpContext context, string? check, AllowlistEditor editor, AllowlistProvider allowlist, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
     {
-        var content = editor.Read();
+        var content = await editor.ReadAsync(cancellationToken);
         var recent = await audit.RecentLoginsAsync(5, cancellationToken);
         var body = new StringBuilder();
         body.Append(CultureInvariant($"<p>Signed in as <strong>{HtmlPage.Encode(context.User.Identity?.Name)}</strong>.</p>"));
         body.Append(Form(context, antiforgery, "/admin/logout", content.ETag, "<button>Sign out</button>"));
         if (allowlist.Status.IsStale)
         {
-            body.Append(CultureInvariant($"<p><strong>The allowlist file was refused; the last good one is served.</strong></p><pre>{HtmlPage.Encode(allowlist.Status.Error)}</pre>"));
+            body.Append(CultureInvariant($"<p><strong>The current allowlist was refused; the last good one is served.</strong></p><pre>{HtmlPage.Encode(allowlist.Status.Error)}</pre>"));
         }
 
         body.Append("<h2>Test a redirect URI</h2><form method=\"get\" action=\"/admin\"><input name=\"check\" size=\"60\" value=\"")
@@ -68,9 +68,9 @@ public static class AdminPage
         return HtmlPage.Render("OAuthBroker admin", body.ToString());
     }
 
-    private static Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult ShowEdit(string id, HttpContext context, AllowlistEditor editor, IAntiforgery antiforgery)
+    private static async Task<Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult> ShowEditAsync(string id, HttpContext context, AllowlistEditor editor, IAntiforgery antiforgery, CancellationToken cancellationToken)
     {
-        var content = editor.Read();
+        var content = await editor.ReadAsync(cancellationToken);
         return content.Find(id) is { } entry
             ? HtmlPage.Render($"Edit {id}", InstanceForm(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}", content.ETag, entry) + "<p><a href=\"/admin\">Back</a></p>")
             : HtmlPage.Error("Not found", $"There is no instance '{id}'.", StatusCodes.Status404NotFound);
@@ -87,7 +87,7 @@ public static class AdminPage
     private static async Task<IResult> SaveAsync(string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
     {
         var form = await context.Request.ReadFormAsync(cancellationToken);
-        var (entry, secret, error) = EntryFromForm(form, editor.Read().Find(id));
+        var (entry, secret, error) = EntryFromForm(form, (await editor.ReadAsync(cancellationToken)).Find(id));
         var outcome = entry is null ? null : await editor.ReplaceAsync(id, entry, form["etag"], cancellationToken);
         return await FinishAsync(context, audit, antiforgery, "replace", id, outcome, error, secret, $"/admin/instances/{Uri.EscapeDataString(id)}", form, cancellationToken);
     }

@@ -9,37 +9,39 @@ using OAuthBroker.Web;
 
 namespace OAuthBroker.Allowlist;
 
-/// <summary><c>allowlist list|add|remove|validate|check</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
+/// <summary><c>allowlist list|add|remove|validate|check|export|import</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
 public static class AllowlistCommands
 {
 
     public static Command Create(IServiceProvider services, TextWriter output, TextWriter error)
     {
-        var command = new Command("allowlist", "Inspect and edit the allowlist (allowed-redirects.json). A running broker picks edits up by itself.");
+        var command = new Command("allowlist", "Inspect and edit the allowlist (allowed-redirects.json, or the database with Broker:Database=postgres). A running broker picks edits up by itself.");
         command.Add(List(services, output));
         command.Add(Add(services, output, error));
         command.Add(Remove(services, output, error));
         command.Add(Validate(services, output, error));
         command.Add(Check(services, output));
+        command.Add(Export(services, output));
+        command.Add(Import(services, output, error));
         return command;
     }
 
     private static Command List(IServiceProvider services, TextWriter output)
     {
         var list = new Command("list", "List the instances.");
-        list.SetAction(_ =>
+        list.SetAction(async (_, cancellationToken) =>
         {
-            var snapshot = LoadFile(services);
+            var snapshot = await LoadAsync(services, cancellationToken);
             foreach (var instance in snapshot.Instances.Values.OrderBy(instance => instance.Id, StringComparer.Ordinal))
             {
-                output.WriteLine($"{instance.Id}  token: {instance.EncryptionKey?.Algorithm ?? "none (identity only)"}  scopes: {string.Join(' ', instance.AllowedScopes.Order(StringComparer.Ordinal))}");
+                await output.WriteLineAsync($"{instance.Id}  token: {instance.EncryptionKey?.Algorithm ?? "none (identity only)"}  scopes: {string.Join(' ', instance.AllowedScopes.Order(StringComparer.Ordinal))}");
                 foreach (var uri in instance.RedirectUris)
                 {
-                    output.WriteLine($"    {uri}");
+                    await output.WriteLineAsync($"    {uri}");
                 }
             }
 
-            output.WriteLine($"{snapshot.Instances.Count} instances, sha256 {snapshot.Sha256}");
+            await output.WriteLineAsync($"{snapshot.Instances.Count} instances, sha256 {snapshot.Sha256}");
             return 0;
         });
         return list;
@@ -97,7 +99,7 @@ public static class AllowlistCommands
                 entry["encryptionKey"] = key;
             }
 
-            var outcome = await services.GetRequiredService<AllowlistEditor>().AddAsync(entry, ifMatch: null, cancellationToken);
+            var outcome = await (await EditorAsync(services, cancellationToken)).AddAsync(entry, ifMatch: null, cancellationToken);
             if (!Report(outcome, error))
             {
                 return 1;
@@ -121,7 +123,7 @@ public static class AllowlistCommands
         var remove = new Command("remove", "Remove an instance.") { id };
         remove.SetAction(async (parse, cancellationToken) =>
         {
-            var outcome = await services.GetRequiredService<AllowlistEditor>().RemoveAsync(parse.GetValue(id)!, ifMatch: null, cancellationToken);
+            var outcome = await (await EditorAsync(services, cancellationToken)).RemoveAsync(parse.GetValue(id)!, ifMatch: null, cancellationToken);
             if (outcome.Status == EditStatus.NotFound)
             {
                 await error.WriteLineAsync($"No instance '{parse.GetValue(id)}'.");
@@ -141,19 +143,21 @@ public static class AllowlistCommands
 
     private static Command Validate(IServiceProvider services, TextWriter output, TextWriter error)
     {
-        var file = new Argument<FileInfo?>("file") { Description = "The file to check (default: Broker:AllowlistPath).", Arity = ArgumentArity.ZeroOrOne };
-        var validate = new Command("validate", "Check a file with the broker's own rules, without changing anything.") { file };
-        validate.SetAction(parse =>
+        var file = new Argument<FileInfo?>("file") { Description = "The file to check (default: the allowlist the broker serves).", Arity = ArgumentArity.ZeroOrOne };
+        var validate = new Command("validate", "Check a file, or the allowlist the broker serves, with the broker's own rules, without changing anything.") { file };
+        validate.SetAction(async (parse, cancellationToken) =>
         {
             try
             {
-                var snapshot = LoadFile(services, parse.GetValue(file)?.FullName);
-                output.WriteLine($"Valid: {snapshot.Instances.Count} instances, sha256 {snapshot.Sha256}.");
+                var snapshot = parse.GetValue(file) is { } given
+                    ? AllowlistFile.Load(given.FullName, services.GetRequiredService<AllowlistDefaults>().Scopes, [], TimeProvider.System.GetUtcNow())
+                    : await LoadAsync(services, cancellationToken);
+                await output.WriteLineAsync($"Valid: {snapshot.Instances.Count} instances, sha256 {snapshot.Sha256}.");
                 return 0;
             }
             catch (AllowlistException exception)
             {
-                error.WriteLine(exception.Message);
+                await error.WriteLineAsync(exception.Message);
                 return 1;
             }
         });
@@ -164,25 +168,60 @@ public static class AllowlistCommands
     {
         var uri = new Argument<string>("uri") { Description = "A redirect_uri an instance sends." };
         var check = new Command("check", "Say which entry and rule accept a redirect URI, or exactly why none does.") { uri };
-        check.SetAction(parse =>
+        check.SetAction(async (parse, cancellationToken) =>
         {
-            var result = LoadFile(services).Check(parse.GetValue(uri));
+            var result = (await LoadAsync(services, cancellationToken)).Check(parse.GetValue(uri));
             if (result.Target is { } target)
             {
-                output.WriteLine($"Accepted for instance '{target.Instance.Id}' by entry {target.Entry} ({target.Rule}).");
-                output.WriteLine($"The browser is sent to {target.Uri}.");
+                await output.WriteLineAsync($"Accepted for instance '{target.Instance.Id}' by entry {target.Entry} ({target.Rule}).");
+                await output.WriteLineAsync($"The browser is sent to {target.Uri}.");
                 return 0;
             }
 
-            output.WriteLine($"Refused: {result.Reason}.");
+            await output.WriteLineAsync($"Refused: {result.Reason}.");
             foreach (var near in result.EntriesOnHost)
             {
-                output.WriteLine($"  Entry {near.Entry} of '{near.Instance.Id}' is on this host; compare scheme, port and path, which must match exactly.");
+                await output.WriteLineAsync($"  Entry {near.Entry} of '{near.Instance.Id}' is on this host; compare scheme, port and path, which must match exactly.");
             }
 
             return 1;
         });
         return check;
+    }
+
+    private static Command Export(IServiceProvider services, TextWriter output)
+    {
+        var file = new Argument<FileInfo>("file") { Description = "Where to write the allowlist; it may hold instances' shared secrets, so it is made readable by its owner only." };
+        var export = new Command("export", "Write the allowlist the broker serves to a file, byte for byte (for a backup, or to move between SQLite and PostgreSQL).") { file };
+        export.SetAction(async (parse, cancellationToken) =>
+        {
+            var stored = (await (await SourceAsync(services, cancellationToken)).ReadAsync(null, cancellationToken))!;
+            var path = parse.GetValue(file)!.FullName;
+            FileAllowlistSource.WriteAtomically(path, stored.Bytes, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            await output.WriteLineAsync($"Exported the allowlist to {path}, sha256 {stored.Sha256}.");
+            return 0;
+        });
+        return export;
+    }
+
+    private static Command Import(IServiceProvider services, TextWriter output, TextWriter error)
+    {
+        var file = new Argument<FileInfo>("file") { Description = "An allowlist file; it replaces the whole allowlist if it is valid." };
+        var import = new Command("import", "Replace the whole allowlist with a file, after checking it with the broker's own rules; a refused file changes nothing.") { file };
+        import.SetAction(async (parse, cancellationToken) =>
+        {
+            var path = parse.GetValue(file)!.FullName;
+            var bytes = AllowlistFile.Read(path);
+            var outcome = await (await EditorAsync(services, cancellationToken)).ImportAsync(bytes, cancellationToken);
+            if (!Report(outcome, error))
+            {
+                return 1;
+            }
+
+            await output.WriteLineAsync($"Imported {path}: the allowlist is now sha256 {AllowlistFile.Sha256(bytes)}.");
+            return 0;
+        });
+        return import;
     }
 
     private static bool Report(EditOutcome outcome, TextWriter error)
@@ -192,7 +231,7 @@ public static class AllowlistCommands
             return true;
         }
 
-        error.WriteLine($"Refused ({outcome.Status}); the file was not changed:");
+        error.WriteLine($"Refused ({outcome.Status}); the allowlist was not changed:");
         foreach (var problem in outcome.Problems)
         {
             error.WriteLine($"  {problem}");
@@ -201,12 +240,33 @@ public static class AllowlistCommands
         return false;
     }
 
-    private static AllowlistSnapshot LoadFile(IServiceProvider services, string? path = null) =>
-        AllowlistFile.Load(
-            path ?? services.GetRequiredService<IOptions<BrokerOptions>>().Value.AllowlistPath,
-            services.GetRequiredService<AllowlistDefaults>().Scopes,
-            [],
-            TimeProvider.System.GetUtcNow());
+    private static async Task<AllowlistSnapshot> LoadAsync(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        var source = await SourceAsync(services, cancellationToken);
+        var stored = (await source.ReadAsync(null, cancellationToken))!;
+        return AllowlistFile.Build(source.Location, stored.Bytes, services.GetRequiredService<AllowlistDefaults>().Scopes, [], TimeProvider.System.GetUtcNow());
+    }
+
+    private static async Task<AllowlistEditor> EditorAsync(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        await SourceAsync(services, cancellationToken);
+        return services.GetRequiredService<AllowlistEditor>();
+    }
+
+    /// <summary>
+    /// The allowlist as the service sees it. In PostgreSQL it is encrypted with the key ring, so there the command needs
+    /// the key-encryption key and the current schema, as the service does; the file needs neither.
+    /// </summary>
+    private static async Task<IAllowlistSource> SourceAsync(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        if (services.GetRequiredService<IOptions<BrokerOptions>>().Value.UsesPostgres)
+        {
+            services.GetRequiredService<KeyRing.KeyRingGuard>().EnsureReady();
+            await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
+        }
+
+        return services.GetRequiredService<IAllowlistSource>();
+    }
 
     private static bool TryReadKey(FileInfo file, string? algorithm, out JsonObject? key, out string? error)
     {

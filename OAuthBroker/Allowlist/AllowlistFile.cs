@@ -7,7 +7,7 @@ using System.Text.RegularExpressions;
 
 namespace OAuthBroker.Allowlist;
 
-/// <summary>Reads and validates <c>allowed-redirects.json</c>; every problem names the entry and the field.</summary>
+/// <summary>Reads and validates an allowlist document (<c>allowed-redirects.json</c>); every problem names the entry and the field.</summary>
 public static partial class AllowlistFile
 {
     public const int MaxFileBytes = 64 * 1024 * 1024;
@@ -27,7 +27,7 @@ public static partial class AllowlistFile
 
     /// <summary>Reads and validates the file; throws <see cref="AllowlistException"/> naming the file and every problem found.</summary>
     public static AllowlistSnapshot Load(string path, IReadOnlyCollection<string> defaultScopes, IEnumerable<AllowlistInstance> supplements, DateTimeOffset now) =>
-        Build(path, Read(path), defaultScopes, supplements, now);
+        Build($"Allowlist file '{Path.GetFullPath(path)}'", Read(path), defaultScopes, supplements, now);
 
     /// <summary>The file's bytes, bounded in size; throws <see cref="AllowlistException"/> when it cannot be read.</summary>
     public static byte[] Read(string path)
@@ -53,15 +53,18 @@ public static partial class AllowlistFile
         }
     }
 
-    /// <summary>Validates the whole document and builds a snapshot; throws <see cref="AllowlistException"/> listing every problem.</summary>
-    public static AllowlistSnapshot Build(string path, byte[] bytes, IReadOnlyCollection<string> defaultScopes, IEnumerable<AllowlistInstance> supplements, DateTimeOffset now)
+    /// <summary>
+    /// Validates the whole document and builds a snapshot; throws <see cref="AllowlistException"/> listing every problem,
+    /// after <paramref name="location"/> (<see cref="IAllowlistSource.Location"/>).
+    /// </summary>
+    public static AllowlistSnapshot Build(string location, byte[] bytes, IReadOnlyCollection<string> defaultScopes, IEnumerable<AllowlistInstance> supplements, DateTimeOffset now)
     {
         var (instances, errors) = Parse(bytes, defaultScopes);
         instances.AddRange(supplements);
         errors.AddRange(FindConflicts(instances));
         if (errors.Count > 0)
         {
-            throw new AllowlistException($"Allowlist file '{Path.GetFullPath(path)}' is invalid:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
+            throw new AllowlistException($"{location} is invalid:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
         }
 
         return new AllowlistSnapshot(instances, Sha256(bytes), now);

@@ -1,10 +1,9 @@
-using Microsoft.Extensions.Options;
-using OAuthBroker.Broker;
 using OAuthBroker.GitHub;
+using OAuthBroker.Storage;
 
 namespace OAuthBroker.Allowlist;
 
-/// <summary>What the broker serves, and the last edit it refused (if any) while it kept serving the last good file.</summary>
+/// <summary>What the broker serves, and the last edit it refused (if any) while it kept serving the last good document.</summary>
 public sealed record AllowlistStatus(AllowlistSnapshot Serving, string? Error, DateTimeOffset? ErrorAt, string? RefusedSha256)
 {
     public bool IsStale => Error is not null;
@@ -19,16 +18,16 @@ public sealed record AllowlistDefaults(IReadOnlyList<string> Scopes)
 
 /// <summary>
 /// Holds the allowlist the broker serves. Readers take <see cref="Current"/> once per request; a reload builds a new
-/// immutable snapshot and swaps it in whole, and an invalid file is refused as a whole, keeping the last good one.
+/// immutable snapshot and swaps it in whole, and an invalid document is refused as a whole, keeping the last good one.
 /// </summary>
 public sealed partial class AllowlistProvider(
-    IOptions<BrokerOptions> brokerOptions,
+    IAllowlistSource source,
     AllowlistDefaults defaults,
     IEnumerable<IAllowlistSupplement> supplements,
     TimeProvider time,
-    ILogger<AllowlistProvider> logger)
+    ILogger<AllowlistProvider> logger) : IDisposable
 {
-    private readonly Lock reloading = new();
+    private readonly SemaphoreSlim reloading = new(1, 1);
     private volatile AllowlistStatus? status;
 
     public AllowlistSnapshot Current => Status.Serving;
@@ -37,31 +36,30 @@ public sealed partial class AllowlistProvider(
 
     public bool IsLoaded => status is not null;
 
-    private string FilePath => brokerOptions.Value.AllowlistPath;
-
-    /// <summary>The first load, at start-up: an invalid file stops the broker.</summary>
-    public void Load()
+    /// <summary>The first load, at start-up: an invalid or missing allowlist stops the broker.</summary>
+    public async Task LoadAsync(CancellationToken cancellationToken)
     {
-        var snapshot = AllowlistFile.Load(FilePath, defaults.Scopes, supplements.SelectMany(supplement => supplement.Instances), time.GetUtcNow());
+        var stored = (await source.ReadAsync(null, cancellationToken))!;
+        var snapshot = Build(stored);
         status = new AllowlistStatus(snapshot, null, null, null);
-        var fullPath = Path.GetFullPath(FilePath);
-        Log.Loaded(logger, fullPath, snapshot.Instances.Count, snapshot.Sha256);
+        Log.Loaded(logger, source.Location, snapshot.Instances.Count, snapshot.Sha256);
     }
 
-    /// <summary>Reloads if the file's content changed; returns true when a new allowlist is now served.</summary>
-    public bool Reload()
+    /// <summary>Reloads if the document changed; returns true when a new allowlist is now served.</summary>
+    public async Task<bool> ReloadAsync(CancellationToken cancellationToken)
     {
-        lock (reloading)
+        await reloading.WaitAsync(cancellationToken);
+        try
         {
             if (status is not { } current)
             {
                 return false;
             }
 
-            byte[] bytes;
+            StoredAllowlist? stored;
             try
             {
-                bytes = AllowlistFile.Read(FilePath);
+                stored = await source.ReadAsync(current.Serving.Sha256, cancellationToken);
             }
             catch (AllowlistException exception)
             {
@@ -69,37 +67,45 @@ public sealed partial class AllowlistProvider(
                 return false;
             }
 
-            var sha256 = AllowlistFile.Sha256(bytes);
-            if (sha256 == current.Serving.Sha256)
+            if (stored is null)
             {
                 if (current.IsStale)
                 {
-                    // The file was put back as it was: nothing to load, nothing stale any more.
+                    // The document was put back as it was: nothing to load, nothing stale any more.
                     status = current with { Error = null, ErrorAt = null, RefusedSha256 = null };
                 }
 
                 return false;
             }
 
-            if (sha256 == current.RefusedSha256)
+            if (stored.Sha256 == current.RefusedSha256)
             {
                 return false;
             }
 
             try
             {
-                var snapshot = AllowlistFile.Build(FilePath, bytes, defaults.Scopes, supplements.SelectMany(supplement => supplement.Instances), time.GetUtcNow());
+                var snapshot = Build(stored);
                 status = new AllowlistStatus(snapshot, null, null, null);
                 Log.Reloaded(logger, snapshot.Instances.Count, snapshot.Sha256);
                 return true;
             }
             catch (AllowlistException exception)
             {
-                Refuse(current, exception.Message, sha256);
+                Refuse(current, exception.Message, stored.Sha256);
                 return false;
             }
         }
+        finally
+        {
+            reloading.Release();
+        }
     }
+
+    public void Dispose() => reloading.Dispose();
+
+    private AllowlistSnapshot Build(StoredAllowlist stored) =>
+        AllowlistFile.Build(source.Location, stored.Bytes, defaults.Scopes, supplements.SelectMany(supplement => supplement.Instances), time.GetUtcNow());
 
     private void Refuse(AllowlistStatus current, string error, string? sha256)
     {
@@ -114,8 +120,8 @@ public sealed partial class AllowlistProvider(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Allowlist {Path} loaded: {InstanceCount} instances, sha256 {Sha256}")]
-        public static partial void Loaded(ILogger logger, string path, int instanceCount, string sha256);
+        [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "{Location} loaded: {InstanceCount} instances, sha256 {Sha256}")]
+        public static partial void Loaded(ILogger logger, string location, int instanceCount, string sha256);
 
         [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Allowlist reloaded: {InstanceCount} instances, sha256 {Sha256}")]
         public static partial void Reloaded(ILogger logger, int instanceCount, string sha256);
@@ -130,6 +136,7 @@ public static class AllowlistSetup
     public static IServiceCollection AddAllowlist(this IServiceCollection services)
     {
         services.AddSingleton(provider => AllowlistDefaults.From(provider.GetRequiredService<IConfiguration>()));
+        services.AddStore<IAllowlistSource, FileAllowlistSource, PostgresAllowlistSource>();
         services.AddSingleton<AllowlistProvider>();
         services.AddSingleton<AllowlistEditor>();
         services.AddHostedService<AllowlistWatcher>();

@@ -1,14 +1,16 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Broker;
+using OAuthBroker.Storage;
 
 namespace OAuthBroker.Allowlist;
 
 /// <summary>
-/// Reloads the allowlist when it changes: on file-system events, and by comparing its hash every
-/// Broker:AllowlistPollInterval, because watchers miss events on Docker bind mounts and network file systems.
+/// Reloads the allowlist when it changes: on file-system events for the file, on NOTIFY for PostgreSQL, and in both
+/// cases by comparing its hash every Broker:AllowlistPollInterval, because watchers miss events on Docker bind mounts
+/// and network file systems, and a notification sent while the listener reconnects is lost.
 /// </summary>
-public sealed class AllowlistWatcher(AllowlistProvider allowlist, IOptions<BrokerOptions> options, TimeProvider time) : BrokerBackgroundService
+public sealed class AllowlistWatcher(AllowlistProvider allowlist, IOptions<BrokerOptions> options, DatabaseChanges databaseChanges, TimeProvider time) : BrokerBackgroundService
 {
     // Editors that write in several steps settle within this; an atomic rename needs none of it.
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(50);
@@ -16,17 +18,31 @@ public sealed class AllowlistWatcher(AllowlistProvider allowlist, IOptions<Broke
     protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         var changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-        var path = Path.GetFullPath(options.Value.AllowlistPath);
-        using var watcher = options.Value.WatchAllowlist ? Watch(path, changes.Writer) : null;
+        var inDatabase = options.Value.UsesPostgres;
+        using var watcher = !inDatabase && options.Value.WatchAllowlist ? Watch(Path.GetFullPath(options.Value.AllowlistPath), changes.Writer) : null;
         var polling = PollAsync(changes.Writer, stoppingToken);
+        var notified = inDatabase ? ListenAsync(changes.Writer, stoppingToken) : Task.CompletedTask;
 
         await foreach (var _ in changes.Reader.ReadAllAsync(stoppingToken))
         {
-            await Task.Delay(Settle, time, stoppingToken);
-            allowlist.Reload();
+            if (!inDatabase)
+            {
+                await Task.Delay(Settle, time, stoppingToken);
+            }
+
+            await allowlist.ReloadAsync(stoppingToken);
         }
 
-        await polling;
+        await Task.WhenAll(polling, notified);
+    }
+
+    private async Task ListenAsync(ChannelWriter<bool> changes, CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await databaseChanges.NextAsync(DatabaseChanges.Allowlist).WaitAsync(stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            changes.TryWrite(true);
+        }
     }
 
     private async Task PollAsync(ChannelWriter<bool> changes, CancellationToken stoppingToken)

@@ -6,14 +6,16 @@ namespace OAuthBroker.Storage;
 
 /// <summary>
 /// Changes another process made to the shared database, as they happen: with PostgreSQL, its NOTIFY on a channel
-/// (<see cref="SigningKeys"/>, …) wakes whoever waits here on every replica. With SQLite nothing is raised, and the
+/// (<see cref="SigningKeys"/>, <see cref="Allowlist"/>) wakes whoever waits here on every replica. With SQLite nothing is raised, and the
 /// periodic reloads alone apply (one machine, and the CLI's changes are seen within their interval).
 /// </summary>
 public sealed class DatabaseChanges
 {
     public const string SigningKeys = "oauthbroker_signing_keys";
 
-    internal static readonly string[] Channels = [SigningKeys];
+    public const string Allowlist = "oauthbroker_allowlist";
+
+    internal static readonly string[] Channels = [SigningKeys, Allowlist];
 
     private readonly Dictionary<string, TaskCompletionSource> next = Channels.ToDictionary(channel => channel, _ => NewSignal(), StringComparer.Ordinal);
     private readonly Lock gate = new();

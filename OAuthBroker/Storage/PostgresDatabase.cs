@@ -85,6 +85,14 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
             xml  text NOT NULL               -- its secrets encrypted with the key-encryption key
         );
         """,
+        """
+        CREATE TABLE allowlist (
+            id         smallint NOT NULL PRIMARY KEY CHECK (id = 1),  -- one document, read and written whole
+            sha256     text     NOT NULL,  -- hex SHA-256 of the plain document: its ETag, and what a poll compares
+            document   bytea    NOT NULL,  -- the JSON document, encrypted with the Data Protection key ring
+            updated_at bigint   NOT NULL
+        );
+        """,
     ];
 
     private readonly NpgsqlDataSource dataSource;
