@@ -38,9 +38,10 @@ set +e
 dotnet test OAuthBroker.sln --configuration Release --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results"
 status=$?
 # The acceptance suites again with every broker they start on PostgreSQL (a fresh database each): the login flow,
-# the redirect corpus, JWT attacks, admin, the allowlist and the hardening tests hold on both backends.
+# the redirect corpus, JWT attacks, admin, the allowlist and the hardening tests hold on both backends. Tests of what
+# only the allowlist file has (hand edits, file events, its lock file and mode) are left out: there the database holds it.
 OAUTHBROKER_TEST_DATABASE=postgres dotnet test OAuthBroker.Tests --configuration Release --no-build \
-  --filter "FullyQualifiedName~OAuthBroker.Tests.Login|FullyQualifiedName~OAuthBroker.Tests.Security|FullyQualifiedName~OAuthBroker.Tests.Admin|FullyQualifiedName~OAuthBroker.Tests.Tokens|FullyQualifiedName~OAuthBroker.Tests.Users|FullyQualifiedName~OAuthBroker.Tests.Allowlist|FullyQualifiedName~OAuthBroker.Tests.Interop|FullyQualifiedName~OAuthBroker.Tests.Hardening" \
+  --filter "(FullyQualifiedName~OAuthBroker.Tests.Login|FullyQualifiedName~OAuthBroker.Tests.Security|FullyQualifiedName~OAuthBroker.Tests.Admin|FullyQualifiedName~OAuthBroker.Tests.Tokens|FullyQualifiedName~OAuthBroker.Tests.Users|FullyQualifiedName~OAuthBroker.Tests.Allowlist|FullyQualifiedName~OAuthBroker.Tests.Interop|FullyQualifiedName~OAuthBroker.Tests.Hardening)&AllowlistStoredIn!=file" \
   --logger "trx;LogFilePrefix=postgres" --logger "console;verbosity=minimal" --results-directory "$results"
 postgres_status=$?
 [ "$status" -ne 0 ] || status=$postgres_status

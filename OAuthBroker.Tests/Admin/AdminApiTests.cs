@@ -137,7 +137,7 @@ public sealed class AdminApiTests : FakeGitHubTest
         created.StatusCode.Should().Be(HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
         created.Headers.Location!.ToString().Should().Be("/admin/api/instances/api-made");
         created.Headers.ETag!.Tag.Should().NotBe(etag);
-        File.ReadAllText(broker.AllowlistPath).Should().Contain("api-made");
+        (await broker.ReadStoredAllowlistAsync()).Should().Contain("api-made");
         using var browser = broker.NewBrowser("https://localhost");
         await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () =>
         {
@@ -276,7 +276,7 @@ public sealed class AdminApiTests : FakeGitHubTest
         using var withoutCsrf = await SendAsync(browser.Client, HttpMethod.Post, "/admin/api/instances", NewEntry("csrf-test", "https://csrf.example.com/cb"), etag);
         withoutCsrf.StatusCode.Should().Be(HttpStatusCode.BadRequest);
         (await withoutCsrf.Content.ReadAsStringAsync()).Should().Contain("CSRF");
-        File.ReadAllText(broker.AllowlistPath).Should().NotContain("csrf-test");
+        (await broker.ReadStoredAllowlistAsync()).Should().NotContain("csrf-test");
 
         var csrf = await browser.Client.GetFromJsonAsync<JsonObject>("/admin/api/csrf");
         using var request = new HttpRequestMessage(HttpMethod.Post, "/admin/api/instances") { Content = JsonContent.Create(NewEntry("csrf-test", "https://csrf.example.com/cb")) };
@@ -308,6 +308,7 @@ public sealed class AdminApiTests : FakeGitHubTest
     private HttpClient Client() => broker.CreateClient(new() { AllowAutoRedirect = false, BaseAddress = new Uri("https://localhost") });
 
     [Fact]
+    [Trait(StoredIn.Trait, StoredIn.File)]
     public async Task A_write_waiting_for_the_CLI_lock_gives_up_with_its_request_and_writes_nothing()
     {
         // Over a real socket: a client that gives up closes its connection, which is what the server can notice.

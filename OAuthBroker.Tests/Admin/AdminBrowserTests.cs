@@ -37,13 +37,13 @@ public sealed class AdminBrowserTests : FakeGitHubTest
         var jwt = new JsonWebToken(received.GetProperty("token").GetString());
         jwt.Audiences.Should().Equal("browser-made");
 
-        var entry = JsonDocument.Parse(File.ReadAllText(broker.AllowlistPath)).RootElement.GetProperty("instances").EnumerateArray().Single(i => i.GetProperty("id").GetString() == "browser-made");
+        var entry = JsonDocument.Parse(await broker.ReadStoredAllowlistAsync()).RootElement.GetProperty("instances").EnumerateArray().Single(i => i.GetProperty("id").GetString() == "browser-made");
         entry.GetProperty("requireState").GetBoolean().Should().BeTrue("the admin page requires state for the entries it creates");
         received.GetProperty("iss").GetString().Should().Be(broker.PublicUrl);
         var secret = Base64Url.Decode(entry.GetProperty("encryptionKey").GetProperty("k").GetString());
         JWT.Decode(jwt.GetPayloadValue<string>("access_token"), secret, JweAlgorithm.A256KW, JweEncryption.A256GCM).Should().StartWith("gho_");
         root.GetProperty("listed").EnumerateArray().Select(link => link.GetString()).Should().Contain("browser-made").And.NotContain("legacy-rsa");
-        var file = JsonDocument.Parse(File.ReadAllText(broker.AllowlistPath)).RootElement.GetProperty("instances").EnumerateArray().ToList();
+        var file = JsonDocument.Parse(await broker.ReadStoredAllowlistAsync()).RootElement.GetProperty("instances").EnumerateArray().ToList();
         file.Should().NotContain(i => i.GetProperty("id").GetString() == "legacy-rsa");
         file.Single(i => i.GetProperty("id").GetString() == "login-only").GetProperty("scopes").EnumerateArray().Select(scope => scope.GetString())
             .Should().Equal("read:user", "user:email");

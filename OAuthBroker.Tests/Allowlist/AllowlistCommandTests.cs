@@ -34,13 +34,13 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
     [Fact]
     public async Task Add_with_a_JWK_key_file_keeps_every_other_entry_as_it_was()
     {
-        var before = Entries();
+        var before = await EntriesAsync();
         var keyFile = WriteKeyFile(JsonSerializer.Serialize(InstanceKey.Ec().PublicJwk));
 
         var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "cli-added", "--redirect", "https://cli.example.com/auth/callback", "--redirect", "https://cli.example.com/alt", "--scopes", "read:user", "repo", "--key-file", keyFile);
 
         result.ExitCode.Should().Be(0, result.Error);
-        var after = Entries();
+        var after = await EntriesAsync();
         after.Should().HaveCount(before.Count + 1);
         foreach (var (id, entry) in before)
         {
@@ -61,7 +61,7 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
         var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "pem-instance", "--redirect", "https://pem.example.com/cb", "--key-file", keyFile, "--alg", "RSA-OAEP");
 
         result.ExitCode.Should().Be(0, result.Error);
-        ((string?)Entries()["pem-instance"]["encryptionKey"]!["alg"]).Should().Be("RSA-OAEP");
+        ((string?)(await EntriesAsync())["pem-instance"]["encryptionKey"]!["alg"]).Should().Be("RSA-OAEP");
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
         var printed = JsonNode.Parse(result.Output.Trim().Split('\n').Last())!;
         ((string?)printed["kty"]).Should().Be("oct");
         Jose.Base64Url.Decode((string)printed["k"]!).Should().HaveCount(32);
-        ((string?)Entries()["shared"]["encryptionKey"]!["k"]).Should().Be((string?)printed["k"]);
+        ((string?)(await EntriesAsync())["shared"]["encryptionKey"]!["k"]).Should().Be((string?)printed["k"]);
     }
 
     [Fact]
@@ -95,10 +95,11 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
         var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "who-am-i", "--redirect", "https://who.example.com/cb", "--identity-only");
 
         result.ExitCode.Should().Be(0, result.Error);
-        ((bool?)Entries()["who-am-i"]["deliverAccessToken"]).Should().BeFalse();
+        ((bool?)(await EntriesAsync())["who-am-i"]["deliverAccessToken"]).Should().BeFalse();
     }
 
     [Theory]
+    [Trait(StoredIn.Trait, StoredIn.File)]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     [InlineData(UnixFileMode.UserRead | UnixFileMode.UserWrite)]
     [InlineData(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead)]
@@ -121,8 +122,8 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
 
         strict.ExitCode.Should().Be(0, strict.Error);
         lenient.ExitCode.Should().Be(0, lenient.Error);
-        ((bool?)Entries()["strict"]["requireState"]).Should().BeTrue();
-        ((bool?)Entries()["lenient"]["requireState"]).Should().BeFalse();
+        ((bool?)(await EntriesAsync())["strict"]["requireState"]).Should().BeTrue();
+        ((bool?)(await EntriesAsync())["lenient"]["requireState"]).Should().BeFalse();
     }
 
     [Theory]
@@ -133,22 +134,63 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
     [InlineData("--id", "two-keys", "--redirect", "https://two.example.com/cb", "--identity-only", "--generate-secret")]
     [InlineData("--id", "no-key", "--redirect", "https://none.example.com/cb")]
     [InlineData("--redirect", "https://noid.example.com/cb", "--identity-only")]
-    public async Task Invalid_add_is_refused_with_a_non_zero_exit_and_the_file_unchanged(params string[] options)
+    public async Task Invalid_add_is_refused_with_a_non_zero_exit_and_the_allowlist_unchanged(params string[] options)
     {
-        var before = File.ReadAllBytes(broker.AllowlistPath);
+        var before = await broker.ReadStoredAllowlistAsync();
 
         var result = await AdminCli.RunAsync(broker, ["allowlist", "add", .. options]);
 
         result.ExitCode.Should().NotBe(0);
         (result.Output + result.Error).Should().NotBeEmpty();
-        File.ReadAllBytes(broker.AllowlistPath).Should().Equal(before);
+        (await broker.ReadStoredAllowlistAsync()).Should().Be(before);
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task Export_writes_the_allowlist_for_its_owner_only_and_import_replaces_it_whole()
+    {
+        var exported = Path.Combine(Folder.Path, "backup.json");
+
+        var export = await AdminCli.RunAsync(broker, "allowlist", "export", exported);
+
+        export.ExitCode.Should().Be(0, export.Error);
+        File.GetUnixFileMode(exported).Should().Be(UnixFileMode.UserRead | UnixFileMode.UserWrite, "it may hold instances' shared secrets");
+        (await File.ReadAllTextAsync(exported)).Should().Be(await broker.ReadStoredAllowlistAsync());
+        var replacement = new AllowlistBuilder().Add("only-one", ["https://only.example.com/cb"], InstanceKey.Oct()).ToJson();
+        await File.WriteAllTextAsync(exported, replacement);
+
+        var import = await AdminCli.RunAsync(broker, "allowlist", "import", exported);
+
+        import.ExitCode.Should().Be(0, import.Error);
+        (await EntriesAsync()).Keys.Should().Equal("only-one");
+        (await broker.ReadStoredAllowlistAsync()).Should().Be(replacement, "the document is kept byte for byte");
+        using var browser = broker.NewBrowser();
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () => (await browser.StartAsync(StandardInstances.TrackeepCallback)).StatusCode == HttpStatusCode.BadRequest))
+            .Should().BeTrue("the running broker serves the imported allowlist");
+    }
+
+    [Theory]
+    [InlineData("{ \"instances\": [ ", "not valid allowlist JSON")]
+    [InlineData("""{ "instances": [ { "id": "x", "redirectUris": ["https://x.example.com/cb"], "deliverAccessToken": false }, { "id": "X", "redirectUris": ["https://y.example.com/cb"], "deliverAccessToken": false } ] }""", "used more than once")]
+    [InlineData("""{ "instances": [ { "id": "x", "redirectUris": ["https://x.example.com/cb"], "encryptionKey": { "kty": "oct", "k": "AAAA" } } ] }""", "exactly 256 bits")]
+    public async Task Import_of_an_invalid_file_exits_1_names_the_problem_and_changes_nothing(string content, string problem)
+    {
+        var before = await broker.ReadStoredAllowlistAsync();
+        var candidate = Path.Combine(Folder.Path, "candidate.json");
+        await File.WriteAllTextAsync(candidate, content);
+
+        var import = await AdminCli.RunAsync(broker, "allowlist", "import", candidate);
+
+        import.ExitCode.Should().Be(1);
+        import.Error.Should().Contain("the allowlist was not changed").And.Contain(problem);
+        (await broker.ReadStoredAllowlistAsync()).Should().Be(before);
     }
 
     [Fact]
     public async Task Remove_deletes_one_instance_and_unknown_ids_exit_non_zero()
     {
         (await AdminCli.RunAsync(broker, "allowlist", "remove", "legacy-rsa")).ExitCode.Should().Be(0);
-        Entries().Should().NotContainKey("legacy-rsa").And.ContainKey("trackeep-home");
+        (await EntriesAsync()).Should().NotContainKey("legacy-rsa").And.ContainKey("trackeep-home");
 
         var again = await AdminCli.RunAsync(broker, "allowlist", "remove", "legacy-rsa");
         again.ExitCode.Should().Be(1);
@@ -218,10 +260,10 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
         var keys = await AdminCli.RunNativeAsync(broker, "keys", "list");
 
         pem.ExitCode.Should().Be(0, pem.Error);
-        ((string?)Entries()["native-pem"]["encryptionKey"]!["kty"]).Should().Be("RSA");
-        ((string?)Entries()["native-pem"]["encryptionKey"]!["n"]).Should().Be(Jose.Base64Url.Encode(rsa.ExportParameters(false).Modulus!));
+        ((string?)(await EntriesAsync())["native-pem"]["encryptionKey"]!["kty"]).Should().Be("RSA");
+        ((string?)(await EntriesAsync())["native-pem"]["encryptionKey"]!["n"]).Should().Be(Jose.Base64Url.Encode(rsa.ExportParameters(false).Modulus!));
         shared.ExitCode.Should().Be(0, shared.Error);
-        ((string?)Entries()["native-shared"]["encryptionKey"]!["kty"]).Should().Be("oct");
+        ((string?)(await EntriesAsync())["native-shared"]["encryptionKey"]!["kty"]).Should().Be("oct");
         check.ExitCode.Should().Be(0, check.Error);
         refused.ExitCode.Should().Be(1);
         keys.ExitCode.Should().Be(0, keys.Error);
@@ -282,12 +324,12 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
         await reader;
 
         results.Should().OnlyContain(result => result.ExitCode == 0);
-        Entries().Keys.Where(id => id.StartsWith("parallel-", StringComparison.Ordinal)).Should().HaveCount(12);
+        (await EntriesAsync()).Keys.Where(id => id.StartsWith("parallel-", StringComparison.Ordinal)).Should().HaveCount(12);
         torn.Should().Be(0);
     }
 
-    private Dictionary<string, JsonNode> Entries() =>
-        JsonNode.Parse(File.ReadAllText(broker.AllowlistPath), documentOptions: new() { CommentHandling = JsonCommentHandling.Skip })!["instances"]!.AsArray()
+    private async Task<Dictionary<string, JsonNode>> EntriesAsync() =>
+        JsonNode.Parse(await broker.ReadStoredAllowlistAsync(), documentOptions: new() { CommentHandling = JsonCommentHandling.Skip })!["instances"]!.AsArray()
             .ToDictionary(node => (string)node!["id"]!, node => node!);
 
     private string WriteKeyFile(string content)

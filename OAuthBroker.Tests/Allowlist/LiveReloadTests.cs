@@ -16,7 +16,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
         using var browser = broker.NewBrowser();
         (await browser.StartAsync(NewCallback)).StatusCode.Should().Be(HttpStatusCode.BadRequest);
 
-        WriteAtomically(broker.AllowlistPath, WithNewInstance());
+        await broker.ReplaceAllowlistAsync(WithNewInstance());
         var accepted = await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () => (await browser.StartAsync(NewCallback)).StatusCode == HttpStatusCode.Redirect);
 
         accepted.Should().BeTrue("the edit must take effect within 2 seconds");
@@ -24,6 +24,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
     }
 
     [Fact]
+    [Trait(StoredIn.Trait, StoredIn.File)]
     public async Task An_edit_written_in_place_is_picked_up_by_hash_polling_when_file_events_are_off()
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
@@ -43,6 +44,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
     }
 
     [Theory]
+    [Trait(StoredIn.Trait, StoredIn.File)]
     [InlineData("{ \"instances\": [ ", "not valid allowlist JSON")]
     [InlineData("""{ "instances": [ { "id": "x", "redirectUris": ["http://x.example.com/cb"], "deliverAccessToken": false } ] }""", "redirectUris[0] must use https")]
     [InlineData("""{ "instances": [ { "id": "x", "redirectUris": ["https://a.*.example.com/cb"], "deliverAccessToken": false } ] }""", "'*' other than")]
@@ -76,7 +78,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
         using var browser = broker.NewBrowser();
         var callback = await browser.StartAndApproveAsync(StandardInstances.TrackeepCallback);
 
-        WriteAtomically(broker.AllowlistPath, new AllowlistBuilder().Add("direct-app", ["https://direct.example.org/cb"], Instances.Direct).ToJson());
+        await broker.ReplaceAllowlistAsync(new AllowlistBuilder().Add("direct-app", ["https://direct.example.org/cb"], Instances.Direct).ToJson());
         await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), async () => (await browser.StartAsync(StandardInstances.TrackeepCallback)).StatusCode == HttpStatusCode.BadRequest);
         var outcome = await browser.ReturnFromGitHubAsync(callback);
 
@@ -93,7 +95,7 @@ public sealed class LiveReloadTests : FakeGitHubTest
         using var browser = broker.NewBrowser();
         var callback = await browser.StartAndApproveAsync("https://direct.example.org/cb");
 
-        WriteAtomically(broker.AllowlistPath, new AllowlistBuilder()
+        await broker.ReplaceAllowlistAsync(new AllowlistBuilder()
             .Add("trackeep-home", [StandardInstances.TrackeepCallback], Instances.Trackeep)
             .Add("takeover", ["https://direct.example.org/cb"], InstanceKey.Oct())
             .ToJson());
@@ -107,13 +109,6 @@ public sealed class LiveReloadTests : FakeGitHubTest
         .Add("trackeep-home", [StandardInstances.TrackeepCallback], Instances.Trackeep)
         .Add("new-instance", [NewCallback], InstanceKey.Rsa())
         .ToJson();
-
-    private static void WriteAtomically(string path, string json)
-    {
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, json);
-        File.Move(temp, path, overwrite: true);
-    }
 
     private const string ApiToken = "live-reload-admin-token-0123456789abcdef";
 

@@ -71,6 +71,47 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
 
     public bool UsesPostgres => settings.GetValueOrDefault("Broker:Database") == "postgres";
 
+    /// <summary>
+    /// The allowlist as the broker keeps it, read from outside as an admin would: the file with SQLite, the database
+    /// (through <c>allowlist export</c>, since it is encrypted there) with PostgreSQL.
+    /// </summary>
+    public async Task<string> ReadStoredAllowlistAsync()
+    {
+        if (!UsesPostgres)
+        {
+            return await File.ReadAllTextAsync(AllowlistPath);
+        }
+
+        var exported = Path.Combine(Folder.Path, $"exported-{Guid.NewGuid():N}.json");
+        var result = await AdminCli.RunAsync(this, "allowlist", "export", exported);
+        result.ExitCode.Should().Be(0, result.Error);
+        try
+        {
+            return await File.ReadAllTextAsync(exported);
+        }
+        finally
+        {
+            File.Delete(exported);
+        }
+    }
+
+    /// <summary>Replaces the allowlist as an admin would: the file written atomically with SQLite, <c>allowlist import</c> with PostgreSQL.</summary>
+    public async Task ReplaceAllowlistAsync(string json)
+    {
+        if (!UsesPostgres)
+        {
+            var temporary = AllowlistPath + ".tmp";
+            await File.WriteAllTextAsync(temporary, json);
+            File.Move(temporary, AllowlistPath, overwrite: true);
+            return;
+        }
+
+        var imported = Path.Combine(Folder.Path, $"imported-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(imported, json);
+        var result = await AdminCli.RunAsync(this, "allowlist", "import", imported);
+        result.ExitCode.Should().Be(0, result.Error);
+    }
+
     private System.Data.Common.DbConnection OpenDatabase() => UsesPostgres
         ? new Npgsql.NpgsqlConnection(settings["ConnectionStrings:Broker"])
         : new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(DataPath, "broker.db")}");

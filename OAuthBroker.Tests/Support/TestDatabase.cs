@@ -16,3 +16,14 @@ public static class TestDatabase
     /// <summary>One database per test folder: brokers started on the same folder share it, as they share broker.db on SQLite.</summary>
     public static string PostgresDatabaseFor(string folder) => DatabasesByFolder.GetOrAdd(folder, _ => new Lazy<string>(NewPostgresDatabase)).Value;
 }
+
+/// <summary>
+/// Marks a test of what only the file-kept allowlist has (hand edits, file events, the lock file, file modes): with
+/// PostgreSQL the database holds the allowlist, so the PostgreSQL pass of scripts/test.sh leaves these out.
+/// </summary>
+public static class StoredIn
+{
+    public const string Trait = "AllowlistStoredIn";
+
+    public const string File = "file";
+}
