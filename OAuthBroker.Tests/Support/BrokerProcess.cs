@@ -34,6 +34,7 @@ public sealed class BrokerProcess : IAsyncDisposable
     private readonly Process process;
     private readonly StringBuilder output = new();
     private readonly StringBuilder error = new();
+    private int disposed;
 
     private BrokerProcess(Process process)
     {
@@ -128,6 +129,11 @@ public sealed class BrokerProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
         if (!process.HasExited)
         {
             process.Kill(entireProcessTree: true);

@@ -25,9 +25,10 @@ public sealed class NativeBroker : IAsyncDisposable
 
     public string Output => process.Output + process.Error;
 
-    public static async Task<NativeBroker> StartAsync(FakeGitHub gitHub, string folder, string allowlistJson, IDictionary<string, string?>? overrides = null)
+    /// <summary>Starts the executable in <paramref name="folder"/>, on <paramref name="port"/> (a free one when not given: a restart passes its old one).</summary>
+    public static async Task<NativeBroker> StartAsync(FakeGitHub gitHub, string folder, string allowlistJson, IDictionary<string, string?>? overrides = null, int? port = null)
     {
-        var port = LoopbackPort.Free();
+        port ??= LoopbackPort.Free();
         var publicUrl = $"http://127.0.0.1:{port}";
         File.WriteAllText(Path.Combine(folder, "allowed-redirects.json"), allowlistJson);
         var settings = gitHub.BrokerSettings();
@@ -51,6 +52,9 @@ public sealed class NativeBroker : IAsyncDisposable
         var process = await BrokerProcess.StartReadyAsync(BrokerCommand.Native(), publicUrl, environment, workingDirectory: folder);
         return new NativeBroker(process, gitHub, publicUrl, settings["Broker:DataPath"]!);
     }
+
+    /// <summary>SIGKILL: no shutdown, no flush, connections cut mid-request.</summary>
+    public ValueTask KillAsync() => process.DisposeAsync();
 
     public async ValueTask DisposeAsync()
     {

@@ -66,6 +66,8 @@ public sealed class NginxProxy : IAsyncDisposable
                         proxy_set_header Host $http_host;
                         proxy_set_header X-Forwarded-For $remote_addr;
                         proxy_next_upstream error timeout;
+                        # Which replica answered (a list when nginx retried on the next one): for the tests' own checks.
+                        add_header X-Upstream $upstream_addr always;
                     }
                 }
             }

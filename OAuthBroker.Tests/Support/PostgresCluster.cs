@@ -12,7 +12,7 @@ namespace OAuthBroker.Tests.Support;
 /// </summary>
 public sealed class PostgresCluster
 {
-    private static readonly Lazy<Task<PostgresCluster>> Shared = new(StartAsync, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<Task<PostgresCluster>> Shared = new(StartNewAsync, LazyThreadSafetyMode.ExecutionAndPublication);
 
     private readonly string folder;
     private readonly string binaries;
@@ -27,6 +27,7 @@ public sealed class PostgresCluster
         this.password = password;
     }
 
+    /// <summary>The cluster every test shares.</summary>
     public static Task<PostgresCluster> GetAsync() => Shared.Value;
 
     public string ConnectionString(string database) =>
@@ -56,7 +57,16 @@ public sealed class PostgresCluster
         await command.ExecuteNonQueryAsync();
     }
 
-    private static async Task<PostgresCluster> StartAsync()
+    /// <summary>Stops the server (fast shutdown: connections are cut, as in an outage); <see cref="StartServerAsync"/> brings it back.</summary>
+    public Task StopServerAsync() => RunAsPostgresAsync("pg_ctl", "-D", DataFolder, "-m", "fast", "-w", "stop");
+
+    public Task StartServerAsync() =>
+        // fsync off: a test cluster never outlives a crash of its machine, and the 2-core CI runner has no I/O to spare.
+        RunAsPostgresAsync("pg_ctl", "-D", DataFolder, "-l", Path.Combine(folder, "server.log"), "-w", "-t", "60", "-o",
+            $"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", "start");
+
+    /// <summary>A cluster of the test's own, for a test that stops its server (which the shared one must never be).</summary>
+    public static async Task<PostgresCluster> StartNewAsync()
     {
         var binaries = Directory.Exists("/usr/lib/postgresql")
             ? Directory.GetDirectories("/usr/lib/postgresql").Select(version => Path.Combine(version, "bin")).Where(bin => File.Exists(Path.Combine(bin, "initdb"))).OrderBy(bin => bin, StringComparer.Ordinal).LastOrDefault()
@@ -77,9 +87,7 @@ public sealed class PostgresCluster
 
         var cluster = new PostgresCluster(folder, binaries, LoopbackPort.Free(), password);
         await cluster.RunAsPostgresAsync("initdb", "-D", cluster.DataFolder, "-U", "broker", "--auth=scram-sha-256", $"--pwfile={Path.Combine(folder, "password")}", "-E", "UTF8", "--no-sync");
-        // fsync off: a test cluster never outlives a crash of its machine, and the 2-core CI runner has no I/O to spare.
-        await cluster.RunAsPostgresAsync("pg_ctl", "-D", cluster.DataFolder, "-l", Path.Combine(folder, "server.log"), "-w", "-t", "60", "-o",
-            $"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", "start");
+        await cluster.StartServerAsync();
         await cluster.StopWhenThisProcessEndsAsync();
         return cluster;
     }

@@ -9,10 +9,13 @@ namespace OAuthBroker.Tests.Topology;
 /// <summary>
 /// Two replicas of the native executable on one PostgreSQL database, behind nginx's round robin, as the README's
 /// deployment with PostgreSQL has them: any replica finishes a login another started, a token one issues verifies
-/// through the other, and a callback replayed on both at once gives one token.
+/// through the other, a callback replayed on both at once gives one token, an edit or a key rotation made through one
+/// reaches the other within 2 s, and a replica killed under load costs only its in-flight requests.
 /// </summary>
 public sealed class ReplicaTopologyTests : FakeGitHubTest
 {
+    private const string ApiToken = "topology-admin-token-0123456789abcdef01234567";
+
     private NativeBroker a = null!;
     private NativeBroker b = null!;
     private NginxProxy proxy = null!;
@@ -29,6 +32,7 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
             ["ConnectionStrings:Broker"] = database,
             // The URL browsers and instances see: the proxy's. Each replica listens on a port of its own.
             ["Broker:PublicUrl"] = proxyUrl,
+            ["Admin:ApiToken"] = ApiToken,
         };
         a = await NativeBroker.StartAsync(GitHub, Replica("a"), Instances.Json, settings);
         b = await NativeBroker.StartAsync(GitHub, Replica("b"), Instances.Json, settings);
@@ -139,6 +143,100 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
         me.Headers.Authorization = new("Bearer", jwt);
         (await http.SendAsync(me)).StatusCode.Should().Be(HttpStatusCode.OK);
     }
+
+    [Fact]
+    public async Task An_instance_added_through_the_admin_API_on_one_replica_starts_logins_on_the_other_within_2_seconds()
+    {
+        const string callback = "https://added-on-a.example.com/auth/callback";
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
+        using var list = new HttpRequestMessage(HttpMethod.Get, a.PublicUrl + "/admin/api/instances");
+        list.Headers.Authorization = new("Bearer", ApiToken);
+        using var listed = await http.SendAsync(list);
+        using var create = new HttpRequestMessage(HttpMethod.Post, a.PublicUrl + "/admin/api/instances")
+        {
+            Content = new StringContent($$"""{ "id": "added-on-a", "redirectUris": ["{{callback}}"], "deliverAccessToken": false }""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        create.Headers.Authorization = new("Bearer", ApiToken);
+        create.Headers.TryAddWithoutValidation("If-Match", listed.Headers.ETag!.Tag);
+
+        using var created = await http.SendAsync(create);
+
+        created.StatusCode.Should().Be(HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () =>
+        {
+            using var start = await http.GetAsync(b.PublicUrl + Browser.StartUrl(callback, "s-4"));
+            return start.StatusCode == HttpStatusCode.Redirect;
+        })).Should().BeTrue("B applies A's edit when PostgreSQL announces it");
+    }
+
+    [Fact]
+    public async Task SIGKILL_of_one_replica_during_500_logins_loses_only_its_in_flight_requests_and_it_rejoins()
+    {
+        const int logins = 500;
+        const int concurrency = 16;
+        var outcomes = new System.Collections.Concurrent.ConcurrentBag<LoginOutcome>();
+        var next = 0;
+        var workers = Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
+        {
+            while (Interlocked.Increment(ref next) <= logins)
+            {
+                outcomes.Add(await TryLoginAsync(proxy.Url));
+            }
+        })).ToList();
+        while (outcomes.Count < 150)
+        {
+            await Task.Delay(5);
+        }
+
+        var killedAt = outcomes.Count;
+        var killed = new Uri(a.PublicUrl).Authority;
+        await a.KillAsync();
+        await Task.WhenAll(workers);
+
+        outcomes.Should().HaveCount(logins);
+        var failures = outcomes.Where(outcome => !outcome.Token).ToList();
+        failures.Count.Should().BeLessThanOrEqualTo(concurrency, "only requests in flight on the killed replica may fail (killed after {0} logins)", killedAt);
+        failures.Should().OnlyContain(failure => failure.Upstream.Contains(killed, StringComparison.Ordinal), "a login that never touched the killed replica completes");
+        outcomes.Where(outcome => outcome.Upstream == new Uri(b.PublicUrl).Authority).Should().OnlyContain(outcome => outcome.Token, "every callback that reached B alone completes");
+        GitHub.TokenCallCount.Should().BeInRange(logins - failures.Count, logins, "each login's code is redeemed at most once");
+
+        a = await NativeBroker.StartAsync(GitHub, Replica("a"), Instances.Json, settings, port: new Uri(a.PublicUrl).Port);
+        var (callback, cookie) = await StartAndApproveAsync(b.PublicUrl, "s-5");
+        using var back = await GetAsync(a.PublicUrl, callback, cookie);
+        back.Headers.Location!.Query.Should().Contain("token=", "the restarted replica finishes a login the other started");
+    }
+
+    private sealed record LoginOutcome(bool Token, string Upstream, string Detail);
+
+    /// <summary>One login through <paramref name="baseUrl"/>, reporting instead of asserting: under load some may fail.</summary>
+    private static async Task<LoginOutcome> TryLoginAsync(string baseUrl)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+        var upstream = "";
+        try
+        {
+            using var start = await http.GetAsync(baseUrl + Browser.StartUrl(StandardInstances.TrackeepCallback, "load"));
+            upstream = Upstream(start);
+            if (start.StatusCode != HttpStatusCode.Redirect)
+            {
+                return new LoginOutcome(false, upstream, $"start: {(int)start.StatusCode}");
+            }
+
+            var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+            var callback = await Browser.ApproveAtGitHubAsync(start.Headers.Location!);
+            using var back = await GetAsync(baseUrl, callback, cookie);
+            upstream = Upstream(back);
+            var token = back.Headers.Location is { } location && QueryHelpers.ParseQuery(location.Query).ContainsKey("token");
+            return new LoginOutcome(token, upstream, $"callback: {(int)back.StatusCode}");
+        }
+        catch (HttpRequestException exception)
+        {
+            return new LoginOutcome(false, upstream, exception.Message);
+        }
+    }
+
+    private static string Upstream(HttpResponseMessage response) =>
+        response.Headers.TryGetValues("X-Upstream", out var values) ? string.Join(", ", values) : "";
 
     private static async Task<List<string>> KeyIdsAsync(HttpClient http, string baseUrl) =>
         [.. new JsonWebKeySet(await http.GetStringAsync(baseUrl + "/.well-known/jwks.json")).Keys.Select(key => key.Kid)];

@@ -29,6 +29,7 @@ public sealed partial class AllowlistProvider(
 {
     private readonly SemaphoreSlim reloading = new(1, 1);
     private volatile AllowlistStatus? status;
+    private bool databaseAway;
 
     public AllowlistSnapshot Current => Status.Serving;
 
@@ -66,6 +67,19 @@ public sealed partial class AllowlistProvider(
                 Refuse(current, exception.Message, sha256: null);
                 return false;
             }
+            catch (System.Data.Common.DbException exception)
+            {
+                // The database is away (readiness says so): the list in hand keeps serving, and the next poll tries again.
+                if (!databaseAway)
+                {
+                    databaseAway = true;
+                    Log.Unreachable(logger, current.Serving.Sha256, exception);
+                }
+
+                return false;
+            }
+
+            databaseAway = false;
 
             if (stored is null)
             {
@@ -125,6 +139,9 @@ public sealed partial class AllowlistProvider(
 
         [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Allowlist reloaded: {InstanceCount} instances, sha256 {Sha256}")]
         public static partial void Reloaded(ILogger logger, int instanceCount, string sha256);
+
+        [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "The allowlist could not be read from the database; still serving sha256 {ServingSha256}")]
+        public static partial void Unreachable(ILogger logger, string servingSha256, Exception exception);
 
         [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Allowlist edit refused; still serving sha256 {ServingSha256}. {Error}")]
         public static partial void Refused(ILogger logger, string servingSha256, string error);
