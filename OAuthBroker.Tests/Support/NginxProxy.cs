@@ -4,8 +4,8 @@ using System.Net.Sockets;
 namespace OAuthBroker.Tests.Support;
 
 /// <summary>
-/// nginx from Debian as the round-robin reverse proxy in front of broker replicas, on 127.0.0.1 only, with a
-/// configuration and temporary folders of its own; killed with its workers when disposed.
+/// nginx from Debian as the round-robin reverse proxy in front of broker replicas, on 127.0.0.1 only, with the site
+/// compose.yaml deploys (deploy/nginx.conf) and temporary folders of its own; killed with its workers when disposed.
 /// </summary>
 public sealed class NginxProxy : IAsyncDisposable
 {
@@ -36,7 +36,7 @@ public sealed class NginxProxy : IAsyncDisposable
             Directory.CreateDirectory(Path.Combine(folder.Path, temp));
         }
 
-        var servers = string.Join("\n", upstreams.Select(upstream => $"        server {new Uri(upstream).Authority};"));
+        File.WriteAllText(Path.Combine(folder.Path, "brokers.conf"), DeployedSite(upstreams, port));
         // Workers run as this user (root in CI); buffered bodies go to the folder's own temp paths.
         var user = Environment.IsPrivilegedProcess ? "user root;" : "";
         File.WriteAllText(Path.Combine(folder.Path, "nginx.conf"), $$"""
@@ -53,23 +53,7 @@ public sealed class NginxProxy : IAsyncDisposable
                 fastcgi_temp_path {{folder.Path}}/fastcgi;
                 uwsgi_temp_path {{folder.Path}}/uwsgi;
                 scgi_temp_path {{folder.Path}}/scgi;
-                upstream brokers {
-            {{servers}}
-                    keepalive 32;
-                }
-                server {
-                    listen 127.0.0.1:{{port}};
-                    location / {
-                        proxy_pass http://brokers;
-                        proxy_http_version 1.1;
-                        proxy_set_header Connection "";
-                        proxy_set_header Host $http_host;
-                        proxy_set_header X-Forwarded-For $remote_addr;
-                        proxy_next_upstream error timeout;
-                        # Which replica answered (a list when nginx retried on the next one): for the tests' own checks.
-                        add_header X-Upstream $upstream_addr always;
-                    }
-                }
+                include {{folder.Path}}/brokers.conf;
             }
             """);
         var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -100,6 +84,21 @@ public sealed class NginxProxy : IAsyncDisposable
         }
 
         return proxy;
+    }
+
+    /// <summary>
+    /// compose.yaml's proxy site (deploy/nginx.conf), with the test's replicas for its two upstreams and 127.0.0.1 for
+    /// its port: the tests prove the configuration users deploy.
+    /// </summary>
+    public static string DeployedSite(IEnumerable<string> upstreams, int port)
+    {
+        var site = File.ReadAllText(Path.Combine(NodeProcess.RepositoryRoot, "deploy", "nginx.conf"));
+        var servers = string.Join("\n", upstreams.Select(upstream => $"    server {new Uri(upstream).Authority};"));
+        return Swap(Swap(site, "    server broker-a:8080;\n    server broker-b:8080;", servers), "    listen 8080;", $"    listen 127.0.0.1:{port};");
+
+        static string Swap(string text, string expected, string replacement) => text.Contains(expected, StringComparison.Ordinal)
+            ? text.Replace(expected, replacement, StringComparison.Ordinal)
+            : throw new InvalidOperationException($"deploy/nginx.conf no longer has '{expected.Trim()}': update the test's swap with it.");
     }
 
     public async ValueTask DisposeAsync()
