@@ -48,6 +48,7 @@ try
     app.Lifetime.ApplicationStarted.Register(() => started = true);
 
     app.UseForwardedHeaders();
+    app.UseBrokerPathBase();
     app.UseExceptionHandler();
     app.UseSecurityHeaders();
     app.UseRequestLimits();

@@ -31,11 +31,11 @@ public static class AdminAuthentication
         services.AddOptions<CookieAuthenticationOptions>(SessionScheme).Configure<IOptions<BrokerOptions>, IOptions<AdminOptions>>((cookie, broker, admin) =>
         {
             var secure = broker.Value.IsServedOverHttps;
-            cookie.Cookie.Name = secure ? "__Host-oab-admin" : "oab-admin";
+            cookie.Cookie.Name = secure ? broker.Value.SecureCookiePrefix + "oab-admin" : "oab-admin";
             cookie.Cookie.HttpOnly = true;
             cookie.Cookie.SameSite = SameSiteMode.Strict;
             cookie.Cookie.SecurePolicy = secure ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
-            cookie.Cookie.Path = "/";
+            cookie.Cookie.Path = broker.Value.CookiePath;
             cookie.ExpireTimeSpan = admin.Value.SessionLifetime;
             cookie.SlidingExpiration = false;
             cookie.Events.OnValidatePrincipal = ValidateSessionAsync;
@@ -48,10 +48,10 @@ public static class AdminAuthentication
         {
             var secure = broker.Value.IsServedOverHttps;
             options.HeaderName = CsrfHeader;
-            options.Cookie.Name = secure ? "__Host-oab-admin-csrf" : "oab-admin-csrf";
+            options.Cookie.Name = secure ? broker.Value.SecureCookiePrefix + "oab-admin-csrf" : "oab-admin-csrf";
             options.Cookie.SameSite = SameSiteMode.Strict;
             options.Cookie.HttpOnly = true;
-            options.Cookie.Path = "/";
+            options.Cookie.Path = broker.Value.CookiePath;
             options.Cookie.SecurePolicy = secure ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
         });
         return services;
@@ -95,7 +95,7 @@ public static class AdminAuthentication
             return Task.CompletedTask;
         }
 
-        context.Response.Redirect("/admin/login");
+        context.Response.Redirect(context.HttpContext.RequestServices.GetRequiredService<IOptions<BrokerOptions>>().Value.BrowserPath("/admin/login"));
         return Task.CompletedTask;
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using OAuthBroker.Broker;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Admin;
@@ -25,7 +26,8 @@ public static class AdminEndpoints
         }
 
         endpoints.MapGet("/admin/login", AdminSignIn.StartAsync).WithTags("Admin").AllowAnonymous();
-        endpoints.MapGet("/admin/signed-out", () => Web.HtmlPage.Render("Signed out", "<p>You are signed out of the broker's admin page.</p><p><a id=\"sign-in\" href=\"/admin/login\">Sign in again</a></p>"))
+        endpoints.MapGet("/admin/signed-out", (IOptions<BrokerOptions> broker) => Web.HtmlPage.Render(
+                "Signed out", $"<p>You are signed out of the broker's admin page.</p><p><a id=\"sign-in\" href=\"{Web.HtmlPage.Encode(broker.Value.BrowserPath("/admin/login"))}\">Sign in again</a></p>"))
             .WithTags("Admin").AllowAnonymous();
         var admin = endpoints.MapGroup("/admin")
             .RequireAuthorization(AdminAuthentication.Policy)

@@ -60,7 +60,7 @@ public static partial class AdminSignIn
         await audit.RecordAdminAsync(gitHubUser.Login, "sign_in", null, null, null, clientIp, cancellationToken);
         Log.SignedIn(logger, gitHubUser.Login);
         // A page of our own, not a redirect: the SameSite=Strict cookie is then sent on the next (same-site) navigation.
-        return HtmlPage.Render("Signed in", $"<p>Signed in as {HtmlPage.Encode(gitHubUser.Login)}.</p><p><a id=\"continue\" href=\"/admin\">Continue to the admin page</a></p>");
+        return HtmlPage.Render("Signed in", $"<p>Signed in as {HtmlPage.Encode(gitHubUser.Login)}.</p><p><a id=\"continue\" href=\"{HtmlPage.Encode(broker.BrowserPath("/admin"))}\">Continue to the admin page</a></p>");
     }
 
     private static partial class Log

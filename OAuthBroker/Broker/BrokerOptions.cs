@@ -54,6 +54,21 @@ public sealed class BrokerOptions
     /// <summary>Browsers reach the broker over https (directly or through a TLS proxy): Secure and __Host- cookies, HSTS.</summary>
     public bool IsServedOverHttps => Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>The path of PublicUrl: "" at the host's root, "/oauth" for https://example.com/oauth.</summary>
+    public string PathBase => Uri.TryCreate(Issuer, UriKind.Absolute, out var uri) ? uri.AbsolutePath.TrimEnd('/') : "";
+
+    /// <summary>Where the broker's cookies apply: its own path, so that an application beside it on the host gets none.</summary>
+    public string CookiePath => PathBase.Length == 0 ? "/" : PathBase;
+
+    /// <summary>
+    /// The name prefix of Secure cookies: <c>__Host-</c> (Secure, host-only, Path=/) at the root; <c>__Secure-</c> under a
+    /// path prefix, since browsers refuse a <c>__Host-</c> cookie whose path is not /.
+    /// </summary>
+    public string SecureCookiePrefix => PathBase.Length == 0 ? "__Host-" : "__Secure-";
+
+    /// <summary>A path of the broker as browsers see it, the prefix of PublicUrl included: "/admin" becomes "/oauth/admin".</summary>
+    public string BrowserPath(string path) => PathBase + path;
+
     public string DatabasePath => Path.Combine(Path.GetFullPath(DataPath), "broker.db");
 }
 

@@ -1,3 +1,5 @@
+using OAuthBroker.Broker;
+
 namespace OAuthBroker.Login;
 
 /// <summary>
@@ -7,27 +9,26 @@ namespace OAuthBroker.Login;
 /// </summary>
 public static class BrowserBinding
 {
-    private const string SecurePrefix = "__Host-oab-";
-    private const string PlainPrefix = "oab-";
+    private const string Name = "oab-";
 
-    public static string CookieName(string state, bool secure) =>
+    public static string CookieName(string state, bool secure, BrokerOptions broker) =>
         // __Host- cookies need https; plain http is only allowed on loopback, where it cannot be tossed from a subdomain.
-        (secure ? SecurePrefix : PlainPrefix) + Convert.ToHexStringLower(PendingLoginStore.Hash("cookie:" + state).AsSpan(0, 8));
+        (secure ? broker.SecureCookiePrefix + Name : Name) + Convert.ToHexStringLower(PendingLoginStore.Hash("cookie:" + state).AsSpan(0, 8));
 
-    public static void Set(HttpResponse response, string state, string browserSecret, bool secure) =>
-        response.Cookies.Append(CookieName(state, secure), browserSecret, new CookieOptions
+    public static void Set(HttpResponse response, string state, string browserSecret, bool secure, BrokerOptions broker) =>
+        response.Cookies.Append(CookieName(state, secure, broker), browserSecret, new CookieOptions
         {
             HttpOnly = true,
             Secure = secure,
             // Lax: the cookie must come back on GitHub's top-level redirect to the callback.
             SameSite = SameSiteMode.Lax,
-            Path = "/",
+            Path = broker.CookiePath,
             MaxAge = PendingLoginStore.Lifetime,
             IsEssential = true,
         });
 
-    public static string? Read(HttpRequest request, string state, bool secure) => request.Cookies[CookieName(state, secure)];
+    public static string? Read(HttpRequest request, string state, bool secure, BrokerOptions broker) => request.Cookies[CookieName(state, secure, broker)];
 
-    public static void Clear(HttpResponse response, string state, bool secure) =>
-        response.Cookies.Delete(CookieName(state, secure), new CookieOptions { Path = "/", Secure = secure, HttpOnly = true, SameSite = SameSiteMode.Lax });
+    public static void Clear(HttpResponse response, string state, bool secure, BrokerOptions broker) =>
+        response.Cookies.Delete(CookieName(state, secure, broker), new CookieOptions { Path = broker.CookiePath, Secure = secure, HttpOnly = true, SameSite = SameSiteMode.Lax });
 }

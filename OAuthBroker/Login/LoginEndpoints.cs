@@ -111,7 +111,7 @@ public static partial class LoginEndpoints
         }
 
         var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, cancellationToken);
-        BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker));
+        BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker), broker);
         var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>
         {
             ["client_id"] = gitHub.ClientId,
@@ -151,7 +151,7 @@ public static partial class LoginEndpoints
         }
 
         var secure = IsSecure(context, broker.Value);
-        var (login, refusal, expiredRedirectUri) = await logins.TryConsumeAsync(state, BrowserBinding.Read(context.Request, state, secure), cancellationToken);
+        var (login, refusal, expiredRedirectUri) = await logins.TryConsumeAsync(state, BrowserBinding.Read(context.Request, state, secure, broker.Value), cancellationToken);
         if (refusal == LoginRefusal.Expired && expiredRedirectUri is not null && allowlist.Current.TryMatch(expiredRedirectUri, out var stillAllowed, out _))
         {
             await refuse(stillAllowed.Instance.Id, "This sign-in took longer than 10 minutes and has expired.");
@@ -169,7 +169,7 @@ public static partial class LoginEndpoints
             });
         }
 
-        BrowserBinding.Clear(context.Response, state, secure);
+        BrowserBinding.Clear(context.Response, state, secure, broker.Value);
         if (login.InstanceId == AdminSignIn.PseudoInstanceId)
         {
             return await AdminSignIn.CompleteAsync(context, login, code: query["code"].ToString(), gitHub, broker.Value, audit, cancellationToken);
