@@ -8,6 +8,7 @@ using OAuthBroker.GitHub;
 using OAuthBroker.Health;
 using OAuthBroker.Login;
 using OAuthBroker.Storage;
+using OAuthBroker.Telemetry;
 using OAuthBroker.Tokens;
 using OAuthBroker.Users;
 using OAuthBroker.Web;
@@ -43,6 +44,7 @@ try
         .AddBrokerRateLimits()
         .AddLogin();
     builder.AddDemo(demo);
+    builder.AddTelemetry();
 
     var app = builder.Build();
     app.Lifetime.ApplicationStarted.Register(() => started = true);
@@ -62,6 +64,7 @@ try
     app.MapPageAssets();
     app.MapAdmin();
     app.MapDemo();
+    app.MapTelemetry();
 
     await app.RunAsync();
     return 0;

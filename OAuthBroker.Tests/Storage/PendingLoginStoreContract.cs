@@ -15,7 +15,7 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
 
     private FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
 
-    private PendingLoginStore NewStore() => new(Backend.PendingLogins(), Clock);
+    private PendingLoginStore NewStore() => new(Backend.PendingLogins(), Clock, TestMetrics.Create());
 
     [Fact]
     public async Task A_login_is_taken_once_by_the_browser_that_started_it()

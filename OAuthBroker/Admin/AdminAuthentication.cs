@@ -86,10 +86,11 @@ public static class AdminAuthentication
         await context.HttpContext.SignOutAsync(SessionScheme);
     }
 
-    /// <summary>Pages send the browser to the sign-in page; the API answers 401/403 as problem details.</summary>
+    /// <summary>Pages send the browser to the sign-in page; the API and /metrics answer 401/403.</summary>
     private static Task Challenge(RedirectContext<CookieAuthenticationOptions> context, int status)
     {
-        if (context.Request.Path.StartsWithSegments("/admin/api", StringComparison.Ordinal) || status == StatusCodes.Status403Forbidden)
+        if (context.Request.Path.StartsWithSegments("/admin/api", StringComparison.Ordinal) || context.Request.Path.StartsWithSegments("/metrics", StringComparison.Ordinal)
+            || status == StatusCodes.Status403Forbidden)
         {
             context.Response.StatusCode = status;
             return Task.CompletedTask;

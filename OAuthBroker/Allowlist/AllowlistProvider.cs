@@ -1,5 +1,6 @@
 using OAuthBroker.GitHub;
 using OAuthBroker.Storage;
+using OAuthBroker.Telemetry;
 
 namespace OAuthBroker.Allowlist;
 
@@ -25,6 +26,7 @@ public sealed partial class AllowlistProvider(
     AllowlistDefaults defaults,
     IEnumerable<IAllowlistSupplement> supplements,
     TimeProvider time,
+    BrokerMetrics metrics,
     ILogger<AllowlistProvider> logger) : IDisposable
 {
     private readonly SemaphoreSlim reloading = new(1, 1);
@@ -73,6 +75,7 @@ public sealed partial class AllowlistProvider(
                 if (!databaseAway)
                 {
                     databaseAway = true;
+                    metrics.AllowlistReloaded("unreachable");
                     Log.Unreachable(logger, current.Serving.Sha256, exception);
                 }
 
@@ -101,6 +104,7 @@ public sealed partial class AllowlistProvider(
             {
                 var snapshot = Build(stored);
                 status = new AllowlistStatus(snapshot, null, null, null);
+                metrics.AllowlistReloaded("loaded");
                 Log.Reloaded(logger, snapshot.Instances.Count, snapshot.Sha256);
                 return true;
             }
@@ -129,6 +133,7 @@ public sealed partial class AllowlistProvider(
         }
 
         status = current with { Error = error, ErrorAt = time.GetUtcNow(), RefusedSha256 = sha256 };
+        metrics.AllowlistReloaded("refused");
         Log.Refused(logger, current.Serving.Sha256, error);
     }
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Timeout;
+using OAuthBroker.Telemetry;
 
 namespace OAuthBroker.GitHub;
 
@@ -12,7 +13,7 @@ namespace OAuthBroker.GitHub;
 /// The broker's backchannel to GitHub: the code exchange and the user look-ups. Every expected failure comes back as a
 /// <see cref="GitHubFailure"/> whose reason is safe to log; no token or secret is ever part of one.
 /// </summary>
-public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> options, TimeProvider time)
+public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> options, TimeProvider time, BrokerMetrics metrics)
 {
     public const int MaxResponseBytes = 1024 * 1024;
     private const int MaxTokenLength = 4096;
@@ -35,7 +36,7 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         // Without this GitHub answers form-encoded.
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
 
-        var (document, failure) = await SendAsync(request, "the code exchange", cancellationToken);
+        var (document, failure) = await SendAsync(request, "token", "the code exchange", cancellationToken);
         if (failure is not null)
         {
             return failure;
@@ -79,7 +80,7 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
     public async Task<GitHubResult<GitHubUser>> GetUserAsync(GitHubToken token, CancellationToken cancellationToken)
     {
         using var request = ApiRequest(options.Value.UserEndpoint, token);
-        var (document, failure) = await SendAsync(request, "GET /user", cancellationToken);
+        var (document, failure) = await SendAsync(request, "user", "GET /user", cancellationToken);
         if (failure is not null)
         {
             return failure;
@@ -112,7 +113,7 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
     private async Task<string?> GetPrimaryEmailAsync(GitHubToken token, CancellationToken cancellationToken)
     {
         using var request = ApiRequest(options.Value.UserEmailsEndpoint, token);
-        var (document, failure) = await SendAsync(request, "GET /user/emails", cancellationToken);
+        var (document, failure) = await SendAsync(request, "user_emails", "GET /user/emails", cancellationToken);
         if (failure is not null)
         {
             return null;
@@ -148,7 +149,17 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         return request;
     }
 
-    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string what, CancellationToken cancellationToken)
+    /// <summary>Sends one call and reads its JSON; its duration and outcome are measured under <paramref name="endpoint"/>.</summary>
+    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string endpoint, string what, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        var (document, failure) = await SendCoreAsync(request, what, cancellationToken);
+        // The HTTP exchange's outcome: an error GitHub answers with HTTP 200 counts here as ok, and in the login's outcome.
+        metrics.GitHubCalled(endpoint, failure?.Kind.ToString().ToLowerInvariant() ?? "ok", time.GetElapsedTime(started));
+        return (document, failure);
+    }
+
+    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendCoreAsync(HttpRequestMessage request, string what, CancellationToken cancellationToken)
     {
         try
         {

@@ -9,6 +9,7 @@ using OAuthBroker.GitHub;
 using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
 using OAuthBroker.Users;
+using OAuthBroker.Telemetry;
 using OAuthBroker.Web;
 
 namespace OAuthBroker.Login;
@@ -106,11 +107,13 @@ public static partial class LoginEndpoints
     {
         if (!context.RequestServices.GetRequiredService<PendingLoginCeiling>().TryAdmit(out var retryAfter))
         {
+            context.RequestServices.GetRequiredService<BrokerMetrics>().RateLimited("pending_logins");
             RateLimits.SetRetryAfter(context.Response, retryAfter);
             return Refusal.For(context.Request, "Too many sign-ins", "The broker is handling as many sign-ins as it takes at once; try again shortly.", StatusCodes.Status503ServiceUnavailable);
         }
 
         var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, cancellationToken);
+        context.RequestServices.GetRequiredService<BrokerMetrics>().LoginStarted(instanceId);
         BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker), broker);
         var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>
         {
@@ -143,8 +146,12 @@ public static partial class LoginEndpoints
         var query = context.Request.Query;
         var state = query["state"].ToString();
         var refuse = (string? instanceId, string reason) => RefuseAsync(context, audit, logger, instanceId, reason, cancellationToken);
+        var metrics = context.RequestServices.GetRequiredService<BrokerMetrics>();
         var record = (string instanceId, string? gitHubLogin, string outcome, string? reason) =>
-            audit.RecordLoginAsync(instanceId, gitHubLogin, outcome, reason, ClientAddress.Of(context), cancellationToken);
+        {
+            metrics.LoginFinished(instanceId, outcome);
+            return audit.RecordLoginAsync(instanceId, gitHubLogin, outcome, reason, ClientAddress.Of(context), cancellationToken);
+        };
         if (query["state"].Count != 1 || query["code"].Count > 1 || query["error"].Count > 1)
         {
             return await refuse(null, "The sign-in response from GitHub is missing its state or repeats a parameter.");
@@ -249,6 +256,7 @@ public static partial class LoginEndpoints
     private static async Task<IResult> RefuseAsync(HttpContext context, AuditLog audit, ILogger logger, string? instanceId, string reason, CancellationToken cancellationToken)
     {
         Log.Refused(logger, context.Request.Path, reason);
+        context.RequestServices.GetRequiredService<BrokerMetrics>().LoginFinished(instanceId, LoginOutcomes.Refused);
         await audit.RecordRefusalAsync(instanceId, reason, context.Connection.RemoteIpAddress, cancellationToken);
         return Refusal.For(context.Request, "Sign-in refused", reason);
     }

@@ -3,6 +3,7 @@ using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 using OAuthBroker.Storage;
+using OAuthBroker.Telemetry;
 
 namespace OAuthBroker.Login;
 
@@ -33,7 +34,7 @@ public enum LoginRefusal
 /// hash is then compared in constant time. The PKCE verifier is not stored at all: it is derived from the browser's
 /// secret, which only that browser holds (the database keeps a hash of it under another label).
 /// </summary>
-public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider time) : IPurgeable
+public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider time, BrokerMetrics metrics) : IPurgeable
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
 
@@ -56,9 +57,12 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
         var state = NewState(expiresAt, random[..SecretBytes]);
         var browserSecret = Base64Url.EncodeToString(random[SecretBytes..]);
         random.Clear();
-        await rows.InsertAsync(
-            new PendingLoginRow(0, Hash(state), Hash(browserSecret), instanceId, redirectUri, instanceState, scope, responseMode, now.ToUnixTimeMilliseconds(), expiresAt, null),
-            cancellationToken);
+        using (metrics.TimeDatabase("pending_login_insert"))
+        {
+            await rows.InsertAsync(
+                new PendingLoginRow(0, Hash(state), Hash(browserSecret), instanceId, redirectUri, instanceState, scope, responseMode, now.ToUnixTimeMilliseconds(), expiresAt, null),
+                cancellationToken);
+        }
 
         var challenge = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(CodeVerifier(browserSecret))));
         return new StartedLogin(state, browserSecret, challenge);
@@ -79,7 +83,13 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
         var stateHash = Hash(state!);
         // Logins started in the same millisecond share an expiry; the hash picks this one, compared in constant time.
         PendingLoginRow? row = null;
-        foreach (var candidate in await rows.FindByExpiryAsync(expiresAt, cancellationToken))
+        IReadOnlyList<PendingLoginRow> candidates;
+        using (metrics.TimeDatabase("pending_login_find"))
+        {
+            candidates = await rows.FindByExpiryAsync(expiresAt, cancellationToken);
+        }
+
+        foreach (var candidate in candidates)
         {
             row = CryptographicOperations.FixedTimeEquals(candidate.StateHash, stateHash) ? candidate : row;
         }
@@ -105,7 +115,13 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
             return (null, LoginRefusal.Expired, row.RedirectUri);
         }
 
-        if (!await rows.TryMarkConsumedAsync(row.Id, now, cancellationToken))
+        bool consumed;
+        using (metrics.TimeDatabase("pending_login_consume"))
+        {
+            consumed = await rows.TryMarkConsumedAsync(row.Id, now, cancellationToken);
+        }
+
+        if (!consumed)
         {
             return (null, LoginRefusal.AlreadyUsed, null);
         }

@@ -87,6 +87,9 @@ public static class RateLimits
     private static async ValueTask RejectAsync(OnRejectedContext rejected, CancellationToken cancellationToken)
     {
         var response = rejected.HttpContext.Response;
+        var path = rejected.HttpContext.Request.Path;
+        rejected.HttpContext.RequestServices.GetRequiredService<Telemetry.BrokerMetrics>().RateLimited(
+            path.StartsWithSegments("/auth", StringComparison.Ordinal) ? "login" : path.StartsWithSegments("/admin", StringComparison.Ordinal) ? "admin" : "api");
         response.StatusCode = StatusCodes.Status429TooManyRequests;
         SetRetryAfter(response, rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromMinutes(1));
         var refusal = Refusal.For(rejected.HttpContext.Request, "Too many requests", "Too many requests from this address or for this application; try again shortly.", StatusCodes.Status429TooManyRequests);
