@@ -27,6 +27,9 @@ public sealed class PostgresCluster
         this.password = password;
     }
 
+    /// <summary>The server's main process (its backends are its children), for the benchmark's CPU accounting.</summary>
+    public int PostmasterPid => int.Parse(File.ReadLines(Path.Combine(DataFolder, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The cluster every test shares.</summary>
     public static Task<PostgresCluster> GetAsync() => Shared.Value;
 

@@ -6,7 +6,8 @@ using Microsoft.AspNetCore.WebUtilities;
 namespace FlowBench;
 
 internal sealed record FlowResult(string Target, string Scenario, int Concurrency, int Flows, double Seconds, double FlowsPerSecond,
-    double P50Ms, double P90Ms, double P99Ms, IReadOnlyDictionary<string, int> Errors, double CpuSeconds, double CpuMsPerFlow, double PeakRssMb)
+    double P50Ms, double P90Ms, double P99Ms, IReadOnlyDictionary<string, int> Errors, double CpuSeconds, double CpuMsPerFlow, double PeakRssMb,
+    double DatabaseCpuSeconds = 0, double DatabaseCpuMsPerFlow = double.NaN)
 {
     /// <summary>Rounds of one target and concurrency as one result: totals for flows, time and CPU; the median round's percentiles.</summary>
     public static FlowResult Combine(IReadOnlyList<FlowResult> rounds)
@@ -14,11 +15,13 @@ internal sealed record FlowResult(string Target, string Scenario, int Concurrenc
         var flows = rounds.Sum(r => r.Flows);
         var seconds = rounds.Sum(r => r.Seconds);
         var cpu = rounds.Sum(r => r.CpuSeconds);
+        var databaseCpu = rounds.Sum(r => r.DatabaseCpuSeconds);
         double Median(Func<FlowResult, double> value) => rounds.Select(value).Order().ElementAt(rounds.Count / 2);
         var errors = rounds.SelectMany(r => r.Errors).GroupBy(e => e.Key).ToDictionary(g => g.Key, g => g.Sum(e => e.Value));
         return new FlowResult(rounds[0].Target, rounds[0].Scenario, rounds[0].Concurrency, flows, Math.Round(seconds, 2), Math.Round(flows / seconds, 1),
             Median(r => r.P50Ms), Median(r => r.P90Ms), Median(r => r.P99Ms), errors, Math.Round(cpu, 2),
-            flows == 0 ? double.NaN : Math.Round(cpu * 1000 / flows, 3), rounds.Max(r => r.PeakRssMb));
+            flows == 0 ? double.NaN : Math.Round(cpu * 1000 / flows, 3), rounds.Max(r => r.PeakRssMb),
+            Math.Round(databaseCpu, 2), flows == 0 || double.IsNaN(rounds[0].DatabaseCpuMsPerFlow) ? double.NaN : Math.Round(databaseCpu * 1000 / flows, 3));
     }
 }
 
@@ -36,6 +39,7 @@ internal static class FlowDriver
         var latencies = new ConcurrentBag<double>();
         var errors = new ConcurrentDictionary<string, int>();
         var cpuBefore = server.CpuSeconds;
+        var databaseCpuBefore = server.DatabaseCpuSeconds?.Invoke() ?? 0;
         var peak = server.ResidentMegabytes;
         using var sampling = new CancellationTokenSource();
         var sampler = Task.Run(async () =>
@@ -50,6 +54,7 @@ internal static class FlowDriver
         await LoopAsync(server.BaseUrl, concurrency, measure, maxFlows, latencies, errors);
         var seconds = clock.Elapsed.TotalSeconds;
         var cpu = server.CpuSeconds - cpuBefore;
+        var databaseCpu = server.DatabaseCpuSeconds is { } database ? database() - databaseCpuBefore : double.NaN;
         await sampling.CancelAsync();
         await sampler;
 
@@ -57,7 +62,8 @@ internal static class FlowDriver
         double Percentile(double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
         return new FlowResult(target, scenario, concurrency, sorted.Length, Math.Round(seconds, 2), Math.Round(sorted.Length / seconds, 1),
             Math.Round(Percentile(0.50), 2), Math.Round(Percentile(0.90), 2), Math.Round(Percentile(0.99), 2),
-            new Dictionary<string, int>(errors), Math.Round(cpu, 2), sorted.Length == 0 ? double.NaN : Math.Round(cpu * 1000 / sorted.Length, 3), Math.Round(peak, 1));
+            new Dictionary<string, int>(errors), Math.Round(cpu, 2), sorted.Length == 0 ? double.NaN : Math.Round(cpu * 1000 / sorted.Length, 3), Math.Round(peak, 1),
+            double.IsNaN(databaseCpu) ? 0 : Math.Round(databaseCpu, 2), double.IsNaN(databaseCpu) || sorted.Length == 0 ? double.NaN : Math.Round(databaseCpu * 1000 / sorted.Length, 3));
     }
 
     private static async Task LoopAsync(string baseUrl, int concurrency, TimeSpan duration, int maxFlows, ConcurrentBag<double>? latencies, ConcurrentDictionary<string, int>? errors)

@@ -75,13 +75,43 @@ internal sealed class ServerProcess : IDisposable
     }
 
     /// <summary>User plus system CPU seconds the process has used so far.</summary>
-    public double CpuSeconds
+    public double CpuSeconds => Stat(process.Id) is { } stat ? (stat.User + stat.System) / TicksPerSecond : 0;
+
+    /// <summary>The CPU seconds of the database server this one uses (PostgreSQL's processes), when it has one of its own.</summary>
+    public Func<double>? DatabaseCpuSeconds { get; set; }
+
+    /// <summary>
+    /// A PostgreSQL server's CPU seconds so far: the postmaster's own and those of the backends it reaped (cutime,
+    /// cstime), plus those of its children alive now.
+    /// </summary>
+    public static double PostgresCpuSeconds(int postmaster)
     {
-        get
+        var total = Stat(postmaster) is { } main ? main.User + main.System + main.ChildUser + main.ChildSystem : 0;
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
         {
-            var stat = File.ReadAllText($"/proc/{process.Id}/stat");
+            if (int.TryParse(Path.GetFileName(directory), CultureInfo.InvariantCulture, out var pid) && pid != postmaster
+                && Stat(pid) is { } child && child.Parent == postmaster)
+            {
+                total += child.User + child.System;
+            }
+        }
+
+        return total / TicksPerSecond;
+    }
+
+    // Fields of /proc/PID/stat after the command name: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    private static (int Parent, long User, long System, long ChildUser, long ChildSystem)? Stat(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
+            long Field(int index) => long.Parse(fields[index], CultureInfo.InvariantCulture);
+            return ((int)Field(1), Field(11), Field(12), Field(13), Field(14));
+        }
+        catch (IOException)
+        {
+            return null; // the process has just ended
         }
     }
 

@@ -76,7 +76,7 @@ try
     using var smallBroker = await StartBrokerAsync(small, ServerProcess.FreePort());
     using var largeBroker = await StartBrokerAsync(large, ServerProcess.FreePort());
     using var jitBroker = await StartBrokerAsync(smallJit, ServerProcess.FreePort(), jitDll);
-    (string Target, string Scenario, ServerProcess Server)[] targets =
+    List<(string Target, string Scenario, ServerProcess Server)> targets =
     [
         ("reference", "floor", reference),
         ("reference", "floor + token crypto", referenceCrypto),
@@ -84,6 +84,23 @@ try
         ("broker", "10,000 instances, 1M users", largeBroker),
         ("broker-jit", "10 instances, JIT build", jitBroker),
     ];
+
+    // The same broker on PostgreSQL: a throw-away cluster from Debian's packages on 127.0.0.1, as the tests start it
+    // (fsync off there, as here), whose own CPU is measured beside the broker's.
+    ServerProcess? postgresBroker = null;
+    try
+    {
+        var cluster = await PostgresCluster.StartNewAsync();
+        postgresBroker = await StartBrokerAsync(ServerFolder("small-postgres", 10), ServerProcess.FreePort(), database: await cluster.CreateDatabaseAsync());
+        postgresBroker.DatabaseCpuSeconds = () => ServerProcess.PostgresCpuSeconds(cluster.PostmasterPid);
+        targets.Add(("broker-pg", "10 instances, PostgreSQL", postgresBroker));
+    }
+    catch (InvalidOperationException exception)
+    {
+        notes["postgres"] = "not measured: " + exception.Message;
+        Console.WriteLine(notes["postgres"]);
+    }
+
     foreach (var target in targets)
     {
         await SettleAsync(target.Server);
@@ -99,7 +116,7 @@ try
         {
             // Each round starts one target later, so that no target always follows the same one (a server that has
             // just stopped under load still checkpoints, collects and winds its threads down in the next window).
-            foreach (var target in targets.Skip(round % targets.Length).Concat(targets.Take(round % targets.Length)))
+            foreach (var target in targets.Skip(round % targets.Count).Concat(targets.Take(round % targets.Count)))
             {
                 windows.Add(Report(await RunAsync(target.Target, target.Scenario, target.Server, concurrency, warmUp, measure)));
             }
@@ -114,6 +131,7 @@ try
     referenceCrypto.Dispose();
     largeBroker.Dispose();
     jitBroker.Dispose();
+    postgresBroker?.Dispose();
 
     // 4. Memory over many flows: resident set after each fifth, to show a plateau rather than a drift.
     var rss = new List<double> { Math.Round(smallBroker.ResidentMegabytes, 1) };
@@ -199,9 +217,15 @@ Task<ServerProcess> StartReferenceAsync(string folder, int port, bool withTokenC
     return ServerProcess.StartAsync(referenceDll, folder, port, environment);
 }
 
-Task<ServerProcess> StartBrokerAsync(string folder, int port, string? executable = null)
+Task<ServerProcess> StartBrokerAsync(string folder, int port, string? executable = null, string? database = null)
 {
     var settings = gitHub.BrokerSettings();
+    if (database is not null)
+    {
+        settings["Broker:Database"] = "postgres";
+        settings["ConnectionStrings:Broker"] = database;
+    }
+
     settings["Broker:PublicUrl"] = $"http://127.0.0.1:{port}";
     settings["Broker:AllowlistPath"] = Path.Combine(folder, "allowed-redirects.json");
     settings["Broker:DataPath"] = Path.Combine(folder, "data");
@@ -227,19 +251,21 @@ async Task<FlowResult> RunAsync(string target, string scenario, ServerProcess se
 
 static FlowResult Report(FlowResult result)
 {
-    Console.WriteLine($"{result.Target,-10} {result.Scenario,-27} c={result.Concurrency,-3} {result.FlowsPerSecond,8:0.0} flows/s  p50 {result.P50Ms,6:0.00} p90 {result.P90Ms,6:0.00} p99 {result.P99Ms,6:0.00} ms  cpu {result.CpuMsPerFlow,6:0.000} ms/flow  peak {result.PeakRssMb,6:0.0} MB  errors {result.Errors.Values.Sum()}");
+    var database = double.IsNaN(result.DatabaseCpuMsPerFlow) ? "" : $"  postgres cpu {result.DatabaseCpuMsPerFlow,6:0.000} ms/flow";
+    Console.WriteLine($"{result.Target,-10} {result.Scenario,-27} c={result.Concurrency,-3} {result.FlowsPerSecond,8:0.0} flows/s  p50 {result.P50Ms,6:0.00} p90 {result.P90Ms,6:0.00} p99 {result.P99Ms,6:0.00} ms  cpu {result.CpuMsPerFlow,6:0.000} ms/flow  peak {result.PeakRssMb,6:0.0} MB  errors {result.Errors.Values.Sum()}{database}");
     return result;
 }
 
 static void PrintSummary(List<FlowResult> results, Dictionary<string, object> notes)
 {
     Console.WriteLine();
-    Console.WriteLine("| target | scenario | concurrency | flows/s | p50 ms | p90 ms | p99 ms | server CPU ms/flow | peak RSS MB | errors |");
-    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    Console.WriteLine("| target | scenario | concurrency | flows/s | p50 ms | p90 ms | p99 ms | server CPU ms/flow | PostgreSQL CPU ms/flow | peak RSS MB | errors |");
+    Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     foreach (var r in results)
     {
         var errors = r.Errors.Count == 0 ? "0" : string.Join(", ", r.Errors.Select(e => $"{e.Key}: {e.Value}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {r.Target} | {r.Scenario} | {r.Concurrency} | {r.FlowsPerSecond:0.0} | {r.P50Ms:0.00} | {r.P90Ms:0.00} | {r.P99Ms:0.00} | {r.CpuMsPerFlow:0.000} | {r.PeakRssMb:0.0} | {errors} |"));
+        var database = double.IsNaN(r.DatabaseCpuMsPerFlow) ? "" : r.DatabaseCpuMsPerFlow.ToString("0.000", CultureInfo.InvariantCulture);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {r.Target} | {r.Scenario} | {r.Concurrency} | {r.FlowsPerSecond:0.0} | {r.P50Ms:0.00} | {r.P90Ms:0.00} | {r.P99Ms:0.00} | {r.CpuMsPerFlow:0.000} | {database} | {r.PeakRssMb:0.0} | {errors} |"));
     }
 
     double Cpu(string target, string scenario) => results.Single(r => r.Target == target && r.Scenario == scenario && r.Concurrency == 16).CpuMsPerFlow;
@@ -262,6 +288,18 @@ static void PrintSummary(List<FlowResult> results, Dictionary<string, object> no
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reference with the token's crypto / reference at c=16: {cryptoFloorRatio:0.00}; broker / that floor: {ratioToCryptoFloor:0.00}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker p99 at c=16: {P99("broker", "10 instances"):0.00} ms (target < 25)"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Growth (10,000 instances, 1M users vs small) at c=16: CPU/flow x{growthCpu:0.00}, p99 x{growthP99:0.00} (target within 1.10)"));
+    if (results.Any(r => r.Target == "broker-pg"))
+    {
+        foreach (var concurrency in new[] { 16, 64 })
+        {
+            var onPostgres = results.Single(r => r.Target == "broker-pg" && r.Concurrency == concurrency);
+            var onSqlite = results.Single(r => r.Target == "broker" && r.Scenario == "10 instances" && r.Concurrency == concurrency);
+            var postgresRatio = onPostgres.CpuMsPerFlow / onSqlite.CpuMsPerFlow;
+            notes[$"postgresBrokerCpuPerFlowRatioToSqliteAtC{concurrency}"] = Math.Round(postgresRatio, 2);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Broker on PostgreSQL at c={concurrency}: broker CPU/flow x{postgresRatio:0.00} of SQLite's (target <= 1.3), PostgreSQL's own {onPostgres.DatabaseCpuMsPerFlow:0.000} ms/flow, p99 {onPostgres.P99Ms:0.00} ms (target < 40 at c=16)"));
+        }
+    }
 }
 
 static string Allowlist(int count, IDictionary<string, object> key)
