@@ -99,32 +99,23 @@ public sealed partial class TelemetryTests : FakeGitHubTest
     /// <summary>One login; returns the broker's state and GitHub's code, which no telemetry may carry.</summary>
     private static async Task<(string State, string Code)> LoginAsync(string url)
     {
-        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
-        using var start = await http.GetAsync(url + Browser.StartUrl(StandardInstances.TrackeepCallback));
-        start.StatusCode.Should().Be(HttpStatusCode.Redirect);
-        var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
-        var callback = new Uri(await Browser.ApproveAtGitHubAsync(start.Headers.Location!));
-        using var request = new HttpRequestMessage(HttpMethod.Get, url + callback.PathAndQuery);
-        request.Headers.Add("Cookie", cookie);
-        using var back = await http.SendAsync(request);
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(url);
+        using var back = await HttpLogin.ReturnAsync(url, callback, cookie);
         back.Headers.Location!.Query.Should().Contain("token=");
-        var query = QueryHelpers.ParseQuery(callback.Query);
+        var query = QueryHelpers.ParseQuery(new Uri(callback).Query);
         return (query["state"].ToString(), query["code"].ToString());
     }
 
     private static async Task ReplayAsync(string url)
     {
-        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
-        using var start = await http.GetAsync(url + Browser.StartUrl(StandardInstances.TrackeepCallback));
-        var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
-        var callback = new Uri(await Browser.ApproveAtGitHubAsync(start.Headers.Location!));
-        for (var i = 0; i < 2; i++)
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(url);
+        using (var first = await HttpLogin.ReturnAsync(url, callback, cookie))
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, url + callback.PathAndQuery);
-            request.Headers.Add("Cookie", cookie);
-            using var back = await http.SendAsync(request);
-            back.StatusCode.Should().Be(i == 0 ? HttpStatusCode.Redirect : HttpStatusCode.BadRequest);
+            first.StatusCode.Should().Be(HttpStatusCode.Redirect);
         }
+
+        using var again = await HttpLogin.ReturnAsync(url, callback, cookie);
+        again.StatusCode.Should().Be(HttpStatusCode.BadRequest);
     }
 
     /// <summary>The sum of the samples of <paramref name="metric"/> whose labels include every one of <paramref name="labels"/>.</summary>

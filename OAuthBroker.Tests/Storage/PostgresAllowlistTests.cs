@@ -140,6 +140,26 @@ public sealed class PostgresAllowlistTests : FakeGitHubTest
         (await broker.ReadStoredAllowlistAsync()).Should().Be(await File.ReadAllTextAsync(exported), "an import keeps the document byte for byte");
     }
 
+    [Fact]
+    public async Task After_a_lost_key_ring_start_up_names_it_and_an_import_replaces_the_unreadable_allowlist()
+    {
+        await using (var first = Broker(Instances.Json))
+        {
+            _ = first.Server;
+            await first.ValueAsync("DELETE FROM data_protection_keys");
+        }
+
+        await using var second = Broker(Instances.Json);
+        StartupFailure.Of(second).Should().Contain("cannot be decrypted: the Data Protection key ring");
+        var replacement = Path.Combine(Folder.Path, "replacement.json");
+        await File.WriteAllTextAsync(replacement, new AllowlistBuilder().Add("fresh", ["https://fresh.example.com/cb"], InstanceKey.Oct()).ToJson());
+
+        var import = await AdminCli.RunAsync(second, "allowlist", "import", replacement);
+
+        import.ExitCode.Should().Be(0, import.Error);
+        (await AdminCli.RunAsync(second, "allowlist", "list")).Output.Should().Contain("fresh").And.Contain("1 instances");
+    }
+
     private BrokerFactory Broker(string allowlistJson, Dictionary<string, string?>? extra = null)
     {
         var settings = new Dictionary<string, string?>

@@ -27,7 +27,7 @@ public sealed class ReplicaOutageTests : FakeGitHubTest
         await using var a = await NativeBroker.StartAsync(GitHub, Replica("a"), Instances.Json, settings);
         await using var b = await NativeBroker.StartAsync(GitHub, Replica("b"), Instances.Json, settings);
         (await LoginAsync(a.PublicUrl, b.PublicUrl)).Should().Contain("token=");
-        var (pendingCallback, pendingCookie) = await StartAndApproveAsync(a.PublicUrl);
+        var (pendingCallback, pendingCookie) = await HttpLogin.StartAndApproveAsync(a.PublicUrl);
 
         await cluster.StopServerAsync();
         var stoppedAt = DateTime.UtcNow;
@@ -42,7 +42,7 @@ public sealed class ReplicaOutageTests : FakeGitHubTest
             start.Headers.Location.Should().BeNull();
             start.Content.Headers.ContentType!.MediaType.Should().Be("text/html");
             (await start.Content.ReadAsStringAsync()).Should().Contain("cannot reach its database");
-            using var callback = await GetAsync(replica.PublicUrl, pendingCallback, pendingCookie);
+            using var callback = await HttpLogin.ReturnAsync(replica.PublicUrl, pendingCallback, pendingCookie);
             callback.StatusCode.Should().Be(HttpStatusCode.ServiceUnavailable, "a callback during the outage gets no token");
             callback.Headers.Location.Should().BeNull();
         }
@@ -62,7 +62,7 @@ public sealed class ReplicaOutageTests : FakeGitHubTest
                 .Should().BeTrue($"{replica.PublicUrl} recovers without a restart: {replica.Output}");
         }
 
-        using (var resumed = await GetAsync(b.PublicUrl, pendingCallback, pendingCookie))
+        using (var resumed = await HttpLogin.ReturnAsync(b.PublicUrl, pendingCallback, pendingCookie))
         {
             resumed.Headers.Location!.Query.Should().Contain("token=", "a login started before the outage is not lost");
         }
@@ -86,27 +86,10 @@ public sealed class ReplicaOutageTests : FakeGitHubTest
 
     private static async Task<string> LoginAsync(string startOn, string finishOn)
     {
-        var (callback, cookie) = await StartAndApproveAsync(startOn);
-        using var back = await GetAsync(finishOn, callback, cookie);
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(startOn);
+        using var back = await HttpLogin.ReturnAsync(finishOn, callback, cookie);
         back.StatusCode.Should().Be(HttpStatusCode.Redirect, await back.Content.ReadAsStringAsync());
         QueryHelpers.ParseQuery(back.Headers.Location!.Query).Should().ContainKey("token");
         return back.Headers.Location.Query;
-    }
-
-    private static async Task<(string Callback, string Cookie)> StartAndApproveAsync(string baseUrl)
-    {
-        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
-        using var start = await http.GetAsync(baseUrl + Browser.StartUrl(StandardInstances.TrackeepCallback));
-        start.StatusCode.Should().Be(HttpStatusCode.Redirect, await start.Content.ReadAsStringAsync());
-        var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
-        return (await Browser.ApproveAtGitHubAsync(start.Headers.Location!), cookie);
-    }
-
-    private static async Task<HttpResponseMessage> GetAsync(string baseUrl, string callback, string cookie)
-    {
-        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
-        using var request = new HttpRequestMessage(HttpMethod.Get, baseUrl + new Uri(callback).PathAndQuery);
-        request.Headers.Add("Cookie", cookie);
-        return await http.SendAsync(request);
     }
 }

@@ -50,9 +50,9 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
     [Fact]
     public async Task A_login_started_on_one_replica_finishes_on_the_other_and_its_token_verifies_through_the_proxy_and_the_other()
     {
-        var (callback, cookie) = await StartAndApproveAsync(a.PublicUrl, "s-1");
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(a.PublicUrl, "s-1");
 
-        using var back = await GetAsync(b.PublicUrl, callback, cookie);
+        using var back = await HttpLogin.ReturnAsync(b.PublicUrl, callback, cookie);
 
         back.StatusCode.Should().Be(HttpStatusCode.Redirect, await back.Content.ReadAsStringAsync());
         var query = QueryHelpers.ParseQuery(back.Headers.Location!.Query);
@@ -80,13 +80,13 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
     [Fact]
     public async Task A_callback_replayed_100_times_at_once_across_both_replicas_gives_exactly_one_token()
     {
-        var (callback, cookie) = await StartAndApproveAsync(proxy.Url, "s-2");
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(proxy.Url, "s-2");
         using var go = new ManualResetEventSlim();
 
         var replays = Enumerable.Range(0, 100).Select(i => Task.Run(async () =>
         {
             go.Wait();
-            using var response = await GetAsync(i % 2 == 0 ? a.PublicUrl : b.PublicUrl, callback, cookie);
+            using var response = await HttpLogin.ReturnAsync(i % 2 == 0 ? a.PublicUrl : b.PublicUrl, callback, cookie);
             return response.Headers.Location is { } location && QueryHelpers.ParseQuery(location.Query).ContainsKey("token");
         })).ToList();
         go.Set();
@@ -108,8 +108,8 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
                 (await http.GetAsync(proxy.Url + "/healthz")).EnsureSuccessStatusCode();
             }
 
-            var (callback, cookie) = await StartAndApproveAsync(proxy.Url, $"s-{i}");
-            using var back = await GetAsync(proxy.Url, callback, cookie);
+            var (callback, cookie) = await HttpLogin.StartAndApproveAsync(proxy.Url, $"s-{i}");
+            using var back = await HttpLogin.ReturnAsync(proxy.Url, callback, cookie);
             back.Headers.Location!.Query.Should().Contain("token=");
         }
 
@@ -135,8 +135,8 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
             var keys = await KeyIdsAsync(http, b.PublicUrl);
             return keys.Contains(rotated) && !keys.Intersect(before).Any();
         })).Should().BeTrue("the rotation is announced to every replica (NOTIFY), not left to the 30-second refresh");
-        var (callback, cookie) = await StartAndApproveAsync(a.PublicUrl, "s-3");
-        using var back = await GetAsync(a.PublicUrl, callback, cookie);
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(a.PublicUrl, "s-3");
+        using var back = await HttpLogin.ReturnAsync(a.PublicUrl, callback, cookie);
         var jwt = QueryHelpers.ParseQuery(back.Headers.Location!.Query)["token"].ToString();
         new JsonWebToken(jwt).Kid.Should().Be(rotated);
         using var me = new HttpRequestMessage(HttpMethod.Get, b.PublicUrl + "/api/v1/user/me");
@@ -202,8 +202,8 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
         GitHub.TokenCallCount.Should().BeInRange(logins - failures.Count, logins, "each login's code is redeemed at most once");
 
         a = await NativeBroker.StartAsync(GitHub, Replica("a"), Instances.Json, settings, port: new Uri(a.PublicUrl).Port);
-        var (callback, cookie) = await StartAndApproveAsync(b.PublicUrl, "s-5");
-        using var back = await GetAsync(a.PublicUrl, callback, cookie);
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(b.PublicUrl, "s-5");
+        using var back = await HttpLogin.ReturnAsync(a.PublicUrl, callback, cookie);
         back.Headers.Location!.Query.Should().Contain("token=", "the restarted replica finishes a login the other started");
     }
 
@@ -225,7 +225,7 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
 
             var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
             var callback = await Browser.ApproveAtGitHubAsync(start.Headers.Location!);
-            using var back = await GetAsync(baseUrl, callback, cookie);
+            using var back = await HttpLogin.ReturnAsync(baseUrl, callback, cookie);
             upstream = Upstream(back);
             var token = back.Headers.Location is { } location && QueryHelpers.ParseQuery(location.Query).ContainsKey("token");
             return new LoginOutcome(token, upstream, $"callback: {(int)back.StatusCode}");
@@ -247,22 +247,5 @@ public sealed class ReplicaTopologyTests : FakeGitHubTest
         var folder = Path.Combine(Folder.Path, name);
         Directory.CreateDirectory(folder);
         return folder;
-    }
-
-    private static async Task<(string Callback, string Cookie)> StartAndApproveAsync(string baseUrl, string state)
-    {
-        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
-        using var start = await http.GetAsync(baseUrl + Browser.StartUrl(StandardInstances.TrackeepCallback, state));
-        start.StatusCode.Should().Be(HttpStatusCode.Redirect, await start.Content.ReadAsStringAsync());
-        var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
-        return (await Browser.ApproveAtGitHubAsync(start.Headers.Location!), cookie);
-    }
-
-    private static async Task<HttpResponseMessage> GetAsync(string baseUrl, string callback, string cookie)
-    {
-        using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
-        using var request = new HttpRequestMessage(HttpMethod.Get, baseUrl + new Uri(callback).PathAndQuery);
-        request.Headers.Add("Cookie", cookie);
-        return await http.SendAsync(request);
     }
 }

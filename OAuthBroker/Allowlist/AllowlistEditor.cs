@@ -91,7 +91,7 @@ public sealed class AllowlistEditor(IAllowlistSource source, AllowlistDefaults d
     public async Task<EditOutcome> ImportAsync(byte[] bytes, CancellationToken cancellationToken)
     {
         await using var writer = await source.LockAsync(cancellationToken);
-        var etag = ToETag(writer.Current.Sha256);
+        var etag = ToETag(writer.CurrentSha256);
         if (AllowlistFile.Validate(bytes, defaults.Scopes) is { Count: > 0 } errors)
         {
             return EditOutcome.Refused(EditStatus.Invalid, etag, [.. errors.Select(error => new AllowlistProblem("allowlist", error))]);

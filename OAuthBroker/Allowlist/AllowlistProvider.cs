@@ -158,6 +158,7 @@ public static class AllowlistSetup
     public static IServiceCollection AddAllowlist(this IServiceCollection services)
     {
         services.AddSingleton(provider => AllowlistDefaults.From(provider.GetRequiredService<IConfiguration>()));
+        services.AddBrokerMetrics();
         services.AddStore<IAllowlistSource, FileAllowlistSource, PostgresAllowlistSource>();
         services.AddSingleton<AllowlistProvider>();
         services.AddSingleton<AllowlistEditor>();

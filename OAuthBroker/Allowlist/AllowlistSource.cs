@@ -33,7 +33,11 @@ public interface IAllowlistSource
 /// <summary>An exclusive hold on the allowlist: what it holds now, and the one write the holder may make.</summary>
 public interface IAllowlistWriter : IAsyncDisposable
 {
+    /// <summary>The document held now; throws <see cref="AllowlistException"/> when it cannot be read (an import replaces it unread).</summary>
     StoredAllowlist Current { get; }
+
+    /// <summary>The hash of the document held now, known without reading it.</summary>
+    string CurrentSha256 { get; }
 
     /// <summary>Replaces the document whole; a reader sees the old one or the new one. The caller has validated it.</summary>
     Task WriteAsync(byte[] bytes, CancellationToken cancellationToken);
@@ -98,6 +102,8 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options) : IAllo
     private sealed class Writer(string path, FileStream exclusive, StoredAllowlist current) : IAllowlistWriter
     {
         public StoredAllowlist Current => current;
+
+        public string CurrentSha256 => current.Sha256;
 
         public Task WriteAsync(byte[] bytes, CancellationToken cancellationToken)
         {
@@ -169,7 +175,7 @@ public sealed class PostgresAllowlistSource(
             row = await ReadRowAsync(connection, null, unlessSha256, lockRow: false, cancellationToken);
         }
 
-        return row is { Stored: var stored } ? stored : null;
+        return row is { Document: { } document } ? Open(row.Value.Sha256, document) : null;
     }
 
     public async Task<IAllowlistWriter> LockAsync(CancellationToken cancellationToken)
@@ -186,7 +192,7 @@ public sealed class PostgresAllowlistSource(
             transaction = await connection.BeginTransactionAsync(cancellationToken);
             var row = await ReadRowAsync(connection, transaction, null, lockRow: true, cancellationToken)
                 ?? throw new AllowlistException($"{Location} has no row, although it was just seeded.");
-            return new Writer(this, connection, transaction, row.Stored!);
+            return new Writer(this, connection, transaction, row.Sha256, row.Document!);
         }
         catch
         {
@@ -200,8 +206,8 @@ public sealed class PostgresAllowlistSource(
         }
     }
 
-    /// <summary>The row, or null when there is none; its document is left unread (Stored null) when its hash is <paramref name="unlessSha256"/>.</summary>
-    private async Task<(string Sha256, StoredAllowlist? Stored)?> ReadRowAsync(
+    /// <summary>The row's hash and encrypted document, or null when there is none; the document is left unread (null) when its hash is <paramref name="unlessSha256"/>.</summary>
+    private static async Task<(string Sha256, byte[]? Document)?> ReadRowAsync(
         NpgsqlConnection connection, NpgsqlTransaction? transaction, string? unlessSha256, bool lockRow, CancellationToken cancellationToken)
     {
         // The document is fetched only when it changed: a poll of an unchanged allowlist reads the hash alone.
@@ -216,19 +222,31 @@ public sealed class PostgresAllowlistSource(
         }
 
         var sha256 = reader.GetString(0);
-        if (await reader.IsDBNullAsync(1, cancellationToken))
+        return (sha256, await reader.IsDBNullAsync(1, cancellationToken) ? null : await reader.GetFieldValueAsync<byte[]>(1, cancellationToken));
+    }
+
+    /// <summary>Decrypts a stored document and checks it against its recorded hash.</summary>
+    private StoredAllowlist Open(string sha256, byte[] document)
+    {
+        byte[] bytes;
+        try
         {
-            return (sha256, null);
+            bytes = protector.Unprotect(document);
+        }
+        catch (CryptographicException exception)
+        {
+            throw new AllowlistException(
+                $"{Location} cannot be decrypted: the Data Protection key ring (table data_protection_keys) is not the one it was protected with. Every replica needs the database's key ring and key-encryption key; after a lost key ring, restore the database from a backup, or replace the allowlist with allowlist import FILE.",
+                exception);
         }
 
-        var bytes = Unprotect(await reader.GetFieldValueAsync<byte[]>(1, cancellationToken));
         var stored = StoredAllowlist.Of(bytes);
         if (!CryptographicOperations.FixedTimeEquals(Convert.FromHexString(stored.Sha256), Convert.FromHexString(sha256)))
         {
             throw new AllowlistException($"{Location} does not match its recorded hash; restore the database from a backup or import the allowlist again (allowlist import FILE).");
         }
 
-        return (sha256, stored);
+        return stored;
     }
 
     /// <summary>Writes the seed file's content if the table is still empty; a replica that loses the race keeps the winner's.</summary>
@@ -256,21 +274,13 @@ public sealed class PostgresAllowlistSource(
             seed.Sha256, protector.Protect(bytes), Now);
     }
 
-    private byte[] Unprotect(byte[] document)
+    private sealed class Writer(PostgresAllowlistSource source, NpgsqlConnection connection, NpgsqlTransaction transaction, string sha256, byte[] document) : IAllowlistWriter
     {
-        try
-        {
-            return protector.Unprotect(document);
-        }
-        catch (CryptographicException exception)
-        {
-            throw new AllowlistException($"{Location} cannot be decrypted with this broker's key ring: every replica must share the database's key ring and key-encryption key.", exception);
-        }
-    }
+        private StoredAllowlist? current;
 
-    private sealed class Writer(PostgresAllowlistSource source, NpgsqlConnection connection, NpgsqlTransaction transaction, StoredAllowlist current) : IAllowlistWriter
-    {
-        public StoredAllowlist Current => current;
+        public StoredAllowlist Current => current ??= source.Open(sha256, document);
+
+        public string CurrentSha256 => sha256;
 
         public async Task WriteAsync(byte[] bytes, CancellationToken cancellationToken)
         {

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Admin;
 using OAuthBroker.Broker;
@@ -34,7 +35,7 @@ public static class TelemetrySetup
             .Validate<IOptions<AdminOptions>>((telemetry, admin) => !telemetry.Prometheus || !string.IsNullOrEmpty(admin.Value.ApiToken),
                 "Telemetry:Prometheus serves /metrics to the admin API token: set Admin:ApiToken too (Prometheus sends it as a bearer token).")
             .ValidateOnStart();
-        builder.Services.AddSingleton<BrokerMetrics>();
+        builder.Services.AddBrokerMetrics();
 
         var prometheus = builder.Configuration.GetValue<bool>($"{TelemetryOptions.Section}:{nameof(TelemetryOptions.Prometheus)}");
         var otlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
@@ -70,6 +71,14 @@ public static class TelemetrySetup
         }
 
         return builder;
+    }
+
+    /// <summary>The broker's instruments, for the service and the admin commands alike (the host provides the meter factory).</summary>
+    public static IServiceCollection AddBrokerMetrics(this IServiceCollection services)
+    {
+        services.AddMetrics();
+        services.TryAddSingleton<BrokerMetrics>();
+        return services;
     }
 
     /// <summary>Maps <c>/metrics</c> behind the admin policy when Telemetry:Prometheus is true.</summary>

@@ -30,7 +30,10 @@ public sealed partial class SigningKeyStore(
 {
     // One owner, one purpose: nothing else can unprotect what this protects.
     private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Tokens.SigningKey.v1");
+    private readonly Lock publishing = new();
     private volatile IReadOnlyList<SigningKey> keys = [];
+    private long loadsStarted;
+    private long publishedTicket;
 
     /// <summary>Every key whose signatures are still honoured (for the JWKS and validation), newest first.</summary>
     public IReadOnlyList<SigningKey> Keys => keys;
@@ -64,6 +67,9 @@ public sealed partial class SigningKeyStore(
     /// </summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
+        // Loads may overlap (the refresher woken by a rotation, a rotation, an unknown kid): the one started last wins,
+        // so that an earlier read, finishing late, never puts back keys a later one had already left out.
+        var ticket = Interlocked.Increment(ref loadsStarted);
         var loaded = await LoadHonouredAsync(cancellationToken);
         if (!loaded.Any(key => IsActive(key) || IsPending(key)))
         {
@@ -77,7 +83,14 @@ public sealed partial class SigningKeyStore(
             loaded = await LoadHonouredAsync(cancellationToken);
         }
 
-        keys = loaded;
+        lock (publishing)
+        {
+            if (ticket > publishedTicket)
+            {
+                keys = loaded;
+                publishedTicket = ticket;
+            }
+        }
     }
 
     private async Task<List<SigningKey>> LoadHonouredAsync(CancellationToken cancellationToken)
