@@ -23,32 +23,37 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
             return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenMalformedException(shapeError) };
         }
 
-        // A kid this replica does not hold may be a key another one has just rotated in.
-        if (KeyIdOf(token) is { Length: > 0 and <= 128 } keyId)
+        var result = await handler.ValidateTokenAsync(token, Parameters());
+        // A kid this replica does not hold may be a key another one has just rotated in: the keys are reloaded (at most
+        // once per interval) and the token checked once more. Only this failure reads the header a second time.
+        if (result.Exception is SecurityTokenSignatureKeyNotFoundException && KeyIdOf(token) is { Length: > 0 and <= 128 } keyId
+            && await keys.KnowsAfterReloadAsync(keyId, CancellationToken.None))
         {
-            await keys.KnowsAfterReloadAsync(keyId, CancellationToken.None);
+            result = await handler.ValidateTokenAsync(token, Parameters());
         }
 
-        var parameters = new TokenValidationParameters
-        {
-            ValidIssuer = options.Value.Issuer,
-            ValidAudiences = allowlist.Current.Instances.Keys,
-            IssuerSigningKeys = keys.Keys.Select(key => key.SecurityKey),
-            // Pinned: no "none", no HMAC keyed with a public key (algorithm confusion).
-            ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.RsaSha256],
-            ValidTypes = ["JWT"],
-            RequireSignedTokens = true,
-            RequireExpirationTime = true,
-            RequireAudience = true,
-            // A token whose kid we do not hold fails; it is never tried against every key.
-            TryAllIssuerSigningKeys = false,
-            ClockSkew = ClockSkew,
-            LifetimeValidator = ValidateLifetime,
-        };
-        return await handler.ValidateTokenAsync(token, parameters);
+        return result;
     }
 
-    /// <summary>The header's kid; null for a header that does not parse (the validation below then says why).</summary>
+    // Built per check: the signing keys are the store's at that moment, which a reload replaces.
+    private TokenValidationParameters Parameters() => new()
+    {
+        ValidIssuer = options.Value.Issuer,
+        ValidAudiences = allowlist.Current.Instances.Keys,
+        IssuerSigningKeys = keys.Keys.Select(key => key.SecurityKey),
+        // Pinned: no "none", no HMAC keyed with a public key (algorithm confusion).
+        ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.RsaSha256],
+        ValidTypes = ["JWT"],
+        RequireSignedTokens = true,
+        RequireExpirationTime = true,
+        RequireAudience = true,
+        // A token whose kid we do not hold fails; it is never tried against every key.
+        TryAllIssuerSigningKeys = false,
+        ClockSkew = ClockSkew,
+        LifetimeValidator = ValidateLifetime,
+    };
+
+    /// <summary>The header's kid; null for a header that does not parse.</summary>
     private string? KeyIdOf(string token)
     {
         try
