@@ -3,9 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Http.HttpResults;
 using OAuthBroker.Allowlist;
-using Microsoft.Extensions.Options;
 using OAuthBroker.Audit;
-using OAuthBroker.Broker;
 using OAuthBroker.Web;
 
 namespace OAuthBroker.Admin;
@@ -115,7 +113,7 @@ public static class AdminApi
                 await audit.RecordAdminAsync(context.User.Identity?.Name ?? "unknown", action, id, outcome.Before, outcome.After, ClientAddress.Of(context), cancellationToken);
                 context.Response.Headers.ETag = outcome.ETag;
                 return outcome.After is null ? TypedResults.NoContent()
-                    : created ? TypedResults.Created(context.RequestServices.GetRequiredService<IOptions<BrokerOptions>>().Value.BrowserPath($"/admin/api/instances/{Uri.EscapeDataString(id ?? "")}"), InstanceEntryRedaction.Redact(outcome.After))
+                    : created ? TypedResults.Created(context.BrowserPath($"/admin/api/instances/{Uri.EscapeDataString(id ?? "")}"), InstanceEntryRedaction.Redact(outcome.After))
                     : TypedResults.Ok(InstanceEntryRedaction.Redact(outcome.After));
             case EditStatus.NotFound:
                 return NotFound(id);

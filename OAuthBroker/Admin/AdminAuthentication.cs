@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Broker;
+using OAuthBroker.Web;
 
 namespace OAuthBroker.Admin;
 
@@ -31,7 +32,7 @@ public static class AdminAuthentication
         services.AddOptions<CookieAuthenticationOptions>(SessionScheme).Configure<IOptions<BrokerOptions>, IOptions<AdminOptions>>((cookie, broker, admin) =>
         {
             var secure = broker.Value.IsServedOverHttps;
-            cookie.Cookie.Name = secure ? broker.Value.SecureCookiePrefix + "oab-admin" : "oab-admin";
+            cookie.Cookie.Name = broker.Value.CookieName("oab-admin", secure);
             cookie.Cookie.HttpOnly = true;
             cookie.Cookie.SameSite = SameSiteMode.Strict;
             cookie.Cookie.SecurePolicy = secure ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
@@ -48,7 +49,7 @@ public static class AdminAuthentication
         {
             var secure = broker.Value.IsServedOverHttps;
             options.HeaderName = CsrfHeader;
-            options.Cookie.Name = secure ? broker.Value.SecureCookiePrefix + "oab-admin-csrf" : "oab-admin-csrf";
+            options.Cookie.Name = broker.Value.CookieName("oab-admin-csrf", secure);
             options.Cookie.SameSite = SameSiteMode.Strict;
             options.Cookie.HttpOnly = true;
             options.Cookie.Path = broker.Value.CookiePath;
@@ -96,7 +97,7 @@ public static class AdminAuthentication
             return Task.CompletedTask;
         }
 
-        context.Response.Redirect(context.HttpContext.RequestServices.GetRequiredService<IOptions<BrokerOptions>>().Value.BrowserPath("/admin/login"));
+        context.Response.Redirect(context.HttpContext.BrowserPath("/admin/login"));
         return Task.CompletedTask;
     }
 

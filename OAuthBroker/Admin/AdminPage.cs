@@ -3,9 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.Extensions.Options;
 using OAuthBroker.Allowlist;
-using OAuthBroker.Broker;
 using OAuthBroker.Audit;
 using OAuthBroker.Web;
 
@@ -30,7 +28,7 @@ public static class AdminPage
         {
             await sessions.RevokeAsync(context.User.FindFirst(AdminAuthentication.SessionIdClaim)?.Value, cancellationToken);
             await context.SignOutAsync(AdminAuthentication.SessionScheme);
-            context.Response.Headers.Location = At(context, "/admin/signed-out");
+            context.Response.Headers.Location = context.BrowserPath("/admin/signed-out");
             return TypedResults.StatusCode(StatusCodes.Status303SeeOther);
         });
     }
@@ -47,7 +45,7 @@ public static class AdminPage
             body.Append(CultureInvariant($"<p><strong>The current allowlist was refused; the last good one is served.</strong></p><pre>{HtmlPage.Encode(allowlist.Status.Error)}</pre>"));
         }
 
-        body.Append(CultureInvariant($"<h2>Test a redirect URI</h2><form method=\"get\" action=\"{HtmlPage.Encode(At(context, "/admin"))}\"><input name=\"check\" size=\"60\" value=\""))
+        body.Append(CultureInvariant($"<h2>Test a redirect URI</h2><form method=\"get\" action=\"{HtmlPage.Encode(context.BrowserPath("/admin"))}\"><input name=\"check\" size=\"60\" value=\""))
             .Append(HtmlPage.Encode(check)).Append("\"> <button>Check</button></form>");
         if (check is not null)
         {
@@ -60,7 +58,7 @@ public static class AdminPage
             var id = (string?)entry["id"] ?? "";
             var logins = string.Join("<br>", recent[id].Select(login =>
                 $"{login.At:yyyy-MM-dd HH:mm} {HtmlPage.Encode(login.Action)}{(login.Count > 1 ? $" ×{login.Count}" : "")} {HtmlPage.Encode(login.Actor)}"));
-            body.Append(CultureInvariant($"<tr><td><a href=\"{HtmlPage.Encode(At(context, "/admin/instances/" + Uri.EscapeDataString(id)))}\">{HtmlPage.Encode(id)}</a></td>"))
+            body.Append(CultureInvariant($"<tr><td><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin/instances/" + Uri.EscapeDataString(id)))}\">{HtmlPage.Encode(id)}</a></td>"))
                 .Append(CultureInvariant($"<td>{string.Join("<br>", Strings(entry["redirectUris"]).Select(HtmlPage.Encode))}</td>"))
                 .Append(CultureInvariant($"<td>{HtmlPage.Encode(KeySummary(entry))}</td><td>{logins}</td>"))
                 .Append("<td>").Append(Form(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}/delete", content.ETag, $"<button>Remove {HtmlPage.Encode(id)}</button>")).Append("</td></tr>");
@@ -74,7 +72,7 @@ public static class AdminPage
     {
         var content = await editor.ReadAsync(cancellationToken);
         return content.Find(id) is { } entry
-            ? HtmlPage.Render($"Edit {id}", InstanceForm(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}", content.ETag, entry) + $"<p><a href=\"{HtmlPage.Encode(At(context, "/admin"))}\">Back</a></p>")
+            ? HtmlPage.Render($"Edit {id}", InstanceForm(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}", content.ETag, entry) + $"<p><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin"))}\">Back</a></p>")
             : HtmlPage.Error("Not found", $"There is no instance '{id}'.", StatusCodes.Status404NotFound);
     }
 
@@ -111,7 +109,7 @@ public static class AdminPage
             if (secret is not null)
             {
                 return HtmlPage.Render("Instance saved",
-                    $"<p>Give this key to the instance <strong>{HtmlPage.Encode(id)}</strong>. It is not shown again.</p><pre id=\"secret\">{HtmlPage.Encode(secret)}</pre><p><a href=\"{HtmlPage.Encode(At(context, "/admin"))}\">Back to the admin page</a></p>");
+                    $"<p>Give this key to the instance <strong>{HtmlPage.Encode(id)}</strong>. It is not shown again.</p><pre id=\"secret\">{HtmlPage.Encode(secret)}</pre><p><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin"))}\">Back to the admin page</a></p>");
             }
 
             // 303: the browser follows with a GET, so a reload does not repeat the change.
@@ -128,7 +126,7 @@ public static class AdminPage
         var status = outcome?.Status == EditStatus.PreconditionFailed ? StatusCodes.Status412PreconditionFailed : StatusCodes.Status400BadRequest;
         var list = string.Concat(problems.Select(problem => $"<li>{HtmlPage.Encode(problem)}</li>"));
         var again = formAction == "/admin" ? "" : InstanceForm(context, antiforgery, formAction, outcome?.ETag ?? form["etag"].ToString(), null, form);
-        return HtmlPage.Render("Not saved", $"<p>Nothing was changed:</p><ul id=\"problems\">{list}</ul>{again}<p><a href=\"{HtmlPage.Encode(At(context, "/admin"))}\">Back</a></p>", status);
+        return HtmlPage.Render("Not saved", $"<p>Nothing was changed:</p><ul id=\"problems\">{list}</ul>{again}<p><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin"))}\">Back</a></p>", status);
     }
 
     /// <summary>Builds the entry from the form; a generated secret is returned once so the page can show it.</summary>
@@ -216,7 +214,7 @@ public static class AdminPage
     private static string Form(HttpContext context, IAntiforgery antiforgery, string action, string etag, string innerHtml)
     {
         var tokens = antiforgery.GetAndStoreTokens(context);
-        return CultureInvariant($"<form method=\"post\" action=\"{HtmlPage.Encode(At(context, action))}\"><input type=\"hidden\" name=\"{tokens.FormFieldName}\" value=\"{HtmlPage.Encode(tokens.RequestToken)}\"><input type=\"hidden\" name=\"etag\" value=\"{HtmlPage.Encode(etag)}\">{innerHtml}</form>");
+        return CultureInvariant($"<form method=\"post\" action=\"{HtmlPage.Encode(context.BrowserPath(action))}\"><input type=\"hidden\" name=\"{tokens.FormFieldName}\" value=\"{HtmlPage.Encode(tokens.RequestToken)}\"><input type=\"hidden\" name=\"etag\" value=\"{HtmlPage.Encode(etag)}\">{innerHtml}</form>");
     }
 
     private static string CheckResultHtml(AllowlistSnapshot snapshot, string uri)
@@ -242,16 +240,12 @@ public static class AdminPage
 
     private static string CultureInvariant(FormattableString text) => FormattableString.Invariant(text);
 
-    /// <summary>A path of the broker as the browser sees it: under the prefix of Broker:PublicUrl, if it has one.</summary>
-    private static string At(HttpContext context, string path) =>
-        context.RequestServices.GetRequiredService<IOptions<BrokerOptions>>().Value.BrowserPath(path);
-
     private sealed class SeeOther(string location) : IResult
     {
         public Task ExecuteAsync(HttpContext httpContext)
         {
             httpContext.Response.StatusCode = StatusCodes.Status303SeeOther;
-            httpContext.Response.Headers.Location = At(httpContext, location);
+            httpContext.Response.Headers.Location = httpContext.BrowserPath(location);
             return Task.CompletedTask;
         }
     }

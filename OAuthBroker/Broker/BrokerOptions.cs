@@ -8,8 +8,19 @@ public sealed class BrokerOptions
 {
     public const string Section = "Broker";
 
+    private string publicUrl = "";
+    private string? pathBase;
+
     /// <summary>The broker's external URL: the JWT <c>iss</c> and the base of its GitHub callback.</summary>
-    public string PublicUrl { get; set; } = "";
+    public string PublicUrl
+    {
+        get => publicUrl;
+        set
+        {
+            publicUrl = value;
+            pathBase = null;
+        }
+    }
 
     public string AllowlistPath { get; set; } = "allowed-redirects.json";
 
@@ -55,16 +66,17 @@ public sealed class BrokerOptions
     public bool IsServedOverHttps => Issuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The path of PublicUrl: "" at the host's root, "/oauth" for https://example.com/oauth.</summary>
-    public string PathBase => Uri.TryCreate(Issuer, UriKind.Absolute, out var uri) ? uri.AbsolutePath.TrimEnd('/') : "";
+    /// <remarks>Parsed once: every login's cookie and every admin link asks for it.</remarks>
+    public string PathBase => pathBase ??= Uri.TryCreate(Issuer, UriKind.Absolute, out var uri) ? uri.AbsolutePath.TrimEnd('/') : "";
 
     /// <summary>Where the broker's cookies apply: its own path, so that an application beside it on the host gets none.</summary>
     public string CookiePath => PathBase.Length == 0 ? "/" : PathBase;
 
     /// <summary>
-    /// The name prefix of Secure cookies: <c>__Host-</c> (Secure, host-only, Path=/) at the root; <c>__Secure-</c> under a
-    /// path prefix, since browsers refuse a <c>__Host-</c> cookie whose path is not /.
+    /// The name of one of the broker's cookies. A Secure one takes <c>__Host-</c> (Secure, host-only, Path=/) at the root,
+    /// and <c>__Secure-</c> under a path prefix, since browsers refuse a <c>__Host-</c> cookie whose path is not /.
     /// </summary>
-    public string SecureCookiePrefix => PathBase.Length == 0 ? "__Host-" : "__Secure-";
+    public string CookieName(string name, bool secure) => !secure ? name : PathBase.Length == 0 ? "__Host-" + name : "__Secure-" + name;
 
     /// <summary>A path of the broker as browsers see it, the prefix of PublicUrl included: "/admin" becomes "/oauth/admin".</summary>
     public string BrowserPath(string path) => PathBase + path;

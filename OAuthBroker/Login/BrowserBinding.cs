@@ -9,11 +9,9 @@ namespace OAuthBroker.Login;
 /// </summary>
 public static class BrowserBinding
 {
-    private const string Name = "oab-";
-
     public static string CookieName(string state, bool secure, BrokerOptions broker) =>
         // __Host- cookies need https; plain http is only allowed on loopback, where it cannot be tossed from a subdomain.
-        (secure ? broker.SecureCookiePrefix + Name : Name) + Convert.ToHexStringLower(PendingLoginStore.Hash("cookie:" + state).AsSpan(0, 8));
+        broker.CookieName("oab-" + Convert.ToHexStringLower(PendingLoginStore.Hash("cookie:" + state).AsSpan(0, 8)), secure);
 
     public static void Set(HttpResponse response, string state, string browserSecret, bool secure, BrokerOptions broker) =>
         response.Cookies.Append(CookieName(state, secure, broker), browserSecret, new CookieOptions

@@ -21,4 +21,8 @@ public static class PathBase
         // Routing after the prefix is taken off: WebApplication would otherwise route first, on the full path.
         return app.UseRouting();
     }
+
+    /// <summary>A path of the broker as the browser sees it, under the prefix of Broker:PublicUrl if it has one.</summary>
+    public static string BrowserPath(this HttpContext context, string path) =>
+        context.RequestServices.GetRequiredService<IOptions<BrokerOptions>>().Value.BrowserPath(path);
 }
