@@ -22,13 +22,8 @@ public sealed class JsonConsoleLogTests : FakeGitHubTest
         string output;
         await using (var broker = await BrokerProcess.StartReadyAsync(BrokerCommand.Named(build), url, environment))
         {
-            using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
-            using var start = await http.GetAsync(url + Browser.StartUrl(StandardInstances.TrackeepCallback));
-            var cookie = start.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
-            var callback = await Browser.ApproveAtGitHubAsync(start.Headers.Location!);
-            using var request = new HttpRequestMessage(HttpMethod.Get, url + new Uri(callback).PathAndQuery);
-            request.Headers.Add("Cookie", cookie);
-            using var back = await http.SendAsync(request);
+            var (callback, cookie) = await HttpLogin.StartAndApproveAsync(url);
+            using var back = await HttpLogin.ReturnAsync(url, callback, cookie);
             back.StatusCode.Should().Be(HttpStatusCode.Redirect);
             back.Headers.Location!.Query.Should().Contain("token=");
             (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(broker.Output.Contains("Login completed", StringComparison.Ordinal)))).Should().BeTrue();

@@ -92,9 +92,9 @@ public sealed class AllowlistEditor(IAllowlistSource source, AllowlistDefaults d
     {
         await using var writer = await source.LockAsync(cancellationToken);
         var etag = ToETag(writer.CurrentSha256);
-        if (AllowlistFile.Validate(bytes, defaults.Scopes) is { Count: > 0 } errors)
+        if (RefuseInvalid(bytes, etag) is { } refused)
         {
-            return EditOutcome.Refused(EditStatus.Invalid, etag, [.. errors.Select(error => new AllowlistProblem("allowlist", error))]);
+            return refused;
         }
 
         await writer.WriteAsync(bytes, cancellationToken);
@@ -122,14 +122,20 @@ public sealed class AllowlistEditor(IAllowlistSource source, AllowlistDefaults d
         }
 
         var bytes = Encoding.UTF8.GetBytes(content.Root.ToJsonString(Indented) + "\n");
-        if (AllowlistFile.Validate(bytes, defaults.Scopes) is { Count: > 0 } documentErrors)
+        if (RefuseInvalid(bytes, content.ETag) is { } refused)
         {
-            return EditOutcome.Refused(EditStatus.Invalid, content.ETag, [.. documentErrors.Select(error => new AllowlistProblem("allowlist", error))]);
+            return refused;
         }
 
         await writer.WriteAsync(bytes, cancellationToken);
         return new EditOutcome(EditStatus.Done, ToETag(AllowlistFile.Sha256(bytes)), before, after, []);
     }
+
+    /// <summary>The refusal of a whole document the broker's load would refuse, naming every problem; null when it is valid.</summary>
+    private EditOutcome? RefuseInvalid(byte[] bytes, string etag) =>
+        AllowlistFile.Validate(bytes, defaults.Scopes) is { Count: > 0 } errors
+            ? EditOutcome.Refused(EditStatus.Invalid, etag, [.. errors.Select(error => new AllowlistProblem("allowlist", error))])
+            : null;
 
     private AllowlistContent Parse(StoredAllowlist stored)
     {
