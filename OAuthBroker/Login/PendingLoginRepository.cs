@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using OAuthBroker.Storage;
 
 namespace OAuthBroker.Login;
@@ -12,22 +13,28 @@ public sealed record PendingLoginRow(
 
 /// <summary>
 /// Where pending logins are kept: one implementation per database. <see cref="PendingLoginStore"/> holds the rules;
-/// this holds the rows. <see cref="TryMarkConsumedAsync"/> is the one-time guarantee and must be a single atomic
+/// this holds the rows. <see cref="ConsumeAsync"/> is the one-time guarantee: its consume must be a single atomic
 /// statement that succeeds for exactly one caller across every process sharing the database.
 /// </summary>
 public interface IPendingLoginRepository
 {
     Task InsertAsync(PendingLoginRow row, CancellationToken cancellationToken);
 
-    /// <summary>The logins that expire at <paramref name="expiresAt"/>: those started in the same millisecond, a handful at most.</summary>
-    Task<IReadOnlyList<PendingLoginRow>> FindByExpiryAsync(long expiresAt, CancellationToken cancellationToken);
-
-    /// <summary>Marks the login consumed if it is neither consumed nor expired at <paramref name="now"/>; false for every other caller.</summary>
-    Task<bool> TryMarkConsumedAsync(long id, long now, CancellationToken cancellationToken);
+    /// <summary>
+    /// Finds the login whose state hashes to <paramref name="stateHash"/> among those expiring at
+    /// <paramref name="expiresAt"/> (logins started in the same millisecond, a handful at most) and, if it belongs to
+    /// the browser whose secret hashes to <paramref name="browserHash"/> and is neither consumed nor expired at
+    /// <paramref name="now"/>, marks it consumed, in one round trip. Returns the row as it was before, and whether this
+    /// caller consumed it (false for every other caller).
+    /// </summary>
+    Task<ConsumeAttempt> ConsumeAsync(long expiresAt, byte[] stateHash, byte[] browserHash, long now, CancellationToken cancellationToken);
 
     /// <summary>Deletes logins that expired, or were consumed, before <paramref name="cutoff"/>; all of them expire before <paramref name="horizon"/>.</summary>
     Task<int> DeleteEndedAsync(long cutoff, long horizon, CancellationToken cancellationToken);
 }
+
+/// <summary>The login a state names as it was found (null: none), and whether this attempt consumed it.</summary>
+public readonly record struct ConsumeAttempt(PendingLoginRow? Row, bool Consumed);
 
 public sealed class SqlitePendingLoginRepository(SqliteConnectionFactory connections) : IPendingLoginRepository
 {
@@ -59,23 +66,26 @@ public sealed class SqlitePendingLoginRepository(SqliteConnectionFactory connect
             .ExecuteNonQueryAsync(cancellationToken);
     }
 
-    public async Task<IReadOnlyList<PendingLoginRow>> FindByExpiryAsync(long expiresAt, CancellationToken cancellationToken)
+    public async Task<ConsumeAttempt> ConsumeAsync(long expiresAt, byte[] stateHash, byte[] browserHash, long now, CancellationToken cancellationToken)
     {
+        // One lease: the look-up and the consume go to SQLite back to back, on the one connection every store shares.
         await using var lease = await connections.OpenBatchedAsync(cancellationToken);
-        await using var reader = await lease.Prepared(FindSql).With("@expiresAt", expiresAt).ExecuteReaderAsync(cancellationToken);
-        var rows = new List<PendingLoginRow>(1);
-        while (await reader.ReadAsync(cancellationToken))
+        PendingLoginRow? row = null;
+        await using (var reader = await lease.Prepared(FindSql).With("@expiresAt", expiresAt).ExecuteReaderAsync(cancellationToken))
         {
-            rows.Add(PendingLoginRows.Read(reader));
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var candidate = PendingLoginRows.Read(reader);
+                row = CryptographicOperations.FixedTimeEquals(candidate.StateHash, stateHash) ? candidate : row;
+            }
         }
 
-        return rows;
-    }
+        if (row is null || !CryptographicOperations.FixedTimeEquals(row.BrowserHash, browserHash) || row.ConsumedAt is not null || row.ExpiresAt <= now)
+        {
+            return new ConsumeAttempt(row, Consumed: false);
+        }
 
-    public async Task<bool> TryMarkConsumedAsync(long id, long now, CancellationToken cancellationToken)
-    {
-        await using var lease = await connections.OpenBatchedAsync(cancellationToken);
-        return await lease.Prepared(ConsumeSql).With("@id", id).With("@now", now).ExecuteNonQueryAsync(cancellationToken) == 1;
+        return new ConsumeAttempt(row, await lease.Prepared(ConsumeSql).With("@id", row.Id).With("@now", now).ExecuteNonQueryAsync(cancellationToken) == 1);
     }
 
     public Task<int> DeleteEndedAsync(long cutoff, long horizon, CancellationToken cancellationToken) =>
@@ -91,23 +101,32 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         """;
 
-    private const string FindSql = """
-        SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, response_mode, created_at, expires_at, consumed_at
-        FROM pending_logins WHERE expires_at = $1
+    // One statement and one round trip: the row as it was, and the consume. Under concurrent updates of the row
+    // PostgreSQL re-checks the UPDATE's condition once the first has committed, so of any number of replays on any
+    // number of replicas exactly one sees consumed_at still NULL. The hashes compared here are SHA-256 of 256-bit
+    // random secrets, so the comparison's timing tells nothing an attacker could use; the store compares them again
+    // in constant time.
+    private const string ConsumeSql = """
+        WITH found AS (
+            SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, response_mode, created_at, expires_at, consumed_at
+            FROM pending_logins WHERE expires_at = $1 AND state_hash = $2
+        ), consumed AS (
+            UPDATE pending_logins SET consumed_at = $4
+            WHERE id = (SELECT id FROM found) AND browser_hash = $3 AND consumed_at IS NULL AND expires_at > $4
+            RETURNING id
+        )
+        SELECT found.*, EXISTS (SELECT 1 FROM consumed) FROM found
         """;
-
-    // One statement: under concurrent updates of the row PostgreSQL re-checks the condition after the first commits,
-    // so of any number of replays on any number of replicas exactly one sees consumed_at still NULL.
-    private const string ConsumeSql = "UPDATE pending_logins SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2";
 
     public Task InsertAsync(PendingLoginRow row, CancellationToken cancellationToken) =>
         database.ExecuteAsync(InsertSql, cancellationToken, row.StateHash, row.BrowserHash, row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, row.CreatedAt, row.ExpiresAt, row.ResponseMode);
 
-    public async Task<IReadOnlyList<PendingLoginRow>> FindByExpiryAsync(long expiresAt, CancellationToken cancellationToken) =>
-        await database.QueryAsync(FindSql, PendingLoginRows.Read, cancellationToken, expiresAt);
-
-    public async Task<bool> TryMarkConsumedAsync(long id, long now, CancellationToken cancellationToken) =>
-        await database.ExecuteAsync(ConsumeSql, cancellationToken, id, now) == 1;
+    public async Task<ConsumeAttempt> ConsumeAsync(long expiresAt, byte[] stateHash, byte[] browserHash, long now, CancellationToken cancellationToken)
+    {
+        var found = await database.QueryAsync(ConsumeSql, reader => new ConsumeAttempt(PendingLoginRows.Read(reader), reader.GetBoolean(11)),
+            cancellationToken, expiresAt, stateHash, browserHash, now);
+        return found.Count == 0 ? default : found[0];
+    }
 
     public Task<int> DeleteEndedAsync(long cutoff, long horizon, CancellationToken cancellationToken) =>
         database.DeleteInBatchesAsync("pending_logins", "expires_at < $2 AND (expires_at < $1 OR consumed_at < $1)", cancellationToken, cutoff, horizon);

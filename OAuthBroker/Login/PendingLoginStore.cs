@@ -80,26 +80,23 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
             return (null, LoginRefusal.UnknownState, null);
         }
 
-        var stateHash = Hash(state!);
-        // Logins started in the same millisecond share an expiry; the hash picks this one, compared in constant time.
-        PendingLoginRow? row = null;
-        IReadOnlyList<PendingLoginRow> candidates;
-        using (metrics.TimeDatabase("pending_login_find"))
+        // A secret that is not one of ours cannot match; the look-up still runs, to tell "another browser" from "unknown".
+        var wellFormed = IsWellFormedSecret(browserSecret);
+        var browserHash = wellFormed ? Hash(browserSecret!) : new byte[SHA256.HashSizeInBytes];
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        ConsumeAttempt attempt;
+        using (metrics.TimeDatabase("pending_login_consume"))
         {
-            candidates = await rows.FindByExpiryAsync(expiresAt, cancellationToken);
+            attempt = await rows.ConsumeAsync(expiresAt, Hash(state!), browserHash, now, cancellationToken);
         }
 
-        foreach (var candidate in candidates)
-        {
-            row = CryptographicOperations.FixedTimeEquals(candidate.StateHash, stateHash) ? candidate : row;
-        }
-
-        if (row is null)
+        // The repository found the row and decided the consume; these checks only name the refusal.
+        if (attempt.Row is not { } row)
         {
             return (null, LoginRefusal.UnknownState, null);
         }
 
-        if (!IsWellFormedSecret(browserSecret) || !CryptographicOperations.FixedTimeEquals(Hash(browserSecret!), row.BrowserHash))
+        if (!wellFormed || !CryptographicOperations.FixedTimeEquals(browserHash, row.BrowserHash))
         {
             return (null, LoginRefusal.OtherBrowser, null);
         }
@@ -109,19 +106,12 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
             return (null, LoginRefusal.AlreadyUsed, null);
         }
 
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         if (row.ExpiresAt <= now)
         {
             return (null, LoginRefusal.Expired, row.RedirectUri);
         }
 
-        bool consumed;
-        using (metrics.TimeDatabase("pending_login_consume"))
-        {
-            consumed = await rows.TryMarkConsumedAsync(row.Id, now, cancellationToken);
-        }
-
-        if (!consumed)
+        if (!attempt.Consumed)
         {
             return (null, LoginRefusal.AlreadyUsed, null);
         }

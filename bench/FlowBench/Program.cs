@@ -38,7 +38,7 @@ instanceKey["alg"] = "RSA-OAEP-256";
 
 try
 {
-    // --profile SECONDS [reference|reference-crypto|large]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
+    // --profile SECONDS [reference|reference-crypto|large|postgres]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
     var profileAt = Array.IndexOf(args, "--profile");
     if (profileAt >= 0)
     {
@@ -52,13 +52,47 @@ try
         }
 
         var port = ServerProcess.FreePort();
+        // "postgres": the broker on a throw-away PostgreSQL cluster (its folder, with server.log, under /tmp/oauthbroker-pg-*).
+        var database = args.Contains("postgres") ? await (await PostgresCluster.StartNewAsync()).CreateDatabaseAsync() : null;
         using var server = args.Contains("reference") ? await StartReferenceAsync(folder, port)
             : args.Contains("reference-crypto") ? await StartReferenceAsync(folder, port, withTokenCrypto: true)
-            : await StartBrokerAsync(folder, port);
+            : await StartBrokerAsync(folder, port, database: database);
         await SettleAsync(server);
         Console.WriteLine($"pid {server.ProcessId}");
         await Task.Delay(2000);
         Report(await RunAsync("profile", "c=16", server, 16, TimeSpan.Zero, TimeSpan.FromSeconds(seconds)));
+        return;
+    }
+
+    // --postgres: only the broker on SQLite beside the broker on PostgreSQL, at c=16 and c=64 in alternating rounds,
+    // for working on the PostgreSQL backend without the whole run.
+    if (args.Contains("--postgres"))
+    {
+        using var onSqlite = await StartBrokerAsync(ServerFolder("small", 10), ServerProcess.FreePort());
+        var cluster = await PostgresCluster.StartNewAsync();
+        using var onPostgres = await StartBrokerAsync(ServerFolder("small-postgres", 10), ServerProcess.FreePort(), database: await cluster.CreateDatabaseAsync());
+        onPostgres.DatabaseCpuSeconds = () => ServerProcess.PostgresCpuSeconds(cluster.PostmasterPid);
+        List<(string Target, string Scenario, ServerProcess Server)> pair = [("broker", "10 instances", onSqlite), ("broker-pg", "10 instances, PostgreSQL", onPostgres)];
+        foreach (var target in pair)
+        {
+            await SettleAsync(target.Server);
+        }
+
+        foreach (var concurrency in new[] { 16, 64 })
+        {
+            var windows = new List<FlowResult>();
+            for (var round = 0; round < roundCount; round++)
+            {
+                foreach (var target in round % 2 == 0 ? pair : [pair[1], pair[0]])
+                {
+                    windows.Add(Report(await RunAsync(target.Target, target.Scenario, target.Server, concurrency, warmUp, measure)));
+                }
+            }
+
+            results.AddRange(pair.Select(target => FlowResult.Combine(windows.Where(w => w.Target == target.Target).ToList())));
+        }
+
+        PrintPostgresComparison(results, notes);
         return;
     }
 
@@ -293,6 +327,11 @@ static void PrintSummary(List<FlowResult> results, Dictionary<string, object> no
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reference with the token's crypto / reference at c=16: {cryptoFloorRatio:0.00}; broker / that floor: {ratioToCryptoFloor:0.00}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker p99 at c=16: {P99("broker", "10 instances"):0.00} ms (target < 25)"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Growth (10,000 instances, 1M users vs small) at c=16: CPU/flow x{growthCpu:0.00}, p99 x{growthP99:0.00} (target within 1.10)"));
+    PrintPostgresComparison(results, notes);
+}
+
+static void PrintPostgresComparison(List<FlowResult> results, Dictionary<string, object> notes)
+{
     if (results.Any(r => r.Target == "broker-pg"))
     {
         foreach (var concurrency in new[] { 16, 64 })
