@@ -27,6 +27,10 @@ public static class AdminApi
         api.MapPost("/instances", CreateInstanceAsync);
         api.MapPut("/instances/{id}", ReplaceInstanceAsync);
         api.MapDelete("/instances/{id}", DeleteInstanceAsync);
+        api.MapPost("/instances/{id}/disable", (string id, HttpContext context, AllowlistEditor editor, AuditLog audit, CancellationToken cancellationToken) =>
+            SetDisabledAsync(id, disabled: true, context, editor, audit, cancellationToken));
+        api.MapPost("/instances/{id}/enable", (string id, HttpContext context, AllowlistEditor editor, AuditLog audit, CancellationToken cancellationToken) =>
+            SetDisabledAsync(id, disabled: false, context, editor, audit, cancellationToken));
         api.MapGet("/allowlist/check", CheckUri);
         api.MapGet("/audit", QueryAuditAsync);
         api.MapGet("/health", Health.HealthEndpoints.GetReadinessAsync);
@@ -91,6 +95,17 @@ public static class AdminApi
 
         var outcome = await editor.RemoveAsync(id, context.Request.Headers.IfMatch.ToString(), cancellationToken);
         return await RespondAsync(context, audit, "delete", id, outcome, created: false, cancellationToken);
+    }
+
+    /// <summary>
+    /// The kill-switch. If-Match is optional here: the change touches one field of one entry, and in an emergency a
+    /// script should not have to read the allowlist first; when given, it is checked.
+    /// </summary>
+    public static async Task<IResult> SetDisabledAsync(string id, bool disabled, HttpContext context, AllowlistEditor editor, AuditLog audit, CancellationToken cancellationToken)
+    {
+        var ifMatch = context.Request.Headers.IfMatch.Count == 0 ? null : context.Request.Headers.IfMatch.ToString();
+        var outcome = await editor.SetDisabledAsync(id, disabled, ifMatch, cancellationToken);
+        return await RespondAsync(context, audit, disabled ? "disable" : "enable", id, outcome, created: false, cancellationToken);
     }
 
     public static Ok<CheckResult> CheckUri(string? uri, AllowlistProvider allowlist)

@@ -22,6 +22,10 @@ public static class AdminPage
         admin.MapPost("/instances", AddAsync);
         admin.MapPost("/instances/{id}", SaveAsync);
         admin.MapPost("/instances/{id}/delete", DeleteAsync);
+        admin.MapPost("/instances/{id}/disable", (string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken) =>
+            SetDisabledAsync(id, disabled: true, context, editor, audit, antiforgery, cancellationToken));
+        admin.MapPost("/instances/{id}/enable", (string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken) =>
+            SetDisabledAsync(id, disabled: false, context, editor, audit, antiforgery, cancellationToken));
         // Ends the session server-side too (a copy of the cookie is worthless after), then a page that does not sign in
         // again: 303, so the browser follows with a GET (RFC 9700 4.12).
         admin.MapPost("/logout", async (HttpContext context, AdminSessionStore sessions, CancellationToken cancellationToken) =>
@@ -61,7 +65,11 @@ public static class AdminPage
             body.Append(CultureInvariant($"<tr><td><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin/instances/" + Uri.EscapeDataString(id)))}\">{HtmlPage.Encode(id)}</a></td>"))
                 .Append(CultureInvariant($"<td>{string.Join("<br>", Strings(entry["redirectUris"]).Select(HtmlPage.Encode))}</td>"))
                 .Append(CultureInvariant($"<td>{HtmlPage.Encode(KeySummary(entry))}</td><td>{logins}</td>"))
-                .Append("<td>").Append(Form(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}/delete", content.ETag, $"<button>Remove {HtmlPage.Encode(id)}</button>")).Append("</td></tr>");
+                .Append("<td>")
+                .Append(IsDisabled(entry)
+                    ? "<strong class=\"disabled\">Disabled</strong>" + Form(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}/enable", content.ETag, $"<button>Enable {HtmlPage.Encode(id)}</button>")
+                    : Form(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}/disable", content.ETag, $"<button>Disable {HtmlPage.Encode(id)}</button>"))
+                .Append(Form(context, antiforgery, $"/admin/instances/{Uri.EscapeDataString(id)}/delete", content.ETag, $"<button>Remove {HtmlPage.Encode(id)}</button>")).Append("</td></tr>");
         }
 
         body.Append("</table><h2>Add an instance</h2>").Append(InstanceForm(context, antiforgery, "/admin/instances", content.ETag, null));
@@ -99,6 +107,13 @@ public static class AdminPage
         return await FinishAsync(context, audit, antiforgery, "delete", id, outcome, null, null, "/admin", form, cancellationToken);
     }
 
+    private static async Task<IResult> SetDisabledAsync(string id, bool disabled, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
+    {
+        var form = await context.Request.ReadFormAsync(cancellationToken);
+        var outcome = await editor.SetDisabledAsync(id, disabled, form["etag"], cancellationToken);
+        return await FinishAsync(context, audit, antiforgery, disabled ? "disable" : "enable", id, outcome, null, null, "/admin", form, cancellationToken);
+    }
+
     private static async Task<IResult> FinishAsync(
         HttpContext context, AuditLog audit, IAntiforgery antiforgery, string action, string? id, EditOutcome? outcome, string? formError, string? secret, string formAction, IFormCollection form, CancellationToken cancellationToken)
     {
@@ -129,6 +144,8 @@ public static class AdminPage
         return HtmlPage.Render("Not saved", $"<p>Nothing was changed:</p><ul id=\"problems\">{list}</ul>{again}<p><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin"))}\">Back</a></p>", status);
     }
 
+    private static bool IsDisabled(JsonObject entry) => entry["disabled"] is JsonValue disabled && disabled.TryGetValue<bool>(out var value) && value;
+
     /// <summary>Builds the entry from the form; a generated secret is returned once so the page can show it.</summary>
     private static (JsonObject? Entry, string? Secret, string? Error) EntryFromForm(IFormCollection form, JsonObject? existing)
     {
@@ -140,6 +157,12 @@ public static class AdminPage
         if (form["requireState"] == "true")
         {
             entry["requireState"] = true;
+        }
+
+        // The form does not show the kill-switch (its own buttons do): an edit keeps a disabled instance disabled.
+        if (existing is not null && IsDisabled(existing))
+        {
+            entry["disabled"] = true;
         }
 
         if (Scopes.Split(form["scopes"]) is { Length: > 0 } scopes)

@@ -9,7 +9,7 @@ using OAuthBroker.Web;
 
 namespace OAuthBroker.Allowlist;
 
-/// <summary><c>allowlist list|add|remove|validate|check|export|import</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
+/// <summary><c>allowlist list|add|remove|disable|enable|validate|check|export|import</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
 public static class AllowlistCommands
 {
 
@@ -19,6 +19,8 @@ public static class AllowlistCommands
         command.Add(List(services, output));
         command.Add(Add(services, output, error));
         command.Add(Remove(services, output, error));
+        command.Add(SetDisabled(services, output, error, disabled: true));
+        command.Add(SetDisabled(services, output, error, disabled: false));
         command.Add(Validate(services, output, error));
         command.Add(Check(services, output));
         command.Add(Export(services, output));
@@ -34,7 +36,7 @@ public static class AllowlistCommands
             var snapshot = await LoadAsync(services, cancellationToken);
             foreach (var instance in snapshot.Instances.Values.OrderBy(instance => instance.Id, StringComparer.Ordinal))
             {
-                await output.WriteLineAsync($"{instance.Id}  token: {instance.EncryptionKey?.Algorithm ?? "none (identity only)"}  scopes: {string.Join(' ', instance.AllowedScopes.Order(StringComparer.Ordinal))}");
+                await output.WriteLineAsync($"{instance.Id}  token: {instance.EncryptionKey?.Algorithm ?? "none (identity only)"}  scopes: {string.Join(' ', instance.AllowedScopes.Order(StringComparer.Ordinal))}{(instance.Disabled ? "  DISABLED" : "")}");
                 foreach (var uri in instance.RedirectUris)
                 {
                     await output.WriteLineAsync($"    {uri}");
@@ -139,6 +141,43 @@ public static class AllowlistCommands
             return 0;
         });
         return remove;
+    }
+
+    /// <summary>
+    /// <c>allowlist disable ID</c> / <c>enable ID</c>: the kill-switch, audited with the operating-system user who ran it
+    /// (the admin API and page record the signed-in admin instead).
+    /// </summary>
+    private static Command SetDisabled(IServiceProvider services, TextWriter output, TextWriter error, bool disabled)
+    {
+        var id = new Argument<string>("id") { Description = disabled ? "The instance to disable." : "The instance to enable again." };
+        var command = new Command(disabled ? "disable" : "enable", disabled
+            ? "Disable an instance at once: its logins are refused and the broker JWTs it holds are no longer accepted; the entry is kept."
+            : "Enable a disabled instance again.") { id };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var instanceId = parse.GetValue(id)!;
+            // The audit row is written after the change: the database must be reachable before anything changes.
+            await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
+            var outcome = await (await EditorAsync(services, cancellationToken)).SetDisabledAsync(instanceId, disabled, ifMatch: null, cancellationToken);
+            if (outcome.Status == EditStatus.NotFound)
+            {
+                await error.WriteLineAsync($"No instance '{instanceId}'.");
+                return 1;
+            }
+
+            if (!Report(outcome, error))
+            {
+                return 1;
+            }
+
+            await services.GetRequiredService<Audit.AuditLog>().RecordAdminAsync(
+                $"cli:{Environment.UserName}", disabled ? "disable" : "enable", instanceId, outcome.Before, outcome.After, clientIp: null, cancellationToken);
+            await output.WriteLineAsync(disabled
+                ? $"Disabled instance '{instanceId}': running brokers refuse its logins and tokens as soon as they reload the allowlist."
+                : $"Enabled instance '{instanceId}'.");
+            return 0;
+        });
+        return command;
     }
 
     private static Command Validate(IServiceProvider services, TextWriter output, TextWriter error)

@@ -87,6 +87,30 @@ public sealed class AllowlistEditor(IAllowlistSource source, AllowlistDefaults d
         return (EditStatus.Done, existing, null, []);
     }, cancellationToken);
 
+    /// <summary>
+    /// The kill-switch: sets <c>"disabled": true</c> on the entry, or removes the property to enable it again, leaving
+    /// every other field as it was. Done even when the entry already was in that state, so the audit shows the request.
+    /// </summary>
+    public Task<EditOutcome> SetDisabledAsync(string id, bool disabled, string? ifMatch, CancellationToken cancellationToken) => EditAsync(ifMatch, content =>
+    {
+        if (content.Find(id) is not { } existing)
+        {
+            return (EditStatus.NotFound, null, null, []);
+        }
+
+        var before = (JsonObject)existing.DeepClone();
+        if (disabled)
+        {
+            existing["disabled"] = true;
+        }
+        else
+        {
+            existing.Remove("disabled");
+        }
+
+        return (EditStatus.Done, before, (JsonObject)existing.DeepClone(), []);
+    }, cancellationToken);
+
     /// <summary>Replaces the whole document with <paramref name="bytes"/> (<c>allowlist import</c>), kept byte for byte when it is valid.</summary>
     public async Task<EditOutcome> ImportAsync(byte[] bytes, CancellationToken cancellationToken)
     {

@@ -172,7 +172,7 @@ public static partial class AllowlistFile
         }
 
         return errors.Count == 0
-            ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key) { RequiresState = entry.RequireState ?? false }
+            ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key) { RequiresState = entry.RequireState ?? false, Disabled = entry.Disabled ?? false }
             : null;
     }
 
@@ -257,6 +257,8 @@ public static partial class AllowlistFile
         public bool? DeliverAccessToken { get; set; }
 
         public bool? RequireState { get; set; }
+
+        public bool? Disabled { get; set; }
     }
 }
 

@@ -14,6 +14,12 @@ public sealed record AllowlistInstance(
 
     /// <summary>Logins without the instance's own <c>state</c> are refused (<c>"requireState": true</c>).</summary>
     public bool RequiresState { get; init; }
+
+    /// <summary>
+    /// The kill-switch (<c>"disabled": true</c>): the entry stays, so the instance is still recognised and told why, but
+    /// no login starts or finishes for it and its broker JWTs are no longer accepted.
+    /// </summary>
+    public bool Disabled { get; init; }
 }
 
 /// <summary>

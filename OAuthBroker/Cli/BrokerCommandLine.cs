@@ -1,5 +1,6 @@
 using System.CommandLine;
 using OAuthBroker.Allowlist;
+using OAuthBroker.Audit;
 using OAuthBroker.Broker;
 using OAuthBroker.Storage;
 using OAuthBroker.Tokens;
@@ -32,7 +33,7 @@ public static class BrokerCommandLine
             }
 
             builder.Logging.ClearProviders();
-            builder.Services.AddBrokerOptions().AddStorage().AddAllowlist().AddTokens();
+            builder.Services.AddBrokerOptions().AddStorage().AddAllowlist().AddTokens().AddAudit();
             await using var app = builder.Build();
 
             var root = new RootCommand("OAuthBroker admin commands. Without a command, the broker runs as a service.")

@@ -26,6 +26,9 @@ public static class LoginOutcomes
 public static partial class LoginEndpoints
 {
     public const int MaxInstanceStateLength = 512;
+
+    /// <summary>What a user of a disabled instance is told, at the start and at GitHub's answer.</summary>
+    public const string DisabledReason = "This application has been disabled by the broker's administrator; sign-in through the broker is not available for it.";
     private const int MaxCodeLength = 256;
 
     public static IServiceCollection AddLogin(this IServiceCollection services)
@@ -67,6 +70,11 @@ public static partial class LoginEndpoints
         if (!allowlist.Current.TryMatch(query["redirect_uri"].ToString(), out var target, out var reason))
         {
             return await refuse(null, reason + ".");
+        }
+
+        if (target.Instance.Disabled)
+        {
+            return await RefuseDisabledAsync(context, audit, logger, target.Instance.Id, cancellationToken);
         }
 
         var instanceState = query["state"].Count == 0 ? null : query["state"].ToString();
@@ -187,6 +195,12 @@ public static partial class LoginEndpoints
             return await refuse(login.InstanceId, "The application that started this sign-in is no longer allowed by the broker.");
         }
 
+        // Disabled between the start and GitHub's answer: the code is never exchanged, so no token exists.
+        if (target.Instance.Disabled)
+        {
+            return await RefuseDisabledAsync(context, audit, logger, login.InstanceId, cancellationToken);
+        }
+
         var instance = target.Instance;
         if (query["error"].Count == 1)
         {
@@ -253,13 +267,17 @@ public static partial class LoginEndpoints
     private static IResult ToInstance(PendingLogin login, BrokerOptions broker, KeyValuePair<string, string?>[] parameters) =>
         InstanceResponse.To(login.RedirectUri, login.ResponseMode, [.. parameters, new("state", login.InstanceState), new("iss", broker.Issuer)]);
 
-    private static async Task<IResult> RefuseAsync(HttpContext context, AuditLog audit, ILogger logger, string? instanceId, string reason, CancellationToken cancellationToken)
+    private static async Task<IResult> RefuseAsync(
+        HttpContext context, AuditLog audit, ILogger logger, string? instanceId, string reason, CancellationToken cancellationToken, int statusCode = StatusCodes.Status400BadRequest)
     {
         Log.Refused(logger, context.Request.Path, reason);
         context.RequestServices.GetRequiredService<BrokerMetrics>().LoginFinished(instanceId, LoginOutcomes.Refused);
         await audit.RecordRefusalAsync(instanceId, reason, context.Connection.RemoteIpAddress, cancellationToken);
-        return Refusal.For(context.Request, "Sign-in refused", reason);
+        return Refusal.For(context.Request, "Sign-in refused", reason, statusCode);
     }
+
+    private static Task<IResult> RefuseDisabledAsync(HttpContext context, AuditLog audit, ILogger logger, string instanceId, CancellationToken cancellationToken) =>
+        RefuseAsync(context, audit, logger, instanceId, DisabledReason, cancellationToken, StatusCodes.Status403Forbidden);
 
     private static bool IsSecure(HttpContext context, BrokerOptions broker) => context.Request.IsHttps || broker.IsServedOverHttps;
 

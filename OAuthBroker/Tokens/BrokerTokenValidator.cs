@@ -32,6 +32,13 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
             result = await handler.ValidateTokenAsync(token, Parameters());
         }
 
+        // The kill-switch takes effect at once for tokens already handed out, not only for new logins.
+        if (result.IsValid && Claim(result.ClaimsIdentity, "aud") is { } audience
+            && allowlist.Current.Instances.TryGetValue(audience, out var instance) && instance.Disabled)
+        {
+            return new TokenValidationResult { IsValid = false, Exception = new InstanceDisabledException(audience) };
+        }
+
         return result;
     }
 
@@ -73,4 +80,22 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
     }
 
     public static string? Claim(ClaimsIdentity identity, string type) => identity.FindFirst(type)?.Value;
+}
+
+/// <summary>A valid token of an instance the admin has disabled (<c>"disabled": true</c>).</summary>
+public sealed class InstanceDisabledException : SecurityTokenValidationException
+{
+    public InstanceDisabledException()
+    {
+    }
+
+    public InstanceDisabledException(string instanceId)
+        : base($"The instance '{instanceId}' is disabled.")
+    {
+    }
+
+    public InstanceDisabledException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
 }

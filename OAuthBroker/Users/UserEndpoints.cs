@@ -31,7 +31,9 @@ public static partial class UserEndpoints
             // The exception type says why (expired, bad signature, audience) without the token itself.
             var reason = result.Exception?.GetType().Name ?? "unknown";
             Log.TokenRefused(logger, reason);
-            return Unauthorized(context, "The token is not a valid, unexpired token issued by this broker for a known instance.", withError: true);
+            return Unauthorized(context, result.Exception is InstanceDisabledException
+                ? "The token was issued to an application that the broker's administrator has disabled."
+                : "The token is not a valid, unexpired token issued by this broker for a known instance.", withError: true);
         }
 
         var subject = BrokerTokenValidator.Claim(result.ClaimsIdentity, "sub");
