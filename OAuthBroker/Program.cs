@@ -6,6 +6,7 @@ using OAuthBroker.Cli;
 using OAuthBroker.Demo;
 using OAuthBroker.GitHub;
 using OAuthBroker.Health;
+using OAuthBroker.Lifecycle;
 using OAuthBroker.Login;
 using OAuthBroker.Storage;
 using OAuthBroker.Telemetry;
@@ -42,7 +43,8 @@ try
         .AddClientAddress()
         .AddRequestLimits()
         .AddBrokerRateLimits()
-        .AddLogin();
+        .AddLogin()
+        .AddLifecycle();
     builder.AddDemo(demo);
     builder.AddTelemetry();
 
@@ -60,6 +62,7 @@ try
     app.MapLogin();
     app.MapTokens();
     app.MapUsers();
+    app.MapLifecycle();
     app.MapHealth();
     app.MapPageAssets();
     app.MapAdmin();

@@ -57,6 +57,9 @@ public sealed class FakeGitHub : IAsyncDisposable
     private readonly WebApplication app;
     private readonly ConcurrentDictionary<string, IssuedCode> codes = new();
     private readonly ConcurrentDictionary<string, IssuedToken> tokens = new();
+    private readonly ConcurrentDictionary<string, string> refreshTokens = new();
+    private readonly ConcurrentQueue<string> issuedSecrets = new();
+    private int refreshCalls;
     private int userCalls;
 
     private FakeGitHub(WebApplication app) => this.app = app;
@@ -98,10 +101,25 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     /// <summary>Every access and refresh token handed out, and the client secret: none may leak.</summary>
     /// <summary>Every secret value GitHub and the broker exchanged: issued tokens, refresh tokens, the client secret and the PKCE verifiers received.</summary>
-    public IEnumerable<string> Secrets => tokens.Keys.Concat(tokens.Values.Select(token => token.RefreshToken).OfType<string>()).Append(ClientSecret)
+    public IEnumerable<string> Secrets => issuedSecrets.Append(ClientSecret)
         .Concat(TokenRequests.Select(request => request.CodeVerifier).OfType<string>().Where(verifier => verifier.Length >= 43));
 
     public int TokenCallCount => TokenRequests.Count;
+
+    /// <summary>Refreshes asked of the token endpoint (grant_type=refresh_token), whatever their outcome.</summary>
+    public int RefreshCallCount => Volatile.Read(ref refreshCalls);
+
+    /// <summary>The HTTP status of a bad_refresh_token answer: GitHub has been seen to send 200 and 400.</summary>
+    public int RefreshErrorStatus { get; set; } = 200;
+
+    /// <summary>How long a refresh takes, to hold concurrent refreshes of one token in flight together.</summary>
+    public TimeSpan RefreshDelay { get; set; }
+
+    /// <summary>Refreshes answer 502, as during an outage.</summary>
+    public bool RefreshUnavailable { get; set; }
+
+    /// <summary>Whether the access token still works at GitHub's API (refresh and revocation end it).</summary>
+    public bool IsLive(string accessToken) => tokens.ContainsKey(accessToken);
 
     /// <summary>
     /// Drops the tokens and the request history kept so far, for a long benchmark between runs (nothing in flight):
@@ -111,6 +129,8 @@ public sealed class FakeGitHub : IAsyncDisposable
     public void ForgetIssued()
     {
         tokens.Clear();
+        refreshTokens.Clear();
+        issuedSecrets.Clear();
         TokenRequests.Clear();
         AuthorizeRequests.Clear();
     }
@@ -191,6 +211,11 @@ public sealed class FakeGitHub : IAsyncDisposable
     {
         var form = await context.Request.ReadFormAsync();
         var accept = context.Request.Headers.Accept.ToString();
+        if (form["grant_type"] == "refresh_token")
+        {
+            return await RefreshAsync(context, form, accept);
+        }
+
         TokenRequests.Enqueue(new TokenRequest(form["client_id"], form["code"], form["redirect_uri"], form["code_verifier"], accept));
         switch (TokenFault)
         {
@@ -238,24 +263,66 @@ public sealed class FakeGitHub : IAsyncDisposable
             }
         }
 
-        var prefix = ExpiringTokens ? "ghu_" : "gho_";
-        var token = prefix + RandomAlphanumeric(36);
-        var refresh = ExpiringTokens ? "ghr_" + RandomAlphanumeric(76) : null;
-        tokens[token] = new IssuedToken(issued.User, issued.Scope, refresh);
+        return Answer(accept, Issue(issued.User, issued.Scope, ExpiringTokens));
+    }
+
+    private Dictionary<string, object?> Issue(FakeGitHubUser user, string scope, bool expiring)
+    {
+        var token = (expiring ? "ghu_" : "gho_") + RandomAlphanumeric(36);
+        var refresh = expiring ? "ghr_" + RandomAlphanumeric(76) : null;
+        tokens[token] = new IssuedToken(user, scope, refresh);
+        issuedSecrets.Enqueue(token);
+        if (refresh is not null)
+        {
+            issuedSecrets.Enqueue(refresh);
+        }
+
         var answer = new Dictionary<string, object?>
         {
             ["access_token"] = token,
             ["token_type"] = "bearer",
-            ["scope"] = string.Join(',', issued.Scope.Split(' ', StringSplitOptions.RemoveEmptyEntries)),
+            ["scope"] = string.Join(',', scope.Split(' ', StringSplitOptions.RemoveEmptyEntries)),
         };
         if (refresh is not null)
         {
+            refreshTokens[refresh] = token;
             answer["expires_in"] = 28800;
             answer["refresh_token"] = refresh;
             answer["refresh_token_expires_in"] = 15897600;
         }
 
-        return Answer(accept, answer);
+        return answer;
+    }
+
+    /// <summary>
+    /// GitHub's refresh: single use with rotation. The refresh token and the access token it came with stop working at
+    /// once; a dead or reused one gets bad_refresh_token, with HTTP 200 or (<see cref="RefreshErrorStatus"/>) 400.
+    /// </summary>
+    private async Task<IResult> RefreshAsync(HttpContext context, IFormCollection form, string accept)
+    {
+        Interlocked.Increment(ref refreshCalls);
+        if (RefreshDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(RefreshDelay, context.RequestAborted);
+        }
+
+        if (RefreshUnavailable)
+        {
+            return Results.Content("<html>Unicorn!</html>", "text/html", statusCode: 502);
+        }
+
+        if (form["client_id"] != ClientId || form["client_secret"] != ClientSecret)
+        {
+            return Answer(accept, new() { ["error"] = "incorrect_client_credentials", ["error_description"] = "The client_id and/or client_secret passed are incorrect." });
+        }
+
+        if (!refreshTokens.TryRemove(form["refresh_token"].ToString(), out var accessToken) || !tokens.TryRemove(accessToken, out var previous))
+        {
+            var error = new Dictionary<string, object?> { ["error"] = "bad_refresh_token", ["error_description"] = "The refresh token passed is incorrect or expired.", ["error_uri"] = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors" };
+            return RefreshErrorStatus == 200 ? Answer(accept, error) : Results.Json(error, statusCode: RefreshErrorStatus);
+        }
+
+        return Answer(accept, Issue(previous.User, previous.Scope, expiring: true));
     }
 
     private async Task<IResult> GetUserAsync(HttpContext context)

@@ -31,6 +31,8 @@ public abstract class StorageBackend : IAsyncLifetime
 
     public abstract IAdminSessionRepository AdminSessions();
 
+    public abstract OAuthBroker.Lifecycle.IRefreshTokenRepository RefreshTokens();
+
     /// <summary>The key ring store; one per backend, since Data Protection's replicas share it.</summary>
     public abstract IKeyRingStore KeyRing();
 
@@ -80,6 +82,8 @@ public sealed class SqliteBackend : StorageBackend
 
     public override IAdminSessionRepository AdminSessions() => new SqliteAdminSessionRepository(connections);
 
+    public override OAuthBroker.Lifecycle.IRefreshTokenRepository RefreshTokens() => new OAuthBroker.Lifecycle.SqliteRefreshTokenRepository(connections);
+
     public override IKeyRingStore KeyRing() => new FileKeyRingStore(Options.Create(new BrokerOptions { DataPath = folder.Path }));
 
     public override IBrokerDatabase Database() => new DatabaseMigrator(connections);
@@ -123,6 +127,8 @@ public sealed class PostgresBackend : StorageBackend
     public override ISigningKeyRepository SigningKeys() => new PostgresSigningKeyRepository(Open());
 
     public override IAdminSessionRepository AdminSessions() => new PostgresAdminSessionRepository(Open());
+
+    public override OAuthBroker.Lifecycle.IRefreshTokenRepository RefreshTokens() => new OAuthBroker.Lifecycle.PostgresRefreshTokenRepository(Open());
 
     public override IKeyRingStore KeyRing() => new PostgresKeyRingStore(Open());
 

@@ -171,9 +171,55 @@ public static partial class AllowlistFile
             errors.Add(new("encryptionKey", "is needed to receive the GitHub token; or set \"deliverAccessToken\": false for login only"));
         }
 
+        byte[]? clientSecretHash = null;
+        if (entry.ClientSecret is not null && !TryParseSecretHash(entry.ClientSecret, out clientSecretHash))
+        {
+            errors.Add(new("clientSecret", "must be \"sha256:\" and the 64 hex digits of the secret's SHA-256 (`allowlist client-secret ID` makes one); never the secret itself"));
+        }
+
+        var refresh = entry.Refresh ?? false;
+        if (refresh && !deliver)
+        {
+            errors.Add(new("refresh", "needs the GitHub token to be delivered: an identity-only entry has nothing to refresh"));
+        }
+        else if (refresh && entry.ClientSecret is null)
+        {
+            errors.Add(new("refresh", "needs a client credential: add \"clientSecret\" (`allowlist client-secret ID`), so that only this instance can refresh its tokens"));
+        }
+
         return errors.Count == 0
-            ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key) { RequiresState = entry.RequireState ?? false, Disabled = entry.Disabled ?? false }
+            ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key)
+            {
+                RequiresState = entry.RequireState ?? false,
+                Disabled = entry.Disabled ?? false,
+                Refresh = refresh,
+                ClientSecretHash = clientSecretHash,
+            }
             : null;
+    }
+
+    /// <summary>The prefix of a stored client secret: only its hash is ever written down.</summary>
+    public const string SecretHashPrefix = "sha256:";
+
+    private static bool TryParseSecretHash(string value, out byte[]? hash)
+    {
+        hash = null;
+        if (!value.StartsWith(SecretHashPrefix, StringComparison.Ordinal) || value.Length != SecretHashPrefix.Length + 64)
+        {
+            return false;
+        }
+
+        var hex = value.AsSpan(SecretHashPrefix.Length);
+        foreach (var c in hex)
+        {
+            if (!char.IsAsciiHexDigitLower(c) && !char.IsAsciiDigit(c))
+            {
+                return false;
+            }
+        }
+
+        hash = Convert.FromHexString(hex);
+        return true;
     }
 
     /// <summary>Validates one instance entry on its own; the problems name its fields.</summary>
@@ -259,6 +305,10 @@ public static partial class AllowlistFile
         public bool? RequireState { get; set; }
 
         public bool? Disabled { get; set; }
+
+        public bool? Refresh { get; set; }
+
+        public string? ClientSecret { get; set; }
     }
 }
 

@@ -20,6 +20,15 @@ public sealed record AllowlistInstance(
     /// no login starts or finishes for it and its broker JWTs are no longer accepted.
     /// </summary>
     public bool Disabled { get; init; }
+
+    /// <summary>
+    /// <c>"refresh": true</c>: the JWT carries GitHub's refresh token (encrypted to the instance like the access token),
+    /// and the instance may refresh through the broker's token endpoint, authenticating as itself.
+    /// </summary>
+    public bool Refresh { get; init; }
+
+    /// <summary>SHA-256 of the instance's client secret (<c>"clientSecret": "sha256:&lt;hex&gt;"</c>); null when it has none.</summary>
+    public byte[]? ClientSecretHash { get; init; }
 }
 
 /// <summary>

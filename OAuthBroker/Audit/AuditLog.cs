@@ -23,6 +23,9 @@ public static class AuditKinds
 {
     public const string Login = "login";
     public const string Admin = "admin";
+
+    /// <summary>A request at the token endpoint (a refresh through the relay): outcome <c>succeeded</c>, <c>invalid_grant</c>, <c>invalid_client</c>, <c>github_error</c>…</summary>
+    public const string Token = "token";
 }
 
 /// <summary>One event, or for refusals (<see cref="Count"/> above 1) the refusals of one source, reason and minute.</summary>
@@ -48,6 +51,9 @@ public sealed class AuditLog(IAuditRepository rows, IOptions<AuditOptions> optio
 
     public Task RecordLoginAsync(string? instanceId, string? gitHubLogin, string outcome, string? reason, string? clientIp, CancellationToken cancellationToken) =>
         InsertAsync(AuditKinds.Login, instanceId, gitHubLogin, outcome, reason, clientIp, null, null, cancellationToken);
+
+    public Task RecordTokenRequestAsync(string? instanceId, string? gitHubLogin, string outcome, string? reason, string? clientIp, CancellationToken cancellationToken) =>
+        InsertAsync(AuditKinds.Token, instanceId, gitHubLogin, outcome, reason, clientIp, null, null, cancellationToken);
 
     /// <summary>
     /// A refused request, counted into one row per minute, source (an IPv4 address or an IPv6 /64), instance and

@@ -37,44 +37,82 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
 
         var (document, failure) = await SendAsync(request, "token", "the code exchange", cancellationToken);
-        if (failure is not null)
-        {
-            return failure;
-        }
+        return failure ?? ReadToken(document!, "the code exchange");
+    }
 
+    /// <summary>
+    /// POST /login/oauth/access_token with grant_type=refresh_token: a new access token and a new refresh token; the
+    /// one sent is spent. Never retried (a POST), since a second try would spend nothing but fail. A dead, reused or
+    /// expired refresh token is <see cref="GitHubFailureKind.Rejected"/>, whether GitHub says so with HTTP 200 or 400.
+    /// </summary>
+    public async Task<GitHubResult<GitHubToken>> RefreshAsync(string refreshToken, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        using var request = new HttpRequestMessage(HttpMethod.Post, settings.TokenEndpoint)
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["client_id"] = settings.ClientId,
+                ["client_secret"] = settings.ClientSecret,
+                ["grant_type"] = "refresh_token",
+                ["refresh_token"] = refreshToken,
+            }),
+        };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        var (document, failure) = await SendAsync(request, "refresh", "the token refresh", cancellationToken, errorBodyOnBadRequest: true);
+        return failure ?? ReadToken(document!, "the token refresh");
+    }
+
+    private GitHubResult<GitHubToken> ReadToken(JsonDocument document, string what)
+    {
         using (document)
         {
-            var root = document!.RootElement;
+            var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
-                return new GitHubFailure(GitHubFailureKind.Malformed, "the code exchange answered JSON that is not an object");
+                return new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered JSON that is not an object");
             }
 
-            // GitHub reports bad_verification_code, incorrect_client_credentials, redirect_uri_mismatch ... with HTTP 200.
+            // GitHub reports bad_verification_code, incorrect_client_credentials, redirect_uri_mismatch,
+            // bad_refresh_token ... with HTTP 200.
             if (root.TryGetProperty("error", out var error))
             {
-                return new GitHubFailure(GitHubFailureKind.Rejected, $"GitHub refused the code exchange: {SafeCode(error)}");
+                return new GitHubFailure(GitHubFailureKind.Rejected, $"GitHub refused {what}: {SafeCode(error)}") { Code = SafeCode(error) };
             }
 
             var accessToken = String(root, "access_token");
-            if (accessToken is not { Length: > 0 and <= MaxTokenLength } || !accessToken.All(c => c is > ' ' and <= '~'))
+            if (!IsUsableToken(accessToken))
             {
-                return new GitHubFailure(GitHubFailureKind.Malformed, "the code exchange answered without a usable access_token");
+                return new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered without a usable access_token");
             }
 
             var tokenType = String(root, "token_type") ?? "bearer";
             if (!tokenType.Equals("bearer", StringComparison.OrdinalIgnoreCase))
             {
-                return new GitHubFailure(GitHubFailureKind.Malformed, "the code exchange answered a token_type other than bearer");
+                return new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered a token_type other than bearer");
             }
 
-            DateTimeOffset? expiresAt = root.TryGetProperty("expires_in", out var expiresIn) && expiresIn.TryGetInt64(out var seconds) && seconds > 0
-                ? time.GetUtcNow().AddSeconds(seconds)
-                : null;
+            var refreshToken = String(root, "refresh_token");
+            if (refreshToken is not null && !IsUsableToken(refreshToken))
+            {
+                return new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered an unusable refresh_token");
+            }
+
             var scope = string.Join(' ', Allowlist.Scopes.Split(String(root, "scope")).Where(Allowlist.Scopes.IsValid));
-            return new GitHubToken(accessToken, "bearer", scope, expiresAt);
+            return new GitHubToken(accessToken!, "bearer", scope, ExpiresAt(root, "expires_in"))
+            {
+                RefreshToken = refreshToken,
+                RefreshTokenExpiresAt = refreshToken is null ? null : ExpiresAt(root, "refresh_token_expires_in"),
+            };
         }
     }
+
+    private static bool IsUsableToken(string? token) => token is { Length: > 0 and <= MaxTokenLength } && token.All(c => c is > ' ' and <= '~');
+
+    private DateTimeOffset? ExpiresAt(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var seconds) && seconds.TryGetInt64(out var value) && value > 0 && value < 10L * 366 * 24 * 3600
+            ? time.GetUtcNow().AddSeconds(value)
+            : null;
 
     /// <summary>GET /user, and GET /user/emails for the primary verified address when the profile hides it.</summary>
     public async Task<GitHubResult<GitHubUser>> GetUserAsync(GitHubToken token, CancellationToken cancellationToken)
@@ -150,21 +188,22 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
     }
 
     /// <summary>Sends one call and reads its JSON; its duration and outcome are measured under <paramref name="endpoint"/>.</summary>
-    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string endpoint, string what, CancellationToken cancellationToken)
+    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string endpoint, string what, CancellationToken cancellationToken, bool errorBodyOnBadRequest = false)
     {
         var started = time.GetTimestamp();
-        var (document, failure) = await SendCoreAsync(request, what, cancellationToken);
+        var (document, failure) = await SendCoreAsync(request, what, errorBodyOnBadRequest, cancellationToken);
         // The HTTP exchange's outcome: an error GitHub answers with HTTP 200 counts here as ok, and in the login's outcome.
         metrics.GitHubCalled(endpoint, failure?.Kind.ToString().ToLowerInvariant() ?? "ok", time.GetElapsedTime(started));
         return (document, failure);
     }
 
-    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendCoreAsync(HttpRequestMessage request, string what, CancellationToken cancellationToken)
+    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendCoreAsync(HttpRequestMessage request, string what, bool errorBodyOnBadRequest, CancellationToken cancellationToken)
     {
         try
         {
             using var response = await http.SendAsync(request, cancellationToken);
-            if (!response.IsSuccessStatusCode)
+            // The refresh's bad_refresh_token also comes with HTTP 400 and an OAuth error body: read like a 200's.
+            if (!response.IsSuccessStatusCode && !(errorBodyOnBadRequest && response.StatusCode == HttpStatusCode.BadRequest))
             {
                 return (null, StatusFailure(response, what));
             }

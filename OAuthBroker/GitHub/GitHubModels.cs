@@ -1,10 +1,18 @@
 namespace OAuthBroker.GitHub;
 
-/// <summary>What GitHub granted. <see cref="AccessToken"/> is a secret: never log it, never store it in plain text.</summary>
+/// <summary>
+/// What GitHub granted. <see cref="AccessToken"/> and <see cref="RefreshToken"/> are secrets: never log them, never
+/// store them in plain text. An expiring token (GitHub App user tokens, OAuth Apps that opted in) has an expiry and,
+/// usually, a single-use refresh token.
+/// </summary>
 public sealed record GitHubToken(string AccessToken, string TokenType, string Scope, DateTimeOffset? ExpiresAt)
 {
-    // Keeps the token out of anything that prints a record (logs, test failure messages, debugger).
-    public override string ToString() => $"GitHubToken {{ TokenType = {TokenType}, Scope = {Scope}, ExpiresAt = {ExpiresAt} }}";
+    public string? RefreshToken { get; init; }
+
+    public DateTimeOffset? RefreshTokenExpiresAt { get; init; }
+
+    // Keeps the tokens out of anything that prints a record (logs, test failure messages, debugger).
+    public override string ToString() => $"GitHubToken {{ TokenType = {TokenType}, Scope = {Scope}, ExpiresAt = {ExpiresAt}, Refreshable = {RefreshToken is not null} }}";
 }
 
 public sealed record GitHubUser(long Id, string Login, string? Name, string? Email, string? AvatarUrl);
@@ -24,6 +32,9 @@ public enum GitHubFailureKind
 /// <summary>Why a call to GitHub failed, in words safe to log and to show (never a token or secret).</summary>
 public sealed record GitHubFailure(GitHubFailureKind Kind, string Reason)
 {
+    /// <summary>GitHub's own error code when it answered one (for example bad_refresh_token); null otherwise.</summary>
+    public string? Code { get; init; }
+
     /// <summary>The OAuth error code (RFC 6749 section 4.1.2.1) the instance receives.</summary>
     public string OAuthError => Kind == GitHubFailureKind.Unavailable ? "temporarily_unavailable" : "server_error";
 }

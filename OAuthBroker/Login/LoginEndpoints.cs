@@ -235,6 +235,7 @@ public static partial class LoginEndpoints
 
         var user = await users.RecordLoginAsync(gitHubUser.Value!, cancellationToken);
         var jwt = issuer.Issue(instance, user, token.Value!, login.ResponseMode);
+        await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token.Value!, cancellationToken);
         Log.Completed(logger, instance.Id, user.Login, user.Id);
         await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
         return ToInstance(login, broker.Value, [new("token", jwt), new("user", user.Login)]);

@@ -117,6 +117,21 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
             pinned_at INTEGER NOT NULL
         );
         """,
+        // The refresh relay: each refresh token handed to an instance, by its hash, with the one refresh that used it.
+        """
+        CREATE TABLE refresh_tokens (
+            token_hash  BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the GitHub refresh token; never the token
+            instance_id TEXT    NOT NULL,
+            user_id     INTEGER NOT NULL,
+            issued_at   INTEGER NOT NULL,
+            expires_at  INTEGER NOT NULL,
+            claimed_at  INTEGER NULL,                  -- a refresh with it is at GitHub
+            answered_at INTEGER NULL,
+            outcome     TEXT    NULL,                  -- 'issued' or 'invalid_grant'
+            answer      TEXT    NULL                   -- the response as issued: signed, its tokens encrypted to the instance
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_refresh_tokens_expires_at ON refresh_tokens (expires_at);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -93,6 +93,20 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
             updated_at bigint   NOT NULL
         );
         """,
+        """
+        CREATE TABLE refresh_tokens (
+            token_hash  bytea  NOT NULL PRIMARY KEY,  -- SHA-256 of the GitHub refresh token; never the token
+            instance_id text   NOT NULL,
+            user_id     bigint NOT NULL,
+            issued_at   bigint NOT NULL,
+            expires_at  bigint NOT NULL,
+            claimed_at  bigint NULL,                  -- a refresh with it is at GitHub
+            answered_at bigint NULL,
+            outcome     text   NULL,                  -- 'issued' or 'invalid_grant'
+            answer      text   NULL                   -- the response as issued: signed, its tokens encrypted to the instance
+        );
+        CREATE INDEX ix_refresh_tokens_expires_at ON refresh_tokens (expires_at);
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>

@@ -30,6 +30,8 @@ public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptio
             ["username"] = user.Login,
             ["token_type"] = "bearer",
             ["scope"] = token.Scope,
+            // Which of the broker's GitHub integrations issued the token (a GitHub App is the token-lifecycle work's next step).
+            ["provider"] = "oauth-app",
         };
         AddIfPresent(claims, "email", user.Email);
         AddIfPresent(claims, "name", user.Name);
@@ -40,6 +42,16 @@ public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptio
             if (token.ExpiresAt is { } expiresAt)
             {
                 claims["expires_at"] = expiresAt.ToUnixTimeSeconds();
+            }
+
+            // Refreshing needs the broker's client secret, so the token is only of use through the broker's relay.
+            if (instance.Refresh && token.RefreshToken is { } refreshToken)
+            {
+                claims["refresh_token"] = InstanceTokenEncryptor.Encrypt(refreshToken, key);
+                if (token.RefreshTokenExpiresAt is { } refreshExpiresAt)
+                {
+                    claims["refresh_token_expires_at"] = refreshExpiresAt.ToUnixTimeSeconds();
+                }
             }
         }
 

@@ -23,6 +23,9 @@ public sealed class RateLimitOptions
     /// <summary>/api/v1/user/me per client address.</summary>
     public int UserInfoPerClientPerMinute { get; set; } = 600;
 
+    /// <summary>Requests at the token endpoint (/oauth/token) per client address.</summary>
+    public int TokenPerClientPerMinute { get; set; } = 600;
+
     /// <summary>Logins started within one login lifetime (10 minutes), from all clients together.</summary>
     public int PendingLogins { get; set; } = 100_000;
 }
@@ -36,7 +39,7 @@ public static class RateLimits
     public static IServiceCollection AddBrokerRateLimits(this IServiceCollection services)
     {
         services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.Section)
-            .Validate(options => options.LoginPerClientPerMinute >= 0 && options.LoginPerInstancePerMinute >= 0 && options.UserInfoPerClientPerMinute >= 0 && options.PendingLogins >= 0, "RateLimits values must be 0 (off) or more.")
+            .Validate(options => options.LoginPerClientPerMinute >= 0 && options.LoginPerInstancePerMinute >= 0 && options.UserInfoPerClientPerMinute >= 0 && options.TokenPerClientPerMinute >= 0 && options.PendingLogins >= 0, "RateLimits values must be 0 (off) or more.")
             .ValidateOnStart();
         services.AddRateLimiter(_ => { });
         services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>>((limiter, limits) =>
@@ -45,7 +48,8 @@ public static class RateLimits
             limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
                 PerClient(WritesAnonymously, "login", budgets.LoginPerClientPerMinute),
                 PerInstance(budgets.LoginPerInstancePerMinute),
-                PerClient(context => context.Request.Path.StartsWithSegments("/api/v1/user/me", StringComparison.Ordinal), "userinfo", budgets.UserInfoPerClientPerMinute));
+                PerClient(context => context.Request.Path.StartsWithSegments("/api/v1/user/me", StringComparison.Ordinal), "userinfo", budgets.UserInfoPerClientPerMinute),
+                PerClient(context => context.Request.Path.StartsWithSegments("/oauth", StringComparison.Ordinal), "token", budgets.TokenPerClientPerMinute));
             limiter.OnRejected = RejectAsync;
         });
         return services;

@@ -1,0 +1,128 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.Features;
+using OAuthBroker.Allowlist;
+using OAuthBroker.Audit;
+using OAuthBroker.Storage;
+using OAuthBroker.Web;
+
+namespace OAuthBroker.Lifecycle;
+
+/// <summary>The token endpoint (RFC 6749 section 3.2): the refresh relay, for instances that authenticate as themselves.</summary>
+public static partial class LifecycleEndpoints
+{
+    public const int MaxBodyBytes = 16 * 1024;
+
+    public static IServiceCollection AddLifecycle(this IServiceCollection services)
+    {
+        services.AddStore<IRefreshTokenRepository, SqliteRefreshTokenRepository, PostgresRefreshTokenRepository>();
+        services.AddSingleton<RefreshRelay>();
+        services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<RefreshRelay>());
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapLifecycle(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPost("/oauth/token", TokenAsync).WithTags("Token lifecycle").DisableAntiforgery();
+        return endpoints;
+    }
+
+    /// <summary>
+    /// POST /oauth/token with grant_type=refresh_token. Errors are RFC 6749 section 5.2 JSON (what OAuth clients
+    /// parse), never problem details; every answer is <c>Cache-Control: no-store</c>.
+    /// </summary>
+    public static async Task<IResult> TokenAsync(HttpContext context, AllowlistProvider allowlist, RefreshRelay relay, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
+    {
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.Headers.Pragma = "no-cache";
+        if (!context.Request.HasFormContentType)
+        {
+            return Answer(context, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "Send the request as application/x-www-form-urlencoded."));
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = MaxBodyBytes;
+        }
+
+        IFormCollection form;
+        try
+        {
+            form = await context.Request.ReadFormAsync(new FormOptions { ValueCountLimit = 16, ValueLengthLimit = MaxBodyBytes, KeyLengthLimit = 64 }, cancellationToken);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or BadHttpRequestException)
+        {
+            return Answer(context, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", $"The form is malformed or larger than {MaxBodyBytes} bytes."));
+        }
+
+        var client = ClientAuthentication.Authenticate(context.Request, form, allowlist.Current);
+        if (client.Instance is not { } instance)
+        {
+            Log.ClientRefused(logger, client.Failure!);
+            await audit.RecordRefusalAsync(null, "token endpoint: " + client.Failure, context.Connection.RemoteIpAddress, cancellationToken);
+            if (client.UsedBasic)
+            {
+                context.Response.Headers.WWWAuthenticate = "Basic realm=\"oauthbroker\"";
+            }
+
+            return Answer(context, RefreshRelay.Error(StatusCodes.Status401Unauthorized, "invalid_client", "Client authentication failed."));
+        }
+
+        var clientIp = ClientAddress.Of(context);
+        if (form["grant_type"].Count != 1 || form["refresh_token"].Count > 1)
+        {
+            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "grant_type is required once; no parameter may repeat."), cancellationToken);
+        }
+
+        if (form["grant_type"] != "refresh_token")
+        {
+            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "unsupported_grant_type", "The token endpoint supports grant_type=refresh_token."), cancellationToken);
+        }
+
+        if (instance.Disabled || !instance.Refresh)
+        {
+            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "unauthorized_client", instance.Disabled
+                ? "This instance has been disabled by the broker's administrator."
+                : "This instance's allowlist entry does not allow refresh (\"refresh\": true)."), cancellationToken);
+        }
+
+        var refreshToken = form["refresh_token"].ToString();
+        if (refreshToken.Length is 0 or > RefreshRelay.MaxRefreshTokenLength || !refreshToken.All(c => c is > ' ' and <= '~'))
+        {
+            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "refresh_token is missing or malformed."), cancellationToken);
+        }
+
+        return await FinishAsync(context, audit, instance, clientIp, await relay.RefreshAsync(instance, refreshToken, cancellationToken), cancellationToken);
+    }
+
+    private static async Task<IResult> FinishAsync(HttpContext context, AuditLog audit, AllowlistInstance instance, string? clientIp, RelayAnswer answer, CancellationToken cancellationToken)
+    {
+        await audit.RecordTokenRequestAsync(instance.Id, answer.GitHubLogin, answer.Outcome, answer.Status == StatusCodes.Status200OK ? null : answer.Reason, clientIp, cancellationToken);
+        return Answer(context, answer);
+    }
+
+    private static Microsoft.AspNetCore.Http.HttpResults.ContentHttpResult Answer(HttpContext context, RelayAnswer answer)
+    {
+        if (answer.RetryAfter is { } retryAfter)
+        {
+            RateLimits.SetRetryAfter(context.Response, retryAfter);
+        }
+
+        return TypedResults.Content(answer.Body, "application/json", statusCode: answer.Status);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Refused a client at the token endpoint: {Reason}")]
+        public static partial void ClientRefused(ILogger logger, string reason);
+    }
+}
+
+/// <summary>A refresh's answer: the new JWT, of the login's shape, and the user's login (as the redirect's <c>user</c>).</summary>
+public sealed record RefreshResponse([property: JsonPropertyName("token")] string Token, [property: JsonPropertyName("user")] string User);
+
+/// <summary>RFC 6749 section 5.2.</summary>
+public sealed record OAuthError([property: JsonPropertyName("error")] string Error, [property: JsonPropertyName("error_description")] string Description);
+
+[JsonSerializable(typeof(RefreshResponse))]
+[JsonSerializable(typeof(OAuthError))]
+internal sealed partial class LifecycleJsonContext : JsonSerializerContext;

@@ -1,0 +1,162 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using OAuthBroker.Allowlist;
+using OAuthBroker.GitHub;
+using OAuthBroker.Storage;
+using OAuthBroker.Tokens;
+using OAuthBroker.Users;
+
+namespace OAuthBroker.Lifecycle;
+
+/// <summary>What the token endpoint answers: the HTTP status and the JSON body, as issued.</summary>
+public sealed record RelayAnswer(int Status, string Body, string Outcome, string? Reason, string? GitHubLogin)
+{
+    /// <summary>Set on a 503: when to try again.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
+    public override string ToString() => $"RelayAnswer {{ Status = {Status}, Outcome = {Outcome} }}";
+}
+
+/// <summary>
+/// The refresh relay. An instance holds GitHub's refresh token but not the client secret a refresh needs; the broker
+/// adds it. GitHub's refresh tokens are single use, so any number of presentations of one token within
+/// <see cref="CollapseWindow"/>, on any replica, cause one GitHub call and all get its answer: the first claims the
+/// token in the database, the others wait for the answer stored there.
+/// </summary>
+public sealed class RefreshRelay(
+    IRefreshTokenRepository rows, GitHubClient gitHub, IUserStore users, BrokerTokenIssuer issuer, IOptions<GitHubOptions> gitHubOptions, TimeProvider time) : IPurgeable
+{
+    public static readonly TimeSpan CollapseWindow = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long a refresh token is recorded when GitHub does not say (its refresh tokens last six months).</summary>
+    public static readonly TimeSpan DefaultRefreshLifetime = TimeSpan.FromDays(184);
+
+    private static readonly TimeSpan WaitStep = TimeSpan.FromMilliseconds(25);
+
+    public const int MaxRefreshTokenLength = 4096;
+
+    public const string Issued = "issued";
+
+    public string Name => "refresh_tokens";
+
+    /// <summary>Records a refresh token handed to <paramref name="instance"/> in a JWT, so that only it can use it.</summary>
+    public Task RecordIssuedAsync(AllowlistInstance instance, BrokerUser user, GitHubToken token, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(token);
+        if (!instance.Refresh || token.RefreshToken is not { } refreshToken)
+        {
+            return Task.CompletedTask;
+        }
+
+        var now = time.GetUtcNow();
+        var expiresAt = token.RefreshTokenExpiresAt ?? now.Add(DefaultRefreshLifetime);
+        return rows.RecordAsync(Hash(refreshToken), instance.Id, user.Id, now.ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), cancellationToken);
+    }
+
+    public async Task<RelayAnswer> RefreshAsync(AllowlistInstance instance, string refreshToken, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        var hash = Hash(refreshToken);
+        var row = await rows.FindAsync(hash, cancellationToken);
+        if (row is null)
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The refresh token is not one the broker handed out, or it has expired or been used: sign the user in again.");
+        }
+
+        // Bound at issue time: a token leaked from one instance is worthless to another.
+        if (!string.Equals(row.InstanceId, instance.Id, StringComparison.Ordinal))
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The refresh token was issued to another instance.", outcome: "wrong_instance");
+        }
+
+        // A claim older than GitHub's deadline and some slack belongs to a replica that died mid-call.
+        var deadline = gitHubOptions.Value.Timeout + TimeSpan.FromSeconds(5);
+        var waited = TimeSpan.Zero;
+        while (true)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            if (row!.AnsweredAt is { } answeredAt)
+            {
+                return now - answeredAt <= (long)CollapseWindow.TotalMilliseconds
+                    ? new RelayAnswer(row.Outcome == Issued ? StatusCodes.Status200OK : StatusCodes.Status400BadRequest, row.Answer!, row.Outcome == Issued ? "succeeded" : row.Outcome!, "a concurrent refresh's answer", null)
+                    : Error(StatusCodes.Status400BadRequest, "invalid_grant", "The refresh token has already been used: use the one the refresh returned, or sign the user in again.");
+            }
+
+            if (await rows.TryClaimAsync(hash, now, now - (long)deadline.TotalMilliseconds, cancellationToken))
+            {
+                return await CallGitHubAsync(instance, row, hash, refreshToken, cancellationToken);
+            }
+
+            // Another request (here or on another replica) is at GitHub with this token: wait for its answer.
+            if (waited > deadline || (waited > TimeSpan.Zero && row.ClaimedAt is null))
+            {
+                // The claim was given back (GitHub unreachable) or never answered: the token is not known to be spent.
+                return Unavailable("GitHub did not answer the refresh; try again shortly.");
+            }
+
+            await Task.Delay(WaitStep, time, cancellationToken);
+            waited += WaitStep;
+            row = await rows.FindAsync(hash, cancellationToken) ?? row with { ClaimedAt = null };
+        }
+    }
+
+    private async Task<RelayAnswer> CallGitHubAsync(AllowlistInstance instance, RefreshTokenRow row, byte[] hash, string refreshToken, CancellationToken cancellationToken)
+    {
+        var result = await gitHub.RefreshAsync(refreshToken, cancellationToken);
+        if (result.Failure is { } failure)
+        {
+            if (failure.Kind == GitHubFailureKind.Unavailable)
+            {
+                // Not spent as far as we know: the instance may try again with the same token.
+                await rows.ReleaseAsync(hash, CancellationToken.None);
+                return Unavailable("GitHub is not reachable right now; try the refresh again shortly.") with { Reason = failure.Reason };
+            }
+
+            // bad_refresh_token, unauthorized_client and the like are final, and so is an answer we cannot read (the
+            // token may be spent): every waiting request gets the same error.
+            var (status, code) = failure.Kind == GitHubFailureKind.Rejected
+                ? (StatusCodes.Status400BadRequest, "invalid_grant")
+                : (StatusCodes.Status502BadGateway, "server_error");
+            var error = Error(status, code, failure.Kind == GitHubFailureKind.Rejected
+                ? "GitHub refused the refresh token (expired, revoked or already used): sign the user in again."
+                : "GitHub's answer to the refresh could not be read; sign the user in again.", outcome: code) with { Reason = failure.Reason };
+            await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), code, error.Body, CancellationToken.None);
+            return error;
+        }
+
+        var token = result.Value!;
+        var user = await users.FindAsync(row.UserId, cancellationToken);
+        if (user is null)
+        {
+            var gone = Error(StatusCodes.Status400BadRequest, "invalid_grant", "The user of this refresh token is no longer known to the broker: sign the user in again.");
+            await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), "invalid_grant", gone.Body, CancellationToken.None);
+            return gone;
+        }
+
+        // The answer travels in a response body, not a URL: the JWT gets the full lifetime, as with form_post.
+        var jwt = issuer.Issue(instance, user, token, Login.InstanceResponse.FormPost);
+        var body = JsonSerializer.Serialize(new RefreshResponse(jwt, user.Login), LifecycleJsonContext.Default.RefreshResponse);
+        // The new refresh token is recorded before the answer is published, so it can be used as soon as anyone sees it.
+        await RecordIssuedAsync(instance, user, token, CancellationToken.None);
+        await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), Issued, body, CancellationToken.None);
+        return new RelayAnswer(StatusCodes.Status200OK, body, "succeeded", null, user.Login);
+    }
+
+    public Task<int> PurgeAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        return rows.DeleteEndedAsync(now.ToUnixTimeMilliseconds(), now.Subtract(CollapseWindow).ToUnixTimeMilliseconds(), cancellationToken);
+    }
+
+    public static byte[] Hash(string refreshToken) => SHA256.HashData(Encoding.UTF8.GetBytes(refreshToken));
+
+    public static RelayAnswer Error(int status, string code, string description, string? outcome = null) =>
+        new(status, JsonSerializer.Serialize(new OAuthError(code, description), LifecycleJsonContext.Default.OAuthError), outcome ?? code, description, null);
+
+    private static RelayAnswer Unavailable(string description) =>
+        Error(StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", description, outcome: "github_error") with { RetryAfter = TimeSpan.FromSeconds(30) };
+}
