@@ -129,6 +129,29 @@ public sealed class RefreshRelayTests : FakeGitHubTest
         posted.StatusCode.Should().Be(HttpStatusCode.OK, "client_secret_post is accepted too");
     }
 
+    [Fact]
+    public async Task A_client_secret_made_by_the_command_line_replaces_the_old_one_and_is_never_stored()
+    {
+        var (_, refresh) = Tokens(await LoginAsync());
+
+        var made = await AdminCli.RunProcessAsync(broker, "allowlist", "client-secret", "trackeep-home");
+
+        made.ExitCode.Should().Be(0, made.Error);
+        var secret = made.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
+        secret.Should().MatchRegex("^[0-9a-f]{64}$");
+        var stored = await broker.ReadStoredAllowlistAsync();
+        stored.Should().NotContain(secret).And.Contain("sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret))));
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () =>
+        {
+            using var old = await RefreshAsync("ghr_not-a-token", "trackeep-home", TrackeepSecret);
+            return old.StatusCode == HttpStatusCode.Unauthorized;
+        })).Should().BeTrue("the old secret stops working once the broker has the edit");
+
+        using var response = await RefreshAsync(refresh, "trackeep-home", secret);
+        response.StatusCode.Should().Be(HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        SecretScan.AssertAbsent([secret], broker.Logs.AllText, broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
+    }
+
     [Theory]
     [InlineData(200)]
     [InlineData(400)]

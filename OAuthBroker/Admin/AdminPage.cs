@@ -87,17 +87,17 @@ public static class AdminPage
     private static async Task<IResult> AddAsync(HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
     {
         var form = await context.Request.ReadFormAsync(cancellationToken);
-        var (entry, secret, error) = EntryFromForm(form, existing: null);
+        var (entry, secret, clientSecret, error) = EntryFromForm(form, existing: null);
         var outcome = entry is null ? null : await editor.AddAsync(entry, form["etag"], cancellationToken);
-        return await FinishAsync(context, audit, antiforgery, "create", (string?)form["id"], outcome, error, secret, "/admin/instances", form, cancellationToken);
+        return await FinishAsync(context, audit, antiforgery, "create", (string?)form["id"], outcome, error, secret, "/admin/instances", form, cancellationToken, clientSecret);
     }
 
     private static async Task<IResult> SaveAsync(string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
     {
         var form = await context.Request.ReadFormAsync(cancellationToken);
-        var (entry, secret, error) = EntryFromForm(form, (await editor.ReadAsync(cancellationToken)).Find(id));
+        var (entry, secret, clientSecret, error) = EntryFromForm(form, (await editor.ReadAsync(cancellationToken)).Find(id));
         var outcome = entry is null ? null : await editor.ReplaceAsync(id, entry, form["etag"], cancellationToken);
-        return await FinishAsync(context, audit, antiforgery, "replace", id, outcome, error, secret, $"/admin/instances/{Uri.EscapeDataString(id)}", form, cancellationToken);
+        return await FinishAsync(context, audit, antiforgery, "replace", id, outcome, error, secret, $"/admin/instances/{Uri.EscapeDataString(id)}", form, cancellationToken, clientSecret);
     }
 
     private static async Task<IResult> DeleteAsync(string id, HttpContext context, AllowlistEditor editor, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
@@ -115,16 +115,19 @@ public static class AdminPage
     }
 
     private static async Task<IResult> FinishAsync(
-        HttpContext context, AuditLog audit, IAntiforgery antiforgery, string action, string? id, EditOutcome? outcome, string? formError, string? secret, string formAction, IFormCollection form, CancellationToken cancellationToken)
+        HttpContext context, AuditLog audit, IAntiforgery antiforgery, string action, string? id, EditOutcome? outcome, string? formError, string? secret, string formAction, IFormCollection form, CancellationToken cancellationToken,
+        string? clientSecret = null)
     {
         if (outcome?.Status == EditStatus.Done)
         {
             await AdminApi.RespondAsync(context, audit, action, id, outcome, created: false, cancellationToken);
             context.Response.Headers.Remove("ETag");
-            if (secret is not null)
+            if (secret is not null || clientSecret is not null)
             {
-                return HtmlPage.Render("Instance saved",
-                    $"<p>Give this key to the instance <strong>{HtmlPage.Encode(id)}</strong>. It is not shown again.</p><pre id=\"secret\">{HtmlPage.Encode(secret)}</pre><p><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin"))}\">Back to the admin page</a></p>");
+                var shown = (secret is null ? "" : $"<p>Give this key to the instance <strong>{HtmlPage.Encode(id)}</strong>. It is not shown again.</p><pre id=\"secret\">{HtmlPage.Encode(secret)}</pre>")
+                    + (clientSecret is null ? "" : $"<p>The client secret of <strong>{HtmlPage.Encode(id)}</strong> for the token endpoint (the broker keeps only its hash). It is not shown again.</p><pre id=\"client-secret\">{HtmlPage.Encode(clientSecret)}</pre>");
+                context.Response.Headers.CacheControl = "no-store";
+                return HtmlPage.Render("Instance saved", shown + $"<p><a href=\"{HtmlPage.Encode(context.BrowserPath("/admin"))}\">Back to the admin page</a></p>");
             }
 
             // 303: the browser follows with a GET, so a reload does not repeat the change.
@@ -147,22 +150,41 @@ public static class AdminPage
     private static bool IsDisabled(JsonObject entry) => entry["disabled"] is JsonValue disabled && disabled.TryGetValue<bool>(out var value) && value;
 
     /// <summary>Builds the entry from the form; a generated secret is returned once so the page can show it.</summary>
-    private static (JsonObject? Entry, string? Secret, string? Error) EntryFromForm(IFormCollection form, JsonObject? existing)
+    private static readonly HashSet<string> FormFields = ["id", "redirectUris", "requireState", "refresh", "scopes", "encryptionKey", "deliverAccessToken"];
+
+    private static (JsonObject? Entry, string? Secret, string? ClientSecret, string? Error) EntryFromForm(IFormCollection form, JsonObject? existing)
     {
         var entry = new JsonObject
         {
             ["id"] = form["id"].ToString().Trim(),
             ["redirectUris"] = new JsonArray([.. Lines(form["redirectUris"]).Select(uri => JsonValue.Create(uri))]),
         };
+
+        // What the form does not show is kept as it was: the kill-switch (its own buttons set it), the client secret's
+        // hash, and whatever later settings an entry has.
+        foreach (var (name, value) in existing ?? [])
+        {
+            if (!FormFields.Contains(name))
+            {
+                entry[name] = value?.DeepClone();
+            }
+        }
+
         if (form["requireState"] == "true")
         {
             entry["requireState"] = true;
         }
 
-        // The form does not show the kill-switch (its own buttons do): an edit keeps a disabled instance disabled.
-        if (existing is not null && IsDisabled(existing))
+        if (form["refresh"] == "true")
         {
-            entry["disabled"] = true;
+            entry["refresh"] = true;
+        }
+
+        string? clientSecret = null;
+        if (form["newClientSecret"] == "true")
+        {
+            clientSecret = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+            entry["clientSecret"] = AllowlistFile.SecretHashPrefix + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(clientSecret)));
         }
 
         if (Scopes.Split(form["scopes"]) is { Length: > 0 } scopes)
@@ -189,22 +211,22 @@ public static class AdminPage
                 {
                     if (JsonNode.Parse(form["encryptionKey"].ToString()) is not JsonObject key)
                     {
-                        return (null, null, "encryptionKey must be a JWK (a JSON object).");
+                        return (null, null, null, "encryptionKey must be a JWK (a JSON object).");
                     }
 
                     entry["encryptionKey"] = key;
                 }
                 catch (JsonException)
                 {
-                    return (null, null, "encryptionKey is not valid JSON.");
+                    return (null, null, null, "encryptionKey is not valid JSON.");
                 }
 
                 break;
             default:
-                return (null, null, "Choose how the instance receives the token: its public key, a generated secret, or identity only.");
+                return (null, null, null, "Choose how the instance receives the token: its public key, a generated secret, or identity only.");
         }
 
-        return (entry, secret, null);
+        return (entry, secret, clientSecret, null);
     }
 
     private static string InstanceForm(HttpContext context, IAntiforgery antiforgery, string action, string etag, JsonObject? entry, IFormCollection? previous = null)
@@ -216,11 +238,14 @@ public static class AdminPage
         // New entries require state; an existing entry shows what it has (entries from before the setting have none).
         var requireState = previous is not null ? previous["requireState"] == "true"
             : entry is null || (entry["requireState"] is JsonValue required && required.GetValue<bool>());
+        var refresh = previous is not null ? previous["refresh"] == "true" : entry?["refresh"] is JsonValue refreshes && refreshes.TryGetValue<bool>(out var on) && on;
         var fields = new StringBuilder()
             .Append(CultureInvariant($"<p><label>Id <input name=\"id\" value=\"{HtmlPage.Encode(id)}\" {(entry is null ? "" : "readonly")}></label></p>"))
             .Append(CultureInvariant($"<p><label>Redirect URIs, one per line<br><textarea name=\"redirectUris\" rows=\"3\" cols=\"60\">{HtmlPage.Encode(uris)}</textarea></label></p>"))
             .Append(CultureInvariant($"<p><label>Scopes (empty: the default) <input name=\"scopes\" size=\"40\" value=\"{HtmlPage.Encode(scopes)}\"></label></p>"))
             .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"requireState\" value=\"true\"{(requireState ? " checked" : "")}> Require the instance's own <code>state</code> on every login</label></p>"))
+            .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"refresh\" value=\"true\"{(refresh ? " checked" : "")}> Deliver GitHub's refresh token and let the instance refresh through <code>/oauth/token</code> (needs a client secret)</label><br>"))
+            .Append(CultureInvariant($"<label><input type=\"checkbox\" name=\"newClientSecret\" value=\"true\"> Generate a new client secret (shown once{(entry?["clientSecret"] is null ? "" : "; replaces the current one")})</label></p>"))
             .Append("<p>The GitHub token is delivered:<br>");
         if (hasKey)
         {

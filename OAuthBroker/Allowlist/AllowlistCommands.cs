@@ -9,7 +9,7 @@ using OAuthBroker.Web;
 
 namespace OAuthBroker.Allowlist;
 
-/// <summary><c>allowlist list|add|remove|disable|enable|validate|check|export|import</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
+/// <summary><c>allowlist list|add|remove|disable|enable|client-secret|validate|check|export|import</c>: exit 0 on success, 1 on refusal, so scripts can rely on it.</summary>
 public static class AllowlistCommands
 {
 
@@ -21,6 +21,7 @@ public static class AllowlistCommands
         command.Add(Remove(services, output, error));
         command.Add(SetDisabled(services, output, error, disabled: true));
         command.Add(SetDisabled(services, output, error, disabled: false));
+        command.Add(ClientSecret(services, output, error));
         command.Add(Validate(services, output, error));
         command.Add(Check(services, output));
         command.Add(Export(services, output));
@@ -175,6 +176,40 @@ public static class AllowlistCommands
             await output.WriteLineAsync(disabled
                 ? $"Disabled instance '{instanceId}': running brokers refuse its logins and tokens as soon as they reload the allowlist."
                 : $"Enabled instance '{instanceId}'.");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// <c>allowlist client-secret ID</c>: a new 256-bit client secret for the token endpoint, printed once; the entry
+    /// keeps only its SHA-256, so a lost secret is replaced, never recovered. Audited like the kill-switch.
+    /// </summary>
+    private static Command ClientSecret(IServiceProvider services, TextWriter output, TextWriter error)
+    {
+        var id = new Argument<string>("id") { Description = "The instance that gets a new client secret." };
+        var command = new Command("client-secret", "Generate the instance's client secret for the token endpoint (refresh), print it once, and keep only its hash; replaces the previous one.") { id };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var instanceId = parse.GetValue(id)!;
+            await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
+            var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+            var outcome = await (await EditorAsync(services, cancellationToken)).SetClientSecretAsync(instanceId, secret, ifMatch: null, cancellationToken);
+            if (outcome.Status == EditStatus.NotFound)
+            {
+                await error.WriteLineAsync($"No instance '{instanceId}'.");
+                return 1;
+            }
+
+            if (!Report(outcome, error))
+            {
+                return 1;
+            }
+
+            await services.GetRequiredService<Audit.AuditLog>().RecordAdminAsync(
+                $"cli:{Environment.UserName}", "client_secret", instanceId, outcome.Before, outcome.After, clientIp: null, cancellationToken);
+            await output.WriteLineAsync($"New client secret of '{instanceId}' (give it to the instance; it is not shown again):");
+            await output.WriteLineAsync(secret);
             return 0;
         });
         return command;

@@ -91,7 +91,23 @@ public sealed class AllowlistEditor(IAllowlistSource source, AllowlistDefaults d
     /// The kill-switch: sets <c>"disabled": true</c> on the entry, or removes the property to enable it again, leaving
     /// every other field as it was. Done even when the entry already was in that state, so the audit shows the request.
     /// </summary>
-    public Task<EditOutcome> SetDisabledAsync(string id, bool disabled, string? ifMatch, CancellationToken cancellationToken) => EditAsync(ifMatch, content =>
+    public Task<EditOutcome> SetDisabledAsync(string id, bool disabled, string? ifMatch, CancellationToken cancellationToken) => ChangeEntryAsync(id, ifMatch, entry =>
+    {
+        if (disabled)
+        {
+            entry["disabled"] = true;
+        }
+        else
+        {
+            entry.Remove("disabled");
+        }
+    }, cancellationToken);
+
+    /// <summary>Sets the entry's client secret to the hash of <paramref name="secret"/>, replacing any it had; nothing else changes.</summary>
+    public Task<EditOutcome> SetClientSecretAsync(string id, string secret, string? ifMatch, CancellationToken cancellationToken) => ChangeEntryAsync(id, ifMatch, entry =>
+        entry["clientSecret"] = AllowlistFile.SecretHashPrefix + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(secret))), cancellationToken);
+
+    private Task<EditOutcome> ChangeEntryAsync(string id, string? ifMatch, Action<JsonObject> change, CancellationToken cancellationToken) => EditAsync(ifMatch, content =>
     {
         if (content.Find(id) is not { } existing)
         {
@@ -99,15 +115,7 @@ public sealed class AllowlistEditor(IAllowlistSource source, AllowlistDefaults d
         }
 
         var before = (JsonObject)existing.DeepClone();
-        if (disabled)
-        {
-            existing["disabled"] = true;
-        }
-        else
-        {
-            existing.Remove("disabled");
-        }
-
+        change(existing);
         return (EditStatus.Done, before, (JsonObject)existing.DeepClone(), []);
     }, cancellationToken);
 
