@@ -33,6 +33,8 @@ public abstract class StorageBackend : IAsyncLifetime
 
     public abstract OAuthBroker.Lifecycle.IRefreshTokenRepository RefreshTokens();
 
+    public abstract OAuthBroker.Lifecycle.IClientAssertionRepository ClientAssertions();
+
     /// <summary>The key ring store; one per backend, since Data Protection's replicas share it.</summary>
     public abstract IKeyRingStore KeyRing();
 
@@ -84,6 +86,8 @@ public sealed class SqliteBackend : StorageBackend
 
     public override OAuthBroker.Lifecycle.IRefreshTokenRepository RefreshTokens() => new OAuthBroker.Lifecycle.SqliteRefreshTokenRepository(connections);
 
+    public override OAuthBroker.Lifecycle.IClientAssertionRepository ClientAssertions() => new OAuthBroker.Lifecycle.SqliteClientAssertionRepository(connections);
+
     public override IKeyRingStore KeyRing() => new FileKeyRingStore(Options.Create(new BrokerOptions { DataPath = folder.Path }));
 
     public override IBrokerDatabase Database() => new DatabaseMigrator(connections);
@@ -129,6 +133,8 @@ public sealed class PostgresBackend : StorageBackend
     public override IAdminSessionRepository AdminSessions() => new PostgresAdminSessionRepository(Open());
 
     public override OAuthBroker.Lifecycle.IRefreshTokenRepository RefreshTokens() => new OAuthBroker.Lifecycle.PostgresRefreshTokenRepository(Open());
+
+    public override OAuthBroker.Lifecycle.IClientAssertionRepository ClientAssertions() => new OAuthBroker.Lifecycle.PostgresClientAssertionRepository(Open());
 
     public override IKeyRingStore KeyRing() => new PostgresKeyRingStore(Open());
 

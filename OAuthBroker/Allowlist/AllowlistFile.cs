@@ -177,14 +177,20 @@ public static partial class AllowlistFile
             errors.Add(new("clientSecret", "must be \"sha256:\" and the 64 hex digits of the secret's SHA-256 (`allowlist client-secret ID` makes one); never the secret itself"));
         }
 
+        Microsoft.IdentityModel.Tokens.JsonWebKey? clientKey = null;
+        if (entry.ClientKey is { ValueKind: not JsonValueKind.Null } clientKeyElement && !Lifecycle.ClientKey.TryParse(clientKeyElement, out clientKey, out var clientKeyError))
+        {
+            errors.Add(new("clientKey", clientKeyError));
+        }
+
         var refresh = entry.Refresh ?? false;
         if (refresh && !deliver)
         {
             errors.Add(new("refresh", "needs the GitHub token to be delivered: an identity-only entry has nothing to refresh"));
         }
-        else if (refresh && entry.ClientSecret is null)
+        else if (refresh && entry.ClientSecret is null && entry.ClientKey is null)
         {
-            errors.Add(new("refresh", "needs a client credential: add \"clientSecret\" (`allowlist client-secret ID`), so that only this instance can refresh its tokens"));
+            errors.Add(new("refresh", "needs a client credential: add \"clientKey\" (the instance's public signing key, for private_key_jwt) or \"clientSecret\" (`allowlist client-secret ID`), so that only this instance can refresh its tokens"));
         }
 
         return errors.Count == 0
@@ -194,6 +200,7 @@ public static partial class AllowlistFile
                 Disabled = entry.Disabled ?? false,
                 Refresh = refresh,
                 ClientSecretHash = clientSecretHash,
+                ClientKey = clientKey,
             }
             : null;
     }
@@ -309,6 +316,8 @@ public static partial class AllowlistFile
         public bool? Refresh { get; set; }
 
         public string? ClientSecret { get; set; }
+
+        public JsonElement? ClientKey { get; set; }
     }
 }
 

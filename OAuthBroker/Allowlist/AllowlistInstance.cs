@@ -29,6 +29,9 @@ public sealed record AllowlistInstance(
 
     /// <summary>SHA-256 of the instance's client secret (<c>"clientSecret": "sha256:&lt;hex&gt;"</c>); null when it has none.</summary>
     public byte[]? ClientSecretHash { get; init; }
+
+    /// <summary>The instance's public signing key for <c>private_key_jwt</c> (<c>"clientKey"</c>); null when it has none.</summary>
+    public Microsoft.IdentityModel.Tokens.JsonWebKey? ClientKey { get; init; }
 }
 
 /// <summary>

@@ -15,8 +15,11 @@ public static partial class LifecycleEndpoints
     public static IServiceCollection AddLifecycle(this IServiceCollection services)
     {
         services.AddStore<IRefreshTokenRepository, SqliteRefreshTokenRepository, PostgresRefreshTokenRepository>();
+        services.AddStore<IClientAssertionRepository, SqliteClientAssertionRepository, PostgresClientAssertionRepository>();
         services.AddSingleton<RefreshRelay>();
+        services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<RefreshRelay>());
+        services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<ClientAuthenticator>());
         return services;
     }
 
@@ -30,7 +33,8 @@ public static partial class LifecycleEndpoints
     /// POST /oauth/token with grant_type=refresh_token. Errors are RFC 6749 section 5.2 JSON (what OAuth clients
     /// parse), never problem details; every answer is <c>Cache-Control: no-store</c>.
     /// </summary>
-    public static async Task<IResult> TokenAsync(HttpContext context, AllowlistProvider allowlist, RefreshRelay relay, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
+    public static async Task<IResult> TokenAsync(
+        HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, RefreshRelay relay, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
     {
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers.Pragma = "no-cache";
@@ -54,7 +58,7 @@ public static partial class LifecycleEndpoints
             return Answer(context, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", $"The form is malformed or larger than {MaxBodyBytes} bytes."));
         }
 
-        var client = ClientAuthentication.Authenticate(context.Request, form, allowlist.Current);
+        var client = await clients.AuthenticateAsync(context.Request, form, allowlist.Current, cancellationToken);
         if (client.Instance is not { } instance)
         {
             Log.ClientRefused(logger, client.Failure!);

@@ -132,6 +132,15 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         ) WITHOUT ROWID;
         CREATE INDEX ix_refresh_tokens_expires_at ON refresh_tokens (expires_at);
         """,
+        // private_key_jwt: each accepted assertion's jti until it expires, so that none is accepted twice.
+        """
+        CREATE TABLE client_assertions (
+            jti_hash    BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of an accepted private_key_jwt assertion's instance and jti
+            instance_id TEXT    NOT NULL,
+            expires_at  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_client_assertions_expires_at ON client_assertions (expires_at);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -107,6 +107,14 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         );
         CREATE INDEX ix_refresh_tokens_expires_at ON refresh_tokens (expires_at);
         """,
+        """
+        CREATE TABLE client_assertions (
+            jti_hash    bytea  NOT NULL PRIMARY KEY,  -- SHA-256 of an accepted private_key_jwt assertion's instance and jti
+            instance_id text   NOT NULL,
+            expires_at  bigint NOT NULL
+        );
+        CREATE INDEX ix_client_assertions_expires_at ON client_assertions (expires_at);
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>

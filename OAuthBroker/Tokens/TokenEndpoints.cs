@@ -19,6 +19,7 @@ public static class TokenEndpoints
     private static readonly string[] ResponseModes = Login.InstanceResponse.Modes;
     private static readonly string[] EncryptionAlgorithms = ["RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir"];
     private static readonly string[] ContentEncryptions = [InstanceTokenEncryptor.ContentEncryption];
+    private static readonly string[] GrantTypes = ["refresh_token"];
 
     public static IServiceCollection AddTokens(this IServiceCollection services)
     {
@@ -62,8 +63,9 @@ public static class TokenEndpoints
 
     /// <summary>
     /// RFC 8414 metadata that claims nothing the broker does not do. Its start endpoint is no RFC 6749 authorization
-    /// endpoint (no <c>response_type</c>, no token endpoint, no client PKCE): the two REQUIRED or defaulted lists say so
-    /// by being empty, since leaving out <c>grant_types_supported</c> would mean authorization_code and implicit.
+    /// endpoint (no <c>response_type</c>, no client PKCE): <c>response_types_supported</c> is empty, and the token
+    /// endpoint serves the refresh relay only, so <c>grant_types_supported</c> lists refresh_token alone (left out, it
+    /// would mean authorization_code and implicit).
     /// The <c>token_</c> and <c>access_token_encryption_</c> members are the broker's own: no registered name describes
     /// the JWT it hands back or the JWE inside it.
     /// </summary>
@@ -77,8 +79,11 @@ public static class TokenEndpoints
             ["authorization_endpoint"] = issuer + "/auth/github",
             ["jwks_uri"] = issuer + "/.well-known/jwks.json",
             ["userinfo_endpoint"] = issuer + "/api/v1/user/me",
+            ["token_endpoint"] = issuer + "/oauth/token",
+            ["token_endpoint_auth_methods_supported"] = Lifecycle.ClientAuthenticator.Methods,
+            ["token_endpoint_auth_signing_alg_values_supported"] = Lifecycle.ClientKey.Algorithms,
             ["response_types_supported"] = Array.Empty<string>(),
-            ["grant_types_supported"] = Array.Empty<string>(),
+            ["grant_types_supported"] = GrantTypes,
             ["response_modes_supported"] = ResponseModes,
             ["authorization_response_iss_parameter_supported"] = true,
             ["scopes_supported"] = scopes.ToArray(),
