@@ -60,6 +60,7 @@ public sealed class FakeGitHub : IAsyncDisposable
     private readonly ConcurrentDictionary<string, string> refreshTokens = new();
     private readonly ConcurrentQueue<string> issuedSecrets = new();
     private int refreshCalls;
+    private int revokeCalls;
     private int userCalls;
 
     private FakeGitHub(WebApplication app) => this.app = app;
@@ -105,6 +106,9 @@ public sealed class FakeGitHub : IAsyncDisposable
         .Concat(TokenRequests.Select(request => request.CodeVerifier).OfType<string>().Where(verifier => verifier.Length >= 43));
 
     public int TokenCallCount => TokenRequests.Count;
+
+    /// <summary>DELETE /applications/{client_id}/token calls, whatever their outcome.</summary>
+    public int RevokeCallCount => Volatile.Read(ref revokeCalls);
 
     /// <summary>Refreshes asked of the token endpoint (grant_type=refresh_token), whatever their outcome.</summary>
     public int RefreshCallCount => Volatile.Read(ref refreshCalls);
@@ -178,6 +182,7 @@ public sealed class FakeGitHub : IAsyncDisposable
         web.MapPost("/login/oauth/access_token", (Func<HttpContext, Task<IResult>>)ExchangeAsync);
         web.MapGet("/api/v3/user", (Func<HttpContext, Task<IResult>>)GetUserAsync);
         web.MapGet("/api/v3/user/emails", GetEmails);
+        web.MapDelete("/api/v3/applications/{clientId}/token", (Func<HttpContext, string, Task<IResult>>)RevokeAsync);
     }
 
     private IResult Authorize(HttpRequest request)
@@ -323,6 +328,39 @@ public sealed class FakeGitHub : IAsyncDisposable
         }
 
         return Answer(accept, Issue(previous.User, previous.Scope, expiring: true));
+    }
+
+    /// <summary>
+    /// DELETE /applications/{client_id}/token: Basic auth with the app's client id and secret, body {"access_token"};
+    /// 204 when revoked, 404 for a token GitHub does not know (already revoked, never issued), 401 for bad credentials.
+    /// </summary>
+    private async Task<IResult> RevokeAsync(HttpContext context, string clientId)
+    {
+        Interlocked.Increment(ref revokeCalls);
+        var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{ClientId}:{ClientSecret}"));
+        if (clientId != ClientId || context.Request.Headers.Authorization != expected)
+        {
+            return Results.Json(new { message = "Requires authentication" }, statusCode: 401);
+        }
+
+        using var body = await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body);
+        var token = body.RootElement.TryGetProperty("access_token", out var value) ? value.GetString() : null;
+        if (token is null)
+        {
+            return Results.Json(new { message = "Invalid request." }, statusCode: 422);
+        }
+
+        if (!tokens.TryRemove(token, out var issued))
+        {
+            return Results.Json(new { message = "Not Found" }, statusCode: 404);
+        }
+
+        if (issued.RefreshToken is { } refresh)
+        {
+            refreshTokens.TryRemove(refresh, out _);
+        }
+
+        return Results.NoContent();
     }
 
     private async Task<IResult> GetUserAsync(HttpContext context)

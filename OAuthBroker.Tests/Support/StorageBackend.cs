@@ -35,6 +35,8 @@ public abstract class StorageBackend : IAsyncLifetime
 
     public abstract OAuthBroker.Lifecycle.IClientAssertionRepository ClientAssertions();
 
+    public abstract OAuthBroker.Lifecycle.IAccessTokenRepository AccessTokens();
+
     /// <summary>The key ring store; one per backend, since Data Protection's replicas share it.</summary>
     public abstract IKeyRingStore KeyRing();
 
@@ -88,6 +90,8 @@ public sealed class SqliteBackend : StorageBackend
 
     public override OAuthBroker.Lifecycle.IClientAssertionRepository ClientAssertions() => new OAuthBroker.Lifecycle.SqliteClientAssertionRepository(connections);
 
+    public override OAuthBroker.Lifecycle.IAccessTokenRepository AccessTokens() => new OAuthBroker.Lifecycle.SqliteAccessTokenRepository(connections);
+
     public override IKeyRingStore KeyRing() => new FileKeyRingStore(Options.Create(new BrokerOptions { DataPath = folder.Path }));
 
     public override IBrokerDatabase Database() => new DatabaseMigrator(connections);
@@ -135,6 +139,8 @@ public sealed class PostgresBackend : StorageBackend
     public override OAuthBroker.Lifecycle.IRefreshTokenRepository RefreshTokens() => new OAuthBroker.Lifecycle.PostgresRefreshTokenRepository(Open());
 
     public override OAuthBroker.Lifecycle.IClientAssertionRepository ClientAssertions() => new OAuthBroker.Lifecycle.PostgresClientAssertionRepository(Open());
+
+    public override OAuthBroker.Lifecycle.IAccessTokenRepository AccessTokens() => new OAuthBroker.Lifecycle.PostgresAccessTokenRepository(Open());
 
     public override IKeyRingStore KeyRing() => new PostgresKeyRingStore(Open());
 

@@ -152,6 +152,40 @@ public sealed class RefreshRelayTests : FakeGitHubTest
         SecretScan.AssertAbsent([secret], broker.Logs.AllText, broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
     }
 
+    [Fact]
+    public async Task An_instance_revokes_the_GitHub_token_it_was_given_and_no_other_instance_can()
+    {
+        GitHub.ExpiringTokens = false;
+        var access = Instances.Trackeep.Decrypt((await LoginAsync()).GetPayloadValue<string>("access_token"));
+
+        using (var stolen = await RevokeAsync(access, "legacy-rsa", LegacySecret))
+        {
+            stolen.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+            ((string?)(await stolen.Content.ReadFromJsonAsync<JsonObject>())!["error"]).Should().Be("invalid_grant");
+        }
+
+        GitHub.RevokeCallCount.Should().Be(0);
+        GitHub.IsLive(access).Should().BeTrue();
+        using (var wrongSecret = await RevokeAsync(access, "trackeep-home", LegacySecret))
+        {
+            wrongSecret.StatusCode.Should().Be(HttpStatusCode.Unauthorized);
+        }
+
+        using (var revoked = await RevokeAsync(access, "trackeep-home", TrackeepSecret))
+        {
+            revoked.StatusCode.Should().Be(HttpStatusCode.OK, await revoked.Content.ReadAsStringAsync());
+        }
+
+        GitHub.IsLive(access).Should().BeFalse("GitHub ended the token");
+        using (var again = await RevokeAsync(access, "trackeep-home", TrackeepSecret))
+        {
+            again.StatusCode.Should().Be(HttpStatusCode.OK, "revoking a revoked token succeeds (RFC 7009)");
+        }
+
+        var audit = await broker.ScalarAsync("SELECT COUNT(*) FROM audit_events WHERE kind = 'token' AND action = 'revoked' AND instance_id = 'trackeep-home'");
+        audit.Should().Be(2);
+    }
+
     [Theory]
     [InlineData(200)]
     [InlineData(400)]
@@ -251,10 +285,14 @@ public sealed class RefreshRelayTests : FakeGitHubTest
         PostAsync(new() { ["grant_type"] = "refresh_token", ["refresh_token"] = refreshToken },
             new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(clientId)}:{Uri.EscapeDataString(secret)}"))));
 
-    private async Task<HttpResponseMessage> PostAsync(Dictionary<string, string> form, AuthenticationHeaderValue? authorization)
+    private Task<HttpResponseMessage> RevokeAsync(string accessToken, string clientId, string secret) =>
+        PostAsync(new() { ["token"] = accessToken },
+            new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{clientId}:{secret}"))), "/oauth/revoke");
+
+    private async Task<HttpResponseMessage> PostAsync(Dictionary<string, string> form, AuthenticationHeaderValue? authorization, string path = "/oauth/token")
     {
         using var client = broker.CreateClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token") { Content = new FormUrlEncodedContent(form) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new FormUrlEncodedContent(form) };
         request.Headers.Authorization = authorization;
         return await client.SendAsync(request);
     }

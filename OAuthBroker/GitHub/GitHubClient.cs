@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json.Serialization;
 using System.Text.Json;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
@@ -61,6 +63,40 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         var (document, failure) = await SendAsync(request, "refresh", "the token refresh", cancellationToken, errorBodyOnBadRequest: true);
         return failure ?? ReadToken(document!, "the token refresh");
+    }
+
+    /// <summary>
+    /// DELETE /applications/{client_id}/token with the app's Basic credentials: ends one token at GitHub. True when
+    /// GitHub revoked it or no longer knows it (404: revoked already, or expired), which is what the caller wants.
+    /// </summary>
+    public async Task<GitHubFailure?> RevokeAsync(string accessToken, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        using var request = new HttpRequestMessage(HttpMethod.Delete, settings.TokenRevocationEndpoint)
+        {
+            Content = JsonContent.Create(new Dictionary<string, string> { ["access_token"] = accessToken }, GitHubJsonContext.Default.DictionaryStringString),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{settings.ClientId}:{settings.ClientSecret}")));
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/vnd.github+json"));
+        request.Headers.Add("X-GitHub-Api-Version", "2022-11-28");
+        var started = time.GetTimestamp();
+        GitHubFailure? failure;
+        try
+        {
+            using var response = await http.SendAsync(request, cancellationToken);
+            failure = response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotFound ? null : StatusFailure(response, "the token revocation");
+        }
+        catch (Exception exception) when (exception is TaskCanceledException or TimeoutRejectedException && !cancellationToken.IsCancellationRequested)
+        {
+            failure = new GitHubFailure(GitHubFailureKind.Unavailable, "the token revocation timed out");
+        }
+        catch (HttpRequestException exception)
+        {
+            failure = new GitHubFailure(GitHubFailureKind.Unavailable, $"the token revocation failed: {exception.HttpRequestError}");
+        }
+
+        metrics.GitHubCalled("revoke", failure?.Kind.ToString().ToLowerInvariant() ?? "ok", time.GetElapsedTime(started));
+        return failure;
     }
 
     private GitHubResult<GitHubToken> ReadToken(JsonDocument document, string what)
@@ -298,3 +334,6 @@ public static class GitHubSetup
         return services;
     }
 }
+
+[JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class GitHubJsonContext : JsonSerializerContext;

@@ -35,6 +35,9 @@ public sealed class GitHubOptions
     public string UserEndpoint => ApiUrl.TrimEnd('/') + "/user";
 
     public string UserEmailsEndpoint => ApiUrl.TrimEnd('/') + "/user/emails";
+
+    /// <summary>DELETE here with the app's Basic credentials revokes one token of this app.</summary>
+    public string TokenRevocationEndpoint => ApiUrl.TrimEnd('/') + "/applications/" + Uri.EscapeDataString(ClientId) + "/token";
 }
 
 public sealed class GitHubOptionsValidator : IValidateOptions<GitHubOptions>

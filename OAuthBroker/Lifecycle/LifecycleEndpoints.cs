@@ -16,6 +16,7 @@ public static partial class LifecycleEndpoints
     {
         services.AddStore<IRefreshTokenRepository, SqliteRefreshTokenRepository, PostgresRefreshTokenRepository>();
         services.AddStore<IClientAssertionRepository, SqliteClientAssertionRepository, PostgresClientAssertionRepository>();
+        services.AddStore<IAccessTokenRepository, SqliteAccessTokenRepository, PostgresAccessTokenRepository>();
         services.AddSingleton<RefreshRelay>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<RefreshRelay>());
@@ -26,6 +27,7 @@ public static partial class LifecycleEndpoints
     public static IEndpointRouteBuilder MapLifecycle(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapPost("/oauth/token", TokenAsync).WithTags("Token lifecycle").DisableAntiforgery();
+        endpoints.MapPost("/oauth/revoke", RevokeAsync).WithTags("Token lifecycle").DisableAntiforgery();
         return endpoints;
     }
 
@@ -38,37 +40,17 @@ public static partial class LifecycleEndpoints
     {
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers.Pragma = "no-cache";
-        if (!context.Request.HasFormContentType)
+        var (read, refused) = await ReadFormAsync(context, cancellationToken);
+        if (refused is not null)
         {
-            return Answer(context, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "Send the request as application/x-www-form-urlencoded."));
+            return Answer(context, refused);
         }
 
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
-        {
-            limit.MaxRequestBodySize = MaxBodyBytes;
-        }
-
-        IFormCollection form;
-        try
-        {
-            form = await context.Request.ReadFormAsync(new FormOptions { ValueCountLimit = 16, ValueLengthLimit = MaxBodyBytes, KeyLengthLimit = 64 }, cancellationToken);
-        }
-        catch (Exception exception) when (exception is InvalidDataException or BadHttpRequestException)
-        {
-            return Answer(context, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", $"The form is malformed or larger than {MaxBodyBytes} bytes."));
-        }
-
+        var form = read!;
         var client = await clients.AuthenticateAsync(context.Request, form, allowlist.Current, cancellationToken);
         if (client.Instance is not { } instance)
         {
-            Log.ClientRefused(logger, client.Failure!);
-            await audit.RecordRefusalAsync(null, "token endpoint: " + client.Failure, context.Connection.RemoteIpAddress, cancellationToken);
-            if (client.UsedBasic)
-            {
-                context.Response.Headers.WWWAuthenticate = "Basic realm=\"oauthbroker\"";
-            }
-
-            return Answer(context, RefreshRelay.Error(StatusCodes.Status401Unauthorized, "invalid_client", "Client authentication failed."));
+            return await RefuseClientAsync(context, audit, logger, client, cancellationToken);
         }
 
         var clientIp = ClientAddress.Of(context);
@@ -96,6 +78,75 @@ public static partial class LifecycleEndpoints
         }
 
         return await FinishAsync(context, audit, instance, clientIp, await relay.RefreshAsync(instance, refreshToken, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
+    /// POST /oauth/revoke (RFC 7009) with <c>token</c>, a GitHub access token the instance was given: revoked at GitHub
+    /// when the broker handed it to this instance. A whole grant (every instance of a user) is not an instance's call.
+    /// </summary>
+    public static async Task<IResult> RevokeAsync(
+        HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, RefreshRelay relay, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
+    {
+        context.Response.Headers.CacheControl = "no-store";
+        var (form, refused) = await ReadFormAsync(context, cancellationToken);
+        if (refused is not null)
+        {
+            return Answer(context, refused);
+        }
+
+        var client = await clients.AuthenticateAsync(context.Request, form!, allowlist.Current, cancellationToken);
+        if (client.Instance is not { } instance)
+        {
+            return await RefuseClientAsync(context, audit, logger, client, cancellationToken);
+        }
+
+        var clientIp = ClientAddress.Of(context);
+        var token = form!["token"].ToString();
+        if (form["token"].Count != 1 || token.Length is 0 or > RefreshRelay.MaxRefreshTokenLength || !token.All(c => c is > ' ' and <= '~'))
+        {
+            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "token is required once, as the GitHub access token to revoke."), cancellationToken);
+        }
+
+        if (form["token_type_hint"].Count > 0 && form["token_type_hint"] != "access_token")
+        {
+            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "unsupported_token_type", "Only GitHub access tokens are revoked here; a refresh token dies with its access token."), cancellationToken);
+        }
+
+        return await FinishAsync(context, audit, instance, clientIp, await relay.RevokeAsync(instance, token, cancellationToken), cancellationToken);
+    }
+
+    private static async Task<(IFormCollection? Form, RelayAnswer? Refused)> ReadFormAsync(HttpContext context, CancellationToken cancellationToken)
+    {
+        if (!context.Request.HasFormContentType)
+        {
+            return (null, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "Send the request as application/x-www-form-urlencoded."));
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = MaxBodyBytes;
+        }
+
+        try
+        {
+            return (await context.Request.ReadFormAsync(new FormOptions { ValueCountLimit = 16, ValueLengthLimit = MaxBodyBytes, KeyLengthLimit = 64 }, cancellationToken), null);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or BadHttpRequestException)
+        {
+            return (null, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", $"The form is malformed or larger than {MaxBodyBytes} bytes."));
+        }
+    }
+
+    private static async Task<IResult> RefuseClientAsync(HttpContext context, AuditLog audit, ILogger logger, ClientAuthenticationResult client, CancellationToken cancellationToken)
+    {
+        Log.ClientRefused(logger, client.Failure!);
+        await audit.RecordRefusalAsync(null, "token endpoint: " + client.Failure, context.Connection.RemoteIpAddress, cancellationToken);
+        if (client.UsedBasic)
+        {
+            context.Response.Headers.WWWAuthenticate = "Basic realm=\"oauthbroker\"";
+        }
+
+        return Answer(context, RefreshRelay.Error(StatusCodes.Status401Unauthorized, "invalid_client", "Client authentication failed."));
     }
 
     private static async Task<IResult> FinishAsync(HttpContext context, AuditLog audit, AllowlistInstance instance, string? clientIp, RelayAnswer answer, CancellationToken cancellationToken)

@@ -26,7 +26,8 @@ public sealed record RelayAnswer(int Status, string Body, string Outcome, string
 /// token in the database, the others wait for the answer stored there.
 /// </summary>
 public sealed class RefreshRelay(
-    IRefreshTokenRepository rows, GitHubClient gitHub, IUserStore users, BrokerTokenIssuer issuer, IOptions<GitHubOptions> gitHubOptions, TimeProvider time) : IPurgeable
+    IRefreshTokenRepository rows, IAccessTokenRepository accessTokens, GitHubClient gitHub, IUserStore users, BrokerTokenIssuer issuer, IOptions<GitHubOptions> gitHubOptions, TimeProvider time)
+    : IPurgeable
 {
     public static readonly TimeSpan CollapseWindow = TimeSpan.FromMinutes(2);
 
@@ -41,20 +42,51 @@ public sealed class RefreshRelay(
 
     public string Name => "refresh_tokens";
 
-    /// <summary>Records a refresh token handed to <paramref name="instance"/> in a JWT, so that only it can use it.</summary>
-    public Task RecordIssuedAsync(AllowlistInstance instance, BrokerUser user, GitHubToken token, CancellationToken cancellationToken)
+    /// <summary>How long the instance of a token that does not expire (an OAuth App's) is remembered, for its revocation.</summary>
+    public static readonly TimeSpan UnexpiringTokenRecord = TimeSpan.FromDays(366);
+
+    /// <summary>
+    /// Records, by hash, the GitHub tokens handed to <paramref name="instance"/> in a JWT: the access token, so that it
+    /// and no other instance may revoke it, and the refresh token, so that it and no other may use it.
+    /// </summary>
+    public async Task RecordIssuedAsync(AllowlistInstance instance, BrokerUser user, GitHubToken token, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(instance);
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(token);
-        if (!instance.Refresh || token.RefreshToken is not { } refreshToken)
+        if (!instance.DeliversAccessToken)
         {
-            return Task.CompletedTask;
+            return;
         }
 
         var now = time.GetUtcNow();
-        var expiresAt = token.RefreshTokenExpiresAt ?? now.Add(DefaultRefreshLifetime);
-        return rows.RecordAsync(Hash(refreshToken), instance.Id, user.Id, now.ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), cancellationToken);
+        var accessExpiresAt = token.ExpiresAt ?? now.Add(UnexpiringTokenRecord);
+        await accessTokens.RecordAsync(Hash(token.AccessToken), instance.Id, user.Id, now.ToUnixTimeMilliseconds(), accessExpiresAt.ToUnixTimeMilliseconds(), cancellationToken);
+        if (instance.Refresh && token.RefreshToken is { } refreshToken)
+        {
+            var expiresAt = token.RefreshTokenExpiresAt ?? now.Add(DefaultRefreshLifetime);
+            await rows.RecordAsync(Hash(refreshToken), instance.Id, user.Id, now.ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), cancellationToken);
+        }
+    }
+
+    /// <summary>RFC 7009 for an access token the instance holds: revoked at GitHub if it was issued to this instance.</summary>
+    public async Task<RelayAnswer> RevokeAsync(AllowlistInstance instance, string accessToken, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        var hash = Hash(accessToken);
+        if (await accessTokens.FindInstanceAsync(hash, cancellationToken) is not { } owner || !string.Equals(owner, instance.Id, StringComparison.Ordinal))
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The token is not a GitHub token this broker handed to this instance.", outcome: "not_its_token");
+        }
+
+        if (await gitHub.RevokeAsync(accessToken, cancellationToken) is { } failure)
+        {
+            return failure.Kind == GitHubFailureKind.Unavailable
+                ? Unavailable("GitHub is not reachable right now; try the revocation again shortly.") with { Reason = failure.Reason }
+                : Error(StatusCodes.Status502BadGateway, "server_error", "GitHub did not revoke the token.", outcome: "github_error") with { Reason = failure.Reason };
+        }
+
+        return new RelayAnswer(StatusCodes.Status200OK, "{}", "revoked", null, null);
     }
 
     public async Task<RelayAnswer> RefreshAsync(AllowlistInstance instance, string refreshToken, CancellationToken cancellationToken)
@@ -146,10 +178,11 @@ public sealed class RefreshRelay(
         return new RelayAnswer(StatusCodes.Status200OK, body, "succeeded", null, user.Login);
     }
 
-    public Task<int> PurgeAsync(CancellationToken cancellationToken)
+    public async Task<int> PurgeAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        return rows.DeleteEndedAsync(now.ToUnixTimeMilliseconds(), now.Subtract(CollapseWindow).ToUnixTimeMilliseconds(), cancellationToken);
+        return await rows.DeleteEndedAsync(now.ToUnixTimeMilliseconds(), now.Subtract(CollapseWindow).ToUnixTimeMilliseconds(), cancellationToken)
+            + await accessTokens.DeleteExpiredAsync(now.ToUnixTimeMilliseconds(), cancellationToken);
     }
 
     public static byte[] Hash(string refreshToken) => SHA256.HashData(Encoding.UTF8.GetBytes(refreshToken));

@@ -141,6 +141,17 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         ) WITHOUT ROWID;
         CREATE INDEX ix_client_assertions_expires_at ON client_assertions (expires_at);
         """,
+        // Revocation: which instance each GitHub access token went to, by hash, so that it may revoke its own only.
+        """
+        CREATE TABLE access_tokens (
+            token_hash  BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the GitHub access token; never the token
+            instance_id TEXT    NOT NULL,
+            user_id     INTEGER NOT NULL,
+            issued_at   INTEGER NOT NULL,
+            expires_at  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_access_tokens_expires_at ON access_tokens (expires_at);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -115,6 +115,16 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         );
         CREATE INDEX ix_client_assertions_expires_at ON client_assertions (expires_at);
         """,
+        """
+        CREATE TABLE access_tokens (
+            token_hash  bytea  NOT NULL PRIMARY KEY,  -- SHA-256 of the GitHub access token; never the token
+            instance_id text   NOT NULL,
+            user_id     bigint NOT NULL,
+            issued_at   bigint NOT NULL,
+            expires_at  bigint NOT NULL
+        );
+        CREATE INDEX ix_access_tokens_expires_at ON access_tokens (expires_at);
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>
