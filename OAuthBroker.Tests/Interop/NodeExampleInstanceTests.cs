@@ -124,10 +124,52 @@ public sealed class NodeExampleInstanceTests : FakeGitHubTest
         body.Should().Contain("ERR_JWT_CLAIM_VALIDATION_FAILED");
     }
 
-    private BrokerFactory StartBroker(InstanceKey key)
+    [Fact]
+    public async Task Example_instance_refreshes_and_revokes_through_the_broker_with_a_jose_made_client_assertion()
+    {
+        GitHub.ExpiringTokens = true;
+        var key = InstanceKey.Rsa();
+        using var signing = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        await using var broker = StartBroker(key, clientKey: new Jose.Jwk(signing, isPrivate: false).ToDictionary());
+        using var instance = await StartInstanceAsync(broker, key, "node-example", new()
+        {
+            ["INSTANCE_CLIENT_JWK"] = JsonSerializer.Serialize(new Jose.Jwk(signing, isPrivate: true).ToDictionary()),
+        });
+        var (status, body) = await SignInThroughInstanceAsync(instance);
+        status.Should().Be(HttpStatusCode.OK, body);
+        var firstDigest = JsonDocument.Parse(body).RootElement.GetProperty("accessTokenSha256").GetString();
+        using var http = new HttpClient();
+
+        using var refreshed = await http.PostAsync(instance.Url + "/refresh", null);
+
+        var refreshBody = await refreshed.Content.ReadAsStringAsync();
+        refreshed.StatusCode.Should().Be(HttpStatusCode.OK, refreshBody);
+        var root = JsonDocument.Parse(refreshBody).RootElement;
+        root.GetProperty("accessTokenSha256").GetString().Should().NotBe(firstDigest, "the refresh rotated the token");
+        root.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200, "the new token works at GitHub");
+        var liveToken = GitHub.Secrets.Single(secret => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret))) == root.GetProperty("accessTokenSha256").GetString());
+
+        using var revoked = await http.PostAsync(instance.Url + "/revoke", null);
+
+        revoked.StatusCode.Should().Be(HttpStatusCode.OK, await revoked.Content.ReadAsStringAsync());
+        GitHub.IsLive(liveToken).Should().BeFalse();
+        GitHub.RefreshCallCount.Should().Be(1);
+        GitHub.RevokeCallCount.Should().Be(1);
+    }
+
+    private BrokerFactory StartBroker(InstanceKey key, IDictionary<string, object>? clientKey = null)
     {
         var port = LoopbackPort.Free();
         var allowlist = new AllowlistBuilder().Add("node-example", ["http://127.0.0.1/auth/callback"], key).ToJson();
+        if (clientKey is not null)
+        {
+            var document = System.Text.Json.Nodes.JsonNode.Parse(allowlist)!;
+            var entry = document["instances"]![0]!;
+            entry["refresh"] = true;
+            entry["clientKey"] = JsonSerializer.SerializeToNode(clientKey);
+            allowlist = document.ToJsonString();
+        }
+
         var broker = new BrokerFactory(GitHub, Folder, allowlist, new Dictionary<string, string?> { ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}" });
         broker.UseKestrel(port);
         broker.StartServer();

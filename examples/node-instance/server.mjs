@@ -5,10 +5,14 @@
 // It uses nothing of the broker's but its URL: the JWT is verified against the broker's published JWKS, and the
 // GitHub token is decrypted with this instance's own private key, which never leaves the instance.
 // RESPONSE_MODE chooses how the broker hands the result back: query (default), fragment or form_post.
+// With INSTANCE_CLIENT_JWK (this instance's private signing key, whose public half is "clientKey" in its allowlist
+// entry) it also refreshes (POST /refresh) and revokes (POST /revoke) the last sign-in's GitHub token through the
+// broker, authenticating with a private_key_jwt assertion.
 import { createServer } from 'node:http';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { compactDecrypt, createRemoteJWKSet, importJWK, jwtVerify } from 'jose';
+import { clientAssertion } from './client-assertion.mjs';
 
 const brokerUrl = required('BROKER_URL').replace(/\/$/, '');
 const instanceId = required('INSTANCE_ID');
@@ -19,6 +23,10 @@ const responseMode = process.env.RESPONSE_MODE ?? 'query';
 const privateJwk = JSON.parse(process.env.INSTANCE_PRIVATE_JWK ?? readFileSync(required('INSTANCE_PRIVATE_JWK_FILE'), 'utf8'));
 // A key without "alg" gets the broker's default for its type (the first one the README lists for each kty).
 const keyAlgorithm = privateJwk.alg ?? { RSA: 'RSA-OAEP-256', EC: 'ECDH-ES+A256KW', oct: 'A256KW' }[privateJwk.kty];
+
+const clientJwk = process.env.INSTANCE_CLIENT_JWK ? JSON.parse(process.env.INSTANCE_CLIENT_JWK) : null;
+// The last sign-in's GitHub tokens, for /refresh and /revoke; a real instance keeps them in its own session store.
+let held = null;
 
 // Fetched once, cached, and refetched when a token names a kid it has not seen (key rotation).
 const brokerKeys = createRemoteJWKSet(new URL(`${brokerUrl}/.well-known/jwks.json`));
@@ -101,15 +109,15 @@ async function signIn(fields, request, response) {
     clockTolerance: 30,
   });
 
-  // 2. The GitHub token inside it: a JWE only this instance's private key opens.
-  let gitHubToken = null;
-  if (payload.access_token) {
-    const { plaintext } = await compactDecrypt(payload.access_token, decryptionKey, {
-      keyManagementAlgorithms: [keyAlgorithm],
-      contentEncryptionAlgorithms: ['A256GCM'],
-    });
-    gitHubToken = new TextDecoder().decode(plaintext);
-  }
+  return json(response, 200, await describe(payload, protectedHeader));
+}
+
+// The JWT's tokens opened and used: the same for a sign-in and a refresh, which answers a JWT of the same shape.
+async function describe(payload, protectedHeader) {
+  // 2. The GitHub token inside it: a JWE only this instance's private key opens; the refresh token, likewise.
+  const gitHubToken = payload.access_token ? await decrypt(payload.access_token) : null;
+  const refreshToken = payload.refresh_token ? await decrypt(payload.refresh_token) : null;
+  held = gitHubToken ? { gitHubToken, refreshToken } : null;
 
   // 3. Call GitHub as the user, directly: the broker is not in this path.
   let gitHubUser = null;
@@ -125,8 +133,8 @@ async function signIn(fields, request, response) {
     gitHubUser = { status: answer.status, body: await answer.json() };
   }
 
-  const { access_token: _encrypted, ...claims } = payload;
-  return json(response, 200, {
+  const { access_token: _encrypted, refresh_token: _encryptedRefresh, ...claims } = payload;
+  return {
     responseMode,
     signedInAs: payload.username,
     kid: protectedHeader.kid,
@@ -134,7 +142,39 @@ async function signIn(fields, request, response) {
     // A digest, so the example never prints a live token.
     accessTokenSha256: gitHubToken && createHash('sha256').update(gitHubToken).digest('hex'),
     gitHubUser,
+  };
+}
+
+async function decrypt(jwe) {
+  const { plaintext } = await compactDecrypt(jwe, decryptionKey, { keyManagementAlgorithms: [keyAlgorithm], contentEncryptionAlgorithms: ['A256GCM'] });
+  return new TextDecoder().decode(plaintext);
+}
+
+// The broker's token endpoint or its revocation endpoint, authenticated as this instance with private_key_jwt.
+async function brokerPost(path, fields) {
+  const answer = await fetch(`${brokerUrl}${path}`, {
+    method: 'POST',
+    body: new URLSearchParams({
+      ...fields,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await clientAssertion(clientJwk, instanceId, brokerUrl),
+    }),
   });
+  return { status: answer.status, body: await answer.json() };
+}
+
+async function refresh(response) {
+  if (!clientJwk || !held?.refreshToken) return json(response, 409, { error: 'nothing_to_refresh' });
+  const { status, body } = await brokerPost('/oauth/token', { grant_type: 'refresh_token', refresh_token: held.refreshToken });
+  if (status !== 200) return json(response, status, body);
+  const { payload, protectedHeader } = await jwtVerify(body.token, brokerKeys, { issuer: brokerUrl, audience: instanceId, algorithms: ['ES256', 'RS256'], clockTolerance: 30 });
+  return json(response, 200, await describe(payload, protectedHeader));
+}
+
+async function revoke(response) {
+  if (!clientJwk || !held?.gitHubToken) return json(response, 409, { error: 'nothing_to_revoke' });
+  const { status, body } = await brokerPost('/oauth/revoke', { token: held.gitHubToken });
+  return json(response, status, { revoked: status === 200, ...body });
 }
 
 const server = createServer(async (request, response) => {
@@ -155,6 +195,8 @@ const server = createServer(async (request, response) => {
     }
     if (url.pathname === '/auth/callback' && request.method === 'POST') return html(response, repostPage(await formFields(request)));
     if (url.pathname === '/auth/complete' && request.method === 'POST') return await signIn(await formFields(request), request, response);
+    if (url.pathname === '/refresh' && request.method === 'POST') return await refresh(response);
+    if (url.pathname === '/revoke' && request.method === 'POST') return await revoke(response);
     json(response, 404, { error: 'not_found' });
   } catch (error) {
     json(response, 401, { error: 'invalid_token', reason: error.code ?? error.name });
