@@ -157,22 +157,12 @@ public static class AllowlistCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             var instanceId = parse.GetValue(id)!;
-            // The audit row is written after the change: the database must be reachable before anything changes.
-            await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
-            var outcome = await (await EditorAsync(services, cancellationToken)).SetDisabledAsync(instanceId, disabled, ifMatch: null, cancellationToken);
-            if (outcome.Status == EditStatus.NotFound)
-            {
-                await error.WriteLineAsync($"No instance '{instanceId}'.");
-                return 1;
-            }
-
-            if (!Report(outcome, error))
+            if (await EditEntryAsync(services, error, instanceId, disabled ? "disable" : "enable",
+                editor => editor.SetDisabledAsync(instanceId, disabled, ifMatch: null, cancellationToken), cancellationToken) is null)
             {
                 return 1;
             }
 
-            await services.GetRequiredService<Audit.AuditLog>().RecordAdminAsync(
-                $"cli:{Environment.UserName}", disabled ? "disable" : "enable", instanceId, outcome.Before, outcome.After, clientIp: null, cancellationToken);
             await output.WriteLineAsync(disabled
                 ? $"Disabled instance '{instanceId}': running brokers refuse its logins and tokens as soon as they reload the allowlist."
                 : $"Enabled instance '{instanceId}'.");
@@ -192,22 +182,13 @@ public static class AllowlistCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             var instanceId = parse.GetValue(id)!;
-            await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
             var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-            var outcome = await (await EditorAsync(services, cancellationToken)).SetClientSecretAsync(instanceId, secret, ifMatch: null, cancellationToken);
-            if (outcome.Status == EditStatus.NotFound)
-            {
-                await error.WriteLineAsync($"No instance '{instanceId}'.");
-                return 1;
-            }
-
-            if (!Report(outcome, error))
+            if (await EditEntryAsync(services, error, instanceId, "client_secret",
+                editor => editor.SetClientSecretAsync(instanceId, secret, ifMatch: null, cancellationToken), cancellationToken) is null)
             {
                 return 1;
             }
 
-            await services.GetRequiredService<Audit.AuditLog>().RecordAdminAsync(
-                $"cli:{Environment.UserName}", "client_secret", instanceId, outcome.Before, outcome.After, clientIp: null, cancellationToken);
             await output.WriteLineAsync($"New client secret of '{instanceId}' (give it to the instance; it is not shown again):");
             await output.WriteLineAsync(secret);
             return 0;
@@ -296,6 +277,32 @@ public static class AllowlistCommands
             return 0;
         });
         return import;
+    }
+
+    /// <summary>
+    /// Changes one entry; null (exit 1) when it does not exist or the change is refused, with the reason on
+    /// <paramref name="error"/>. A change is audited with the operating-system user who ran the command; the database
+    /// is checked before anything changes, so the audit row cannot be the part that fails.
+    /// </summary>
+    private static async Task<EditOutcome?> EditEntryAsync(
+        IServiceProvider services, TextWriter error, string instanceId, string auditAction, Func<AllowlistEditor, Task<EditOutcome>> edit, CancellationToken cancellationToken)
+    {
+        await services.GetRequiredService<Storage.IBrokerDatabase>().MigrateAsync(cancellationToken);
+        var outcome = await edit(await EditorAsync(services, cancellationToken));
+        if (outcome.Status == EditStatus.NotFound)
+        {
+            await error.WriteLineAsync($"No instance '{instanceId}'.");
+            return null;
+        }
+
+        if (!Report(outcome, error))
+        {
+            return null;
+        }
+
+        await services.GetRequiredService<Audit.AuditLog>().RecordAdminAsync(
+            $"cli:{Environment.UserName}", auditAction, instanceId, outcome.Before, outcome.After, clientIp: null, cancellationToken);
+        return outcome;
     }
 
     private static bool Report(EditOutcome outcome, TextWriter error)
