@@ -65,8 +65,9 @@ public sealed class PostgresCluster
 
     public Task StartServerAsync() =>
         // fsync off: a test cluster never outlives a crash of its machine, and the 2-core CI runner has no I/O to spare.
+        // Room for the pools (up to 100 connections each) of the many brokers the suite runs in parallel.
         RunAsPostgresAsync("pg_ctl", "-D", DataFolder, "-l", Path.Combine(folder, "server.log"), "-w", "-t", "60", "-o",
-            $"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", "start");
+            $"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=1000", "start");
 
     /// <summary>A cluster of the test's own, for a test that stops its server (which the shared one must never be).</summary>
     public static async Task<PostgresCluster> StartNewAsync()

@@ -47,14 +47,17 @@ public sealed class RefreshRelay(
 
     /// <summary>
     /// Records, by hash, the GitHub tokens handed to <paramref name="instance"/> in a JWT: the access token, so that it
-    /// and no other instance may revoke it, and the refresh token, so that it and no other may use it.
+    /// and no other instance may revoke it, and the refresh token, so that it and no other may use it. Instances
+    /// without a client credential, which can do neither, get no record.
     /// </summary>
     public async Task RecordIssuedAsync(AllowlistInstance instance, BrokerUser user, GitHubToken token, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(instance);
         ArgumentNullException.ThrowIfNull(user);
         ArgumentNullException.ThrowIfNull(token);
-        if (!instance.DeliversAccessToken)
+        // Only an instance with a client credential can refresh or revoke, so only its tokens are worth a row: logins
+        // of the others cost no write here.
+        if (!instance.DeliversAccessToken || (instance.ClientSecretHash is null && instance.ClientKey is null))
         {
             return;
         }
