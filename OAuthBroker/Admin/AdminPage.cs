@@ -183,8 +183,8 @@ public static class AdminPage
         string? clientSecret = null;
         if (form["newClientSecret"] == "true")
         {
-            clientSecret = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
-            entry["clientSecret"] = AllowlistFile.SecretHashPrefix + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(clientSecret)));
+            clientSecret = AllowlistFile.NewClientSecret();
+            entry["clientSecret"] = AllowlistFile.ClientSecretEntry(clientSecret);
         }
 
         if (Scopes.Split(form["scopes"]) is { Length: > 0 } scopes)

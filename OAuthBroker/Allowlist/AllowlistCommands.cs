@@ -182,7 +182,7 @@ public static class AllowlistCommands
         command.SetAction(async (parse, cancellationToken) =>
         {
             var instanceId = parse.GetValue(id)!;
-            var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+            var secret = AllowlistFile.NewClientSecret();
             if (await EditEntryAsync(services, error, instanceId, "client_secret",
                 editor => editor.SetClientSecretAsync(instanceId, secret, ifMatch: null, cancellationToken), cancellationToken) is null)
             {

@@ -105,7 +105,7 @@ public sealed class AllowlistEditor(IAllowlistSource source, AllowlistDefaults d
 
     /// <summary>Sets the entry's client secret to the hash of <paramref name="secret"/>, replacing any it had; nothing else changes.</summary>
     public Task<EditOutcome> SetClientSecretAsync(string id, string secret, string? ifMatch, CancellationToken cancellationToken) => ChangeEntryAsync(id, ifMatch, entry =>
-        entry["clientSecret"] = AllowlistFile.SecretHashPrefix + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(secret))), cancellationToken);
+        entry["clientSecret"] = AllowlistFile.ClientSecretEntry(secret), cancellationToken);
 
     private Task<EditOutcome> ChangeEntryAsync(string id, string? ifMatch, Action<JsonObject> change, CancellationToken cancellationToken) => EditAsync(ifMatch, content =>
     {

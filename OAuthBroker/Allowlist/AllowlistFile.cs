@@ -208,6 +208,12 @@ public static partial class AllowlistFile
     /// <summary>The prefix of a stored client secret: only its hash is ever written down.</summary>
     public const string SecretHashPrefix = "sha256:";
 
+    /// <summary>A new 256-bit client secret, to be shown once.</summary>
+    public static string NewClientSecret() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>What an entry's <c>clientSecret</c> holds for <paramref name="secret"/>: its SHA-256, never the secret.</summary>
+    public static string ClientSecretEntry(string secret) => SecretHashPrefix + Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(secret)));
+
     private static bool TryParseSecretHash(string value, out byte[]? hash)
     {
         hash = null;

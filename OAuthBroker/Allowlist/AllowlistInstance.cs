@@ -32,6 +32,9 @@ public sealed record AllowlistInstance(
 
     /// <summary>The instance's public signing key for <c>private_key_jwt</c> (<c>"clientKey"</c>); null when it has none.</summary>
     public Microsoft.IdentityModel.Tokens.JsonWebKey? ClientKey { get; init; }
+
+    /// <summary>True when the instance can authenticate at the token endpoint, and so refresh or revoke.</summary>
+    public bool HasClientCredential => ClientSecretHash is not null || ClientKey is not null;
 }
 
 /// <summary>

@@ -79,23 +79,10 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{settings.ClientId}:{settings.ClientSecret}")));
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/vnd.github+json"));
         request.Headers.Add("X-GitHub-Api-Version", "2022-11-28");
-        var started = time.GetTimestamp();
-        GitHubFailure? failure;
-        try
-        {
-            using var response = await http.SendAsync(request, cancellationToken);
-            failure = response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotFound ? null : StatusFailure(response, "the token revocation");
-        }
-        catch (Exception exception) when (exception is TaskCanceledException or TimeoutRejectedException && !cancellationToken.IsCancellationRequested)
-        {
-            failure = new GitHubFailure(GitHubFailureKind.Unavailable, "the token revocation timed out");
-        }
-        catch (HttpRequestException exception)
-        {
-            failure = new GitHubFailure(GitHubFailureKind.Unavailable, $"the token revocation failed: {exception.HttpRequestError}");
-        }
-
-        metrics.GitHubCalled("revoke", failure?.Kind.ToString().ToLowerInvariant() ?? "ok", time.GetElapsedTime(started));
+        // 204 revoked; 404 GitHub no longer knows the token, which is what the caller wants too. No body to read.
+        var (_, failure) = await ExchangeAsync<JsonDocument>(request, "revoke", "the token revocation", (response, _) =>
+            Task.FromResult<(JsonDocument?, GitHubFailure?)>((null, response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotFound ? null : StatusFailure(response, "the token revocation"))),
+            cancellationToken);
         return failure;
     }
 
@@ -143,7 +130,8 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         }
     }
 
-    private static bool IsUsableToken(string? token) => token is { Length: > 0 and <= MaxTokenLength } && token.All(c => c is > ' ' and <= '~');
+    /// <summary>The shape of any GitHub token the broker takes, from GitHub or from an instance: 1 to 4096 printable ASCII characters.</summary>
+    public static bool IsUsableToken(string? token) => token is { Length: > 0 and <= MaxTokenLength } && token.All(c => c is > ' ' and <= '~');
 
     private DateTimeOffset? ExpiresAt(JsonElement root, string name) =>
         root.TryGetProperty(name, out var seconds) && seconds.TryGetInt64(out var value) && value > 0 && value < 10L * 366 * 24 * 3600
@@ -224,44 +212,56 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
     }
 
     /// <summary>Sends one call and reads its JSON; its duration and outcome are measured under <paramref name="endpoint"/>.</summary>
-    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string endpoint, string what, CancellationToken cancellationToken, bool errorBodyOnBadRequest = false)
+    /// <summary>Sends one call and reads its JSON; its duration and outcome are measured under <paramref name="endpoint"/>.</summary>
+    private Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string endpoint, string what, CancellationToken cancellationToken, bool errorBodyOnBadRequest = false) =>
+        ExchangeAsync(request, endpoint, what, (response, token) => ReadJsonAsync(response, what, errorBodyOnBadRequest, token), cancellationToken);
+
+    /// <summary>
+    /// Sends one call and reads its answer with <paramref name="read"/>; a timeout or a transport error becomes an
+    /// Unavailable failure. Its duration and outcome are measured under <paramref name="endpoint"/>: an error GitHub
+    /// answers with HTTP 200 counts here as ok, and in the login's outcome.
+    /// </summary>
+    private async Task<(T? Value, GitHubFailure? Failure)> ExchangeAsync<T>(
+        HttpRequestMessage request, string endpoint, string what, Func<HttpResponseMessage, CancellationToken, Task<(T?, GitHubFailure?)>> read, CancellationToken cancellationToken)
+        where T : class
     {
         var started = time.GetTimestamp();
-        var (document, failure) = await SendCoreAsync(request, what, errorBodyOnBadRequest, cancellationToken);
-        // The HTTP exchange's outcome: an error GitHub answers with HTTP 200 counts here as ok, and in the login's outcome.
-        metrics.GitHubCalled(endpoint, failure?.Kind.ToString().ToLowerInvariant() ?? "ok", time.GetElapsedTime(started));
-        return (document, failure);
-    }
-
-    private async Task<(JsonDocument? Document, GitHubFailure? Failure)> SendCoreAsync(HttpRequestMessage request, string what, bool errorBodyOnBadRequest, CancellationToken cancellationToken)
-    {
+        (T? Value, GitHubFailure? Failure) result;
         try
         {
             using var response = await http.SendAsync(request, cancellationToken);
-            // The refresh's bad_refresh_token also comes with HTTP 400 and an OAuth error body: read like a 200's.
-            if (!response.IsSuccessStatusCode && !(errorBodyOnBadRequest && response.StatusCode == HttpStatusCode.BadRequest))
-            {
-                return (null, StatusFailure(response, what));
-            }
-
-            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
-            try
-            {
-                return (JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 }), null);
-            }
-            catch (JsonException)
-            {
-                return (null, new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered a body that is not JSON"));
-            }
+            result = await read(response, cancellationToken);
         }
         catch (Exception exception) when (exception is TaskCanceledException or TimeoutRejectedException && !cancellationToken.IsCancellationRequested)
         {
-            return (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} timed out (deadline {http.Timeout.TotalSeconds:0.###} s, retries included)"));
+            result = (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} timed out (deadline {http.Timeout.TotalSeconds:0.###} s, retries included)"));
         }
         catch (HttpRequestException exception)
         {
             // The message names the host and the socket error, never the request body.
-            return (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} failed: {exception.HttpRequestError} ({exception.Message})"));
+            result = (null, new GitHubFailure(GitHubFailureKind.Unavailable, $"{what} failed: {exception.HttpRequestError} ({exception.Message})"));
+        }
+
+        metrics.GitHubCalled(endpoint, result.Failure?.Kind.ToString().ToLowerInvariant() ?? "ok", time.GetElapsedTime(started));
+        return result;
+    }
+
+    private static async Task<(JsonDocument?, GitHubFailure?)> ReadJsonAsync(HttpResponseMessage response, string what, bool errorBodyOnBadRequest, CancellationToken cancellationToken)
+    {
+        // The refresh's bad_refresh_token also comes with HTTP 400 and an OAuth error body: read like a 200's.
+        if (!response.IsSuccessStatusCode && !(errorBodyOnBadRequest && response.StatusCode == HttpStatusCode.BadRequest))
+        {
+            return (null, StatusFailure(response, what));
+        }
+
+        var body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        try
+        {
+            return (JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 }), null);
+        }
+        catch (JsonException)
+        {
+            return (null, new GitHubFailure(GitHubFailureKind.Malformed, $"{what} answered a body that is not JSON"));
         }
     }
 

@@ -38,19 +38,10 @@ public static partial class LifecycleEndpoints
     public static async Task<IResult> TokenAsync(
         HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, RefreshRelay relay, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
     {
-        context.Response.Headers.CacheControl = "no-store";
-        context.Response.Headers.Pragma = "no-cache";
-        var (read, refused) = await ReadFormAsync(context, cancellationToken);
-        if (refused is not null)
+        var (form, instance, refusal) = await AuthenticateAsync(context, allowlist, clients, audit, logger, cancellationToken);
+        if (refusal is not null)
         {
-            return Answer(context, refused);
-        }
-
-        var form = read!;
-        var client = await clients.AuthenticateAsync(context.Request, form, allowlist.Current, cancellationToken);
-        if (client.Instance is not { } instance)
-        {
-            return await RefuseClientAsync(context, audit, logger, client, cancellationToken);
+            return refusal;
         }
 
         var clientIp = ClientAddress.Of(context);
@@ -72,7 +63,7 @@ public static partial class LifecycleEndpoints
         }
 
         var refreshToken = form["refresh_token"].ToString();
-        if (refreshToken.Length is 0 or > RefreshRelay.MaxRefreshTokenLength || !refreshToken.All(c => c is > ' ' and <= '~'))
+        if (!GitHub.GitHubClient.IsUsableToken(refreshToken))
         {
             return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "refresh_token is missing or malformed."), cancellationToken);
         }
@@ -87,22 +78,15 @@ public static partial class LifecycleEndpoints
     public static async Task<IResult> RevokeAsync(
         HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, RefreshRelay relay, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
     {
-        context.Response.Headers.CacheControl = "no-store";
-        var (form, refused) = await ReadFormAsync(context, cancellationToken);
-        if (refused is not null)
+        var (form, instance, refusal) = await AuthenticateAsync(context, allowlist, clients, audit, logger, cancellationToken);
+        if (refusal is not null)
         {
-            return Answer(context, refused);
-        }
-
-        var client = await clients.AuthenticateAsync(context.Request, form!, allowlist.Current, cancellationToken);
-        if (client.Instance is not { } instance)
-        {
-            return await RefuseClientAsync(context, audit, logger, client, cancellationToken);
+            return refusal;
         }
 
         var clientIp = ClientAddress.Of(context);
-        var token = form!["token"].ToString();
-        if (form["token"].Count != 1 || token.Length is 0 or > RefreshRelay.MaxRefreshTokenLength || !token.All(c => c is > ' ' and <= '~'))
+        var token = form["token"].ToString();
+        if (form["token"].Count != 1 || !GitHub.GitHubClient.IsUsableToken(token))
         {
             return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "token is required once, as the GitHub access token to revoke."), cancellationToken);
         }
@@ -113,6 +97,27 @@ public static partial class LifecycleEndpoints
         }
 
         return await FinishAsync(context, audit, instance, clientIp, await relay.RevokeAsync(instance, token, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
+    /// What both endpoints do first: no-store on every answer, the bounded form, and the client's authentication.
+    /// Either the form and the authenticated instance, or the refusal to send.
+    /// </summary>
+    private static async Task<(IFormCollection Form, AllowlistInstance Instance, IResult? Refusal)> AuthenticateAsync(
+        HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, AuditLog audit, ILogger logger, CancellationToken cancellationToken)
+    {
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.Headers.Pragma = "no-cache";
+        var (form, refused) = await ReadFormAsync(context, cancellationToken);
+        if (refused is not null)
+        {
+            return (null!, null!, Answer(context, refused));
+        }
+
+        var client = await clients.AuthenticateAsync(context.Request, form!, allowlist.Current, cancellationToken);
+        return client.Instance is { } instance
+            ? (form!, instance, null)
+            : (null!, null!, await RefuseClientAsync(context, audit, logger, client, cancellationToken));
     }
 
     private static async Task<(IFormCollection? Form, RelayAnswer? Refused)> ReadFormAsync(HttpContext context, CancellationToken cancellationToken)

@@ -36,8 +36,6 @@ public sealed class RefreshRelay(
 
     private static readonly TimeSpan WaitStep = TimeSpan.FromMilliseconds(25);
 
-    public const int MaxRefreshTokenLength = 4096;
-
     public const string Issued = "issued";
 
     public string Name => "refresh_tokens";
@@ -57,7 +55,7 @@ public sealed class RefreshRelay(
         ArgumentNullException.ThrowIfNull(token);
         // Only an instance with a client credential can refresh or revoke, so only its tokens are worth a row: logins
         // of the others cost no write here.
-        if (!instance.DeliversAccessToken || (instance.ClientSecretHash is null && instance.ClientKey is null))
+        if (!instance.DeliversAccessToken || !instance.HasClientCredential)
         {
             return;
         }
