@@ -27,6 +27,16 @@ public sealed class StartupErrorTests : IDisposable
     [Theory]
     [InlineData("dll")]
     [InlineData("native")]
+    public async Task A_GitHub_App_section_without_its_secret_names_the_missing_key(string build)
+    {
+        var result = await StartAsync(build, new() { ["GitHubApp__ClientId"] = "Iv23li-test", ["GitHubApp__Slug"] = "Not A Slug" });
+
+        result.ShouldBeAToolError("GitHubApp:ClientSecret is required", "environment variable GitHubApp__ClientSecret", "GitHubApp:Slug must be the app's URL name");
+    }
+
+    [Theory]
+    [InlineData("dll")]
+    [InlineData("native")]
     public async Task An_invalid_setting_names_the_key(string build)
     {
         var result = await StartAsync(build, new() { ["Broker__TokenLifetime"] = "2.00:00:00" });

@@ -146,7 +146,7 @@ public sealed class GitHubFailureTests : FakeGitHubTest
     }
 
     [Fact]
-    public async Task Expiring_GitHub_App_tokens_carry_expires_at()
+    public async Task Expiring_OAuth_App_tokens_carry_expires_at()
     {
         GitHub.ExpiringTokens = true;
         using var browser = broker.NewBrowser();
@@ -156,7 +156,7 @@ public sealed class GitHubFailureTests : FakeGitHubTest
         var jwt = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(outcome.Token);
         var expiresAt = DateTimeOffset.FromUnixTimeSeconds(jwt.GetPayloadValue<long>("expires_at"));
         expiresAt.Should().BeCloseTo(DateTimeOffset.UtcNow.AddHours(8), TimeSpan.FromMinutes(1));
-        Instances.Trackeep.Decrypt(jwt.GetPayloadValue<string>("access_token")).Should().StartWith("ghu_");
+        Instances.Trackeep.Decrypt(jwt.GetPayloadValue<string>("access_token")).Should().StartWith("gho_", "an OAuth App's tokens start gho_ whether they expire or not");
     }
 
     [Fact]

@@ -12,7 +12,12 @@ public sealed class SecretLeakTests : FakeGitHubTest
     public async Task No_GitHub_token_refresh_token_or_client_secret_is_logged_or_stored_in_plain_text()
     {
         string logs;
-        await using (var broker = new BrokerFactory(GitHub, Folder, Instances.Json))
+        // The tenants sign in through the GitHub App, whose tokens (ghu_) expire and come with refresh tokens.
+        var allowlist = System.Text.Json.Nodes.JsonNode.Parse(Instances.Json)!;
+        var tenants = allowlist["instances"]!.AsArray().Single(entry => (string?)entry!["id"] == "tenants")!.AsObject();
+        tenants["provider"] = "github-app";
+        tenants.Remove("scopes");
+        await using (var broker = new BrokerFactory(GitHub, Folder, allowlist.ToJsonString()))
         {
             using var browser = broker.NewBrowser();
             foreach (var redirectUri in new[] { StandardInstances.TrackeepCallback, "https://a.tenants.example.net/auth/callback", "http://127.0.0.1:9/callback", "https://direct.example.org/cb", "https://login-only.example.org/signed-in" })
@@ -34,7 +39,8 @@ public sealed class SecretLeakTests : FakeGitHubTest
         secrets.Should().Contain(secret => secret.StartsWith("gho_", StringComparison.Ordinal))
             .And.Contain(secret => secret.StartsWith("ghu_", StringComparison.Ordinal))
             .And.Contain(secret => secret.StartsWith("ghr_", StringComparison.Ordinal))
-            .And.Contain(GitHub.ClientSecret);
+            .And.Contain(GitHub.ClientSecret)
+            .And.Contain(GitHub.AppClientSecret);
         logs.Should().Contain("Login completed", "the scan must look at real log output");
 
         if (TestDatabase.IsPostgres)

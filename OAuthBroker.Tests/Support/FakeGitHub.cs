@@ -54,6 +54,11 @@ public sealed class FakeGitHub : IAsyncDisposable
 {
     public const string ClientId = "Iv1.fake0client0id";
 
+    /// <summary>The GitHub App beside the OAuth App: its own client id and secret; its user tokens expire (ghu_).</summary>
+    public const string AppClientId = "Iv23li0fake0app0id";
+
+    public const string AppSlug = "broker-test-app";
+
     private readonly WebApplication app;
     private readonly ConcurrentDictionary<string, IssuedCode> codes = new();
     private readonly ConcurrentDictionary<string, IssuedToken> tokens = new();
@@ -61,11 +66,23 @@ public sealed class FakeGitHub : IAsyncDisposable
     private readonly ConcurrentQueue<string> issuedSecrets = new();
     private int refreshCalls;
     private int revokeCalls;
+    private int grantRevokeCalls;
     private int userCalls;
 
     private FakeGitHub(WebApplication app) => this.app = app;
 
     public string ClientSecret { get; } = "fake_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+
+    public string AppClientSecret { get; } = "fake_app_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+
+    /// <summary>Whether the GitHub App has the "Email addresses" permission: without it, GET /user/emails answers 403.</summary>
+    public bool AppEmailPermission { get; set; } = true;
+
+    /// <summary>Whether the GitHub App's user tokens expire (the app setting, on by default on GitHub).</summary>
+    public bool AppExpiringTokens { get; set; } = true;
+
+    /// <summary>DELETE /applications/{client_id}/grant calls, whatever their outcome.</summary>
+    public int GrantRevokeCallCount => Volatile.Read(ref grantRevokeCalls);
 
     /// <summary>The key-encryption key of the brokers that use this fake (their key ring is encrypted with it).</summary>
     public string KeyEncryptionKey { get; } = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
@@ -102,7 +119,7 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     /// <summary>Every access and refresh token handed out, and the client secret: none may leak.</summary>
     /// <summary>Every secret value GitHub and the broker exchanged: issued tokens, refresh tokens, the client secret and the PKCE verifiers received.</summary>
-    public IEnumerable<string> Secrets => issuedSecrets.Append(ClientSecret)
+    public IEnumerable<string> Secrets => issuedSecrets.Append(ClientSecret).Append(AppClientSecret)
         .Concat(TokenRequests.Select(request => request.CodeVerifier).OfType<string>().Where(verifier => verifier.Length >= 43));
 
     public int TokenCallCount => TokenRequests.Count;
@@ -125,6 +142,9 @@ public sealed class FakeGitHub : IAsyncDisposable
     /// <summary>Whether the access token still works at GitHub's API (refresh and revocation end it).</summary>
     public bool IsLive(string accessToken) => tokens.ContainsKey(accessToken);
 
+    /// <summary>Which app issued a live token: <see cref="ClientId"/> or <see cref="AppClientId"/>.</summary>
+    public string? IssuerOf(string accessToken) => tokens.TryGetValue(accessToken, out var token) ? token.ClientId : null;
+
     /// <summary>
     /// Drops the tokens and the request history kept so far, for a long benchmark between runs (nothing in flight):
     /// hundreds of thousands of flows would otherwise grow this process's heap, and its collections would take
@@ -146,6 +166,11 @@ public sealed class FakeGitHub : IAsyncDisposable
         ["GitHub:ClientSecret"] = ClientSecret,
         ["GitHub:BaseUrl"] = BaseUrl,
         ["GitHub:ApiUrl"] = ApiUrl,
+        ["GitHubApp:ClientId"] = AppClientId,
+        ["GitHubApp:ClientSecret"] = AppClientSecret,
+        ["GitHubApp:Slug"] = AppSlug,
+        ["GitHubApp:BaseUrl"] = BaseUrl,
+        ["GitHubApp:ApiUrl"] = ApiUrl,
         ["Broker:KeyEncryptionKey"] = KeyEncryptionKey,
         ["RateLimits:LoginPerClientPerMinute"] = "0",
         ["RateLimits:LoginPerInstancePerMinute"] = "0",
@@ -183,13 +208,15 @@ public sealed class FakeGitHub : IAsyncDisposable
         web.MapGet("/api/v3/user", (Func<HttpContext, Task<IResult>>)GetUserAsync);
         web.MapGet("/api/v3/user/emails", GetEmails);
         web.MapDelete("/api/v3/applications/{clientId}/token", (Func<HttpContext, string, Task<IResult>>)RevokeAsync);
+        web.MapDelete("/api/v3/applications/{clientId}/grant", (Func<HttpContext, string, Task<IResult>>)RevokeGrantAsync);
     }
 
     private IResult Authorize(HttpRequest request)
     {
         var query = request.Query.ToDictionary(pair => pair.Key, pair => pair.Value.ToString());
         AuthorizeRequests.Enqueue(query);
-        if (query.GetValueOrDefault("client_id") != ClientId)
+        var clientId = query.GetValueOrDefault("client_id");
+        if (clientId != ClientId && clientId != AppClientId)
         {
             return Results.NotFound();
         }
@@ -208,7 +235,9 @@ public sealed class FakeGitHub : IAsyncDisposable
         }
 
         var code = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
-        codes[code] = new IssuedCode(redirectUri, query.GetValueOrDefault("code_challenge"), query.GetValueOrDefault("code_challenge_method"), GrantedScope ?? query.GetValueOrDefault("scope") ?? "", User, DateTimeOffset.UtcNow.AddMinutes(10));
+        // A GitHub App's reach is its permissions: GitHub ignores scope and its tokens carry none.
+        var scope = clientId == AppClientId ? "" : GrantedScope ?? query.GetValueOrDefault("scope") ?? "";
+        codes[code] = new IssuedCode(clientId!, redirectUri, query.GetValueOrDefault("code_challenge"), query.GetValueOrDefault("code_challenge_method"), scope, User, DateTimeOffset.UtcNow.AddMinutes(10));
         return Results.Redirect(QueryHelpers.AddQueryString(redirectUri, new Dictionary<string, string?> { ["code"] = code, ["state"] = state }));
     }
 
@@ -241,12 +270,13 @@ public sealed class FakeGitHub : IAsyncDisposable
         }
 
         // GitHub's quirk: every error below is HTTP 200 with an "error" field.
-        if (form["client_id"] != ClientId || form["client_secret"] != ClientSecret)
+        if (!IsClient(form["client_id"], form["client_secret"]))
         {
             return Answer(accept, new() { ["error"] = "incorrect_client_credentials", ["error_description"] = "The client_id and/or client_secret passed are incorrect." });
         }
 
-        if (!codes.TryRemove(form["code"].ToString(), out var issued) || issued.ExpiresAt < DateTimeOffset.UtcNow)
+        // A code is good only with the app it was issued for.
+        if (!codes.TryRemove(form["code"].ToString(), out var issued) || issued.ExpiresAt < DateTimeOffset.UtcNow || issued.ClientId != form["client_id"])
         {
             return Answer(accept, new() { ["error"] = "bad_verification_code", ["error_description"] = "The code passed is incorrect or expired." });
         }
@@ -268,14 +298,19 @@ public sealed class FakeGitHub : IAsyncDisposable
             }
         }
 
-        return Answer(accept, Issue(issued.User, issued.Scope, ExpiringTokens));
+        var isApp = issued.ClientId == AppClientId;
+        return Answer(accept, Issue(issued.ClientId, issued.User, issued.Scope, isApp ? AppExpiringTokens : ExpiringTokens));
     }
 
-    private Dictionary<string, object?> Issue(FakeGitHubUser user, string scope, bool expiring)
+    private bool IsClient(string? clientId, string? secret) =>
+        (clientId == ClientId && secret == ClientSecret) || (clientId == AppClientId && secret == AppClientSecret);
+
+    private Dictionary<string, object?> Issue(string clientId, FakeGitHubUser user, string scope, bool expiring)
     {
-        var token = (expiring ? "ghu_" : "gho_") + RandomAlphanumeric(36);
+        // GitHub App user tokens start ghu_, OAuth App tokens gho_ (expiring or not).
+        var token = (clientId == AppClientId ? "ghu_" : "gho_") + RandomAlphanumeric(36);
         var refresh = expiring ? "ghr_" + RandomAlphanumeric(76) : null;
-        tokens[token] = new IssuedToken(user, scope, refresh);
+        tokens[token] = new IssuedToken(clientId, user, scope, refresh);
         issuedSecrets.Enqueue(token);
         if (refresh is not null)
         {
@@ -316,18 +351,21 @@ public sealed class FakeGitHub : IAsyncDisposable
             return Results.Content("<html>Unicorn!</html>", "text/html", statusCode: 502);
         }
 
-        if (form["client_id"] != ClientId || form["client_secret"] != ClientSecret)
+        if (!IsClient(form["client_id"], form["client_secret"]))
         {
             return Answer(accept, new() { ["error"] = "incorrect_client_credentials", ["error_description"] = "The client_id and/or client_secret passed are incorrect." });
         }
 
-        if (!refreshTokens.TryRemove(form["refresh_token"].ToString(), out var accessToken) || !tokens.TryRemove(accessToken, out var previous))
+        // Another app's refresh token is unknown to this one, and left as it was.
+        var presented = form["refresh_token"].ToString();
+        if (!refreshTokens.TryGetValue(presented, out var owner) || IssuerOf(owner) != form["client_id"]
+            || !refreshTokens.TryRemove(presented, out var accessToken) || !tokens.TryRemove(accessToken, out var previous))
         {
             var error = new Dictionary<string, object?> { ["error"] = "bad_refresh_token", ["error_description"] = "The refresh token passed is incorrect or expired.", ["error_uri"] = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors" };
             return RefreshErrorStatus == 200 ? Answer(accept, error) : Results.Json(error, statusCode: RefreshErrorStatus);
         }
 
-        return Answer(accept, Issue(previous.User, previous.Scope, expiring: true));
+        return Answer(accept, Issue(previous.ClientId, previous.User, previous.Scope, expiring: true));
     }
 
     /// <summary>
@@ -337,20 +375,14 @@ public sealed class FakeGitHub : IAsyncDisposable
     private async Task<IResult> RevokeAsync(HttpContext context, string clientId)
     {
         Interlocked.Increment(ref revokeCalls);
-        var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{ClientId}:{ClientSecret}"));
-        if (clientId != ClientId || context.Request.Headers.Authorization != expected)
+        var (token, refusal) = await ReadAppRequestAsync(context, clientId);
+        if (refusal is not null)
         {
-            return Results.Json(new { message = "Requires authentication" }, statusCode: 401);
+            return refusal;
         }
 
-        using var body = await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body);
-        var token = body.RootElement.TryGetProperty("access_token", out var value) ? value.GetString() : null;
-        if (token is null)
-        {
-            return Results.Json(new { message = "Invalid request." }, statusCode: 422);
-        }
-
-        if (!tokens.TryRemove(token, out var issued))
+        // A token of another app is not found under this one.
+        if (IssuerOf(token!) != clientId || !tokens.TryRemove(token!, out var issued))
         {
             return Results.Json(new { message = "Not Found" }, statusCode: 404);
         }
@@ -361,6 +393,50 @@ public sealed class FakeGitHub : IAsyncDisposable
         }
 
         return Results.NoContent();
+    }
+
+    /// <summary>
+    /// DELETE /applications/{client_id}/grant: given one live token of the user, ends every token of that user for
+    /// that app (the whole authorization); 404 for a token GitHub does not know.
+    /// </summary>
+    private async Task<IResult> RevokeGrantAsync(HttpContext context, string clientId)
+    {
+        Interlocked.Increment(ref grantRevokeCalls);
+        var (token, refusal) = await ReadAppRequestAsync(context, clientId);
+        if (refusal is not null)
+        {
+            return refusal;
+        }
+
+        if (!tokens.TryGetValue(token!, out var presented) || presented.ClientId != clientId)
+        {
+            return Results.Json(new { message = "Not Found" }, statusCode: 404);
+        }
+
+        foreach (var (value, issued) in tokens)
+        {
+            if (issued.ClientId == clientId && issued.User.Id == presented.User.Id && tokens.TryRemove(value, out _) && issued.RefreshToken is { } refresh)
+            {
+                refreshTokens.TryRemove(refresh, out _);
+            }
+        }
+
+        return Results.NoContent();
+    }
+
+    /// <summary>The /applications/{client_id}/... calls: Basic auth with that app's client id and secret, body {"access_token"}.</summary>
+    private async Task<(string? Token, IResult? Refusal)> ReadAppRequestAsync(HttpContext context, string clientId)
+    {
+        var secret = clientId == ClientId ? ClientSecret : clientId == AppClientId ? AppClientSecret : null;
+        var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{clientId}:{secret}"));
+        if (secret is null || context.Request.Headers.Authorization != expected)
+        {
+            return (null, Results.Json(new { message = "Requires authentication" }, statusCode: 401));
+        }
+
+        using var body = await System.Text.Json.JsonDocument.ParseAsync(context.Request.Body);
+        var token = body.RootElement.TryGetProperty("access_token", out var value) ? value.GetString() : null;
+        return token is null ? (null, Results.Json(new { message = "Invalid request." }, statusCode: 422)) : (token, null);
     }
 
     private async Task<IResult> GetUserAsync(HttpContext context)
@@ -414,8 +490,15 @@ public sealed class FakeGitHub : IAsyncDisposable
             return refusal;
         }
 
-        var scopes = token!.Scope.Split(' ', ',');
-        if (!scopes.Contains("user:email") && !scopes.Contains("user"))
+        // A GitHub App reads the list with its "Email addresses" permission; an OAuth App with user:email or user.
+        if (token!.ClientId == AppClientId)
+        {
+            if (!AppEmailPermission)
+            {
+                return Results.Json(new { message = "Resource not accessible by integration" }, statusCode: 403);
+            }
+        }
+        else if (token.Scope.Split(' ', ',') is var scopes && !scopes.Contains("user:email") && !scopes.Contains("user"))
         {
             return Results.Json(new { message = "Not Found" }, statusCode: 404);
         }
@@ -451,7 +534,7 @@ public sealed class FakeGitHub : IAsyncDisposable
     private static string RandomAlphanumeric(int length) =>
         RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", length);
 
-    private sealed record IssuedCode(string RedirectUri, string? CodeChallenge, string? CodeChallengeMethod, string Scope, FakeGitHubUser User, DateTimeOffset ExpiresAt);
+    private sealed record IssuedCode(string ClientId, string RedirectUri, string? CodeChallenge, string? CodeChallengeMethod, string Scope, FakeGitHubUser User, DateTimeOffset ExpiresAt);
 
-    private sealed record IssuedToken(FakeGitHubUser User, string Scope, string? RefreshToken);
+    private sealed record IssuedToken(string ClientId, FakeGitHubUser User, string Scope, string? RefreshToken);
 }

@@ -14,23 +14,13 @@ namespace OAuthBroker.Tests.Tokens;
 /// The refresh relay at POST /oauth/token: an instance presents GitHub's refresh token (from its JWT) with its own
 /// client credentials, and the broker adds the client secret only it holds. GitHub's refresh tokens are single use.
 /// </summary>
-public sealed class RefreshRelayTests : FakeGitHubTest
+public sealed class RefreshRelayTests : TokenLifecycleTest
 {
-    private static readonly string TrackeepSecret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-    private static readonly string LegacySecret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-    private BrokerFactory broker = null!;
-
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
         GitHub.ExpiringTokens = true;
-        broker = new BrokerFactory(GitHub, Folder, AllowlistWithRefresh());
-    }
-
-    public override async Task DisposeAsync()
-    {
-        await broker.DisposeAsync();
-        await base.DisposeAsync();
+        Broker = new BrokerFactory(GitHub, Folder, AllowlistWithRefresh());
     }
 
     [Fact]
@@ -134,12 +124,12 @@ public sealed class RefreshRelayTests : FakeGitHubTest
     {
         var (_, refresh) = Tokens(await LoginAsync());
 
-        var made = await AdminCli.RunProcessAsync(broker, "allowlist", "client-secret", "trackeep-home");
+        var made = await AdminCli.RunProcessAsync(Broker, "allowlist", "client-secret", "trackeep-home");
 
         made.ExitCode.Should().Be(0, made.Error);
         var secret = made.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
         secret.Should().MatchRegex("^[0-9a-f]{64}$");
-        var stored = await broker.ReadStoredAllowlistAsync();
+        var stored = await Broker.ReadStoredAllowlistAsync();
         stored.Should().NotContain(secret).And.Contain("sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret))));
         (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () =>
         {
@@ -149,7 +139,7 @@ public sealed class RefreshRelayTests : FakeGitHubTest
 
         using var response = await RefreshAsync(refresh, "trackeep-home", secret);
         response.StatusCode.Should().Be(HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
-        SecretScan.AssertAbsent([secret], broker.Logs.AllText, broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
+        SecretScan.AssertAbsent([secret], Broker.Logs.AllText, Broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
     }
 
     [Fact]
@@ -182,7 +172,7 @@ public sealed class RefreshRelayTests : FakeGitHubTest
             again.StatusCode.Should().Be(HttpStatusCode.OK, "revoking a revoked token succeeds (RFC 7009)");
         }
 
-        var audit = await broker.ScalarAsync("SELECT COUNT(*) FROM audit_events WHERE kind = 'token' AND action = 'revoked' AND instance_id = 'trackeep-home'");
+        var audit = await Broker.ScalarAsync("SELECT COUNT(*) FROM audit_events WHERE kind = 'token' AND action = 'revoked' AND instance_id = 'trackeep-home'");
         audit.Should().Be(2);
     }
 
@@ -232,8 +222,8 @@ public sealed class RefreshRelayTests : FakeGitHubTest
     public async Task Refresh_is_refused_for_an_entry_without_it_and_for_a_disabled_instance_and_no_secret_is_logged_or_stored()
     {
         var (_, refresh) = Tokens(await LoginAsync());
-        await broker.ReplaceAllowlistAsync(AllowlistWithRefresh(switchedOff: true));
-        using var browser = broker.NewBrowser();
+        await Broker.ReplaceAllowlistAsync(AllowlistWithRefresh(switchedOff: true));
+        using var browser = Broker.NewBrowser();
         (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(2), async () =>
         {
             using var start = await browser.StartAsync(StandardInstances.TrackeepCallback);
@@ -254,47 +244,7 @@ public sealed class RefreshRelayTests : FakeGitHubTest
             ((string?)(await unsupported.Content.ReadFromJsonAsync<JsonObject>())!["error"]).Should().Be("unsupported_grant_type");
         }
 
-        SecretScan.AssertAbsent(GitHub.Secrets.Append(TrackeepSecret).Append(LegacySecret), broker.Logs.AllText, broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
-    }
-
-    private async Task<JsonWebToken> LoginAsync()
-    {
-        using var browser = broker.NewBrowser();
-        return await VerifiedAsync((await browser.LoginAsync(StandardInstances.TrackeepCallback)).Token);
-    }
-
-    private (string Access, string Refresh) Tokens(JsonWebToken jwt) =>
-        (Instances.Trackeep.Decrypt(jwt.GetPayloadValue<string>("access_token")), Instances.Trackeep.Decrypt(jwt.GetPayloadValue<string>("refresh_token")));
-
-    /// <summary>Verified as an instance verifies it: the broker's JWKS, its issuer, the instance as audience.</summary>
-    private async Task<JsonWebToken> VerifiedAsync(string token)
-    {
-        using var client = broker.CreateClient();
-        var jwks = new JsonWebKeySet(await client.GetStringAsync("/.well-known/jwks.json"));
-        var result = await new JsonWebTokenHandler().ValidateTokenAsync(token, new TokenValidationParameters
-        {
-            ValidIssuer = broker.PublicUrl.TrimEnd('/'),
-            ValidAudience = "trackeep-home",
-            IssuerSigningKeys = jwks.Keys,
-        });
-        result.IsValid.Should().BeTrue(result.Exception?.Message);
-        return (JsonWebToken)result.SecurityToken;
-    }
-
-    private Task<HttpResponseMessage> RefreshAsync(string refreshToken, string clientId, string secret) =>
-        PostAsync(new() { ["grant_type"] = "refresh_token", ["refresh_token"] = refreshToken },
-            new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(clientId)}:{Uri.EscapeDataString(secret)}"))));
-
-    private Task<HttpResponseMessage> RevokeAsync(string accessToken, string clientId, string secret) =>
-        PostAsync(new() { ["token"] = accessToken },
-            new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{clientId}:{secret}"))), "/oauth/revoke");
-
-    private async Task<HttpResponseMessage> PostAsync(Dictionary<string, string> form, AuthenticationHeaderValue? authorization, string path = "/oauth/token")
-    {
-        using var client = broker.CreateClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new FormUrlEncodedContent(form) };
-        request.Headers.Authorization = authorization;
-        return await client.SendAsync(request);
+        SecretScan.AssertAbsent(GitHub.Secrets.Append(TrackeepSecret).Append(LegacySecret), Broker.Logs.AllText, Broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
     }
 
     /// <summary>Refresh for trackeep-home and legacy-rsa; <paramref name="switchedOff"/>: trackeep-home disabled, legacy-rsa without refresh.</summary>
@@ -310,7 +260,7 @@ public sealed class RefreshRelayTests : FakeGitHubTest
             }
 
             entry["refresh"] = !(switchedOff && (string?)entry["id"] == "legacy-rsa");
-            entry["clientSecret"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+            entry["clientSecret"] = SecretEntry(secret);
             if (switchedOff && (string?)entry["id"] == "trackeep-home")
             {
                 entry["disabled"] = true;

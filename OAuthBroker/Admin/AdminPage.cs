@@ -150,7 +150,7 @@ public static class AdminPage
     private static bool IsDisabled(JsonObject entry) => entry["disabled"] is JsonValue disabled && disabled.TryGetValue<bool>(out var value) && value;
 
     /// <summary>Builds the entry from the form; a generated secret is returned once so the page can show it.</summary>
-    private static readonly HashSet<string> FormFields = ["id", "redirectUris", "requireState", "refresh", "scopes", "encryptionKey", "deliverAccessToken"];
+    private static readonly HashSet<string> FormFields = ["id", "redirectUris", "provider", "requireState", "refresh", "scopes", "encryptionKey", "deliverAccessToken"];
 
     private static (JsonObject? Entry, string? Secret, string? ClientSecret, string? Error) EntryFromForm(IFormCollection form, JsonObject? existing)
     {
@@ -168,6 +168,12 @@ public static class AdminPage
             {
                 entry[name] = value?.DeepClone();
             }
+        }
+
+        // The default (oauth-app) is left unwritten, as the CLI does.
+        if (form["provider"].ToString() is { Length: > 0 } provider && provider != GitHub.GitHubProviders.OAuthApp)
+        {
+            entry["provider"] = provider;
         }
 
         if (form["requireState"] == "true")
@@ -239,9 +245,13 @@ public static class AdminPage
         var requireState = previous is not null ? previous["requireState"] == "true"
             : entry is null || (entry["requireState"] is JsonValue required && required.GetValue<bool>());
         var refresh = previous is not null ? previous["refresh"] == "true" : entry?["refresh"] is JsonValue refreshes && refreshes.TryGetValue<bool>(out var on) && on;
+        var provider = previous?["provider"].ToString() ?? (string?)entry?["provider"] ?? GitHub.GitHubProviders.OAuthApp;
+        var providers = string.Concat(GitHub.GitHubProviders.All.Select(name =>
+            CultureInvariant($"<option value=\"{name}\"{(name == provider ? " selected" : "")}>{(name == GitHub.GitHubProviders.OAuthApp ? "the broker's OAuth App (oauth-app)" : "the broker's GitHub App (github-app)")}</option>")));
         var fields = new StringBuilder()
             .Append(CultureInvariant($"<p><label>Id <input name=\"id\" value=\"{HtmlPage.Encode(id)}\" {(entry is null ? "" : "readonly")}></label></p>"))
             .Append(CultureInvariant($"<p><label>Redirect URIs, one per line<br><textarea name=\"redirectUris\" rows=\"3\" cols=\"60\">{HtmlPage.Encode(uris)}</textarea></label></p>"))
+            .Append(CultureInvariant($"<p><label>Signs users in through <select name=\"provider\">{providers}</select></label> (a GitHub App takes no scopes: leave them empty)</p>"))
             .Append(CultureInvariant($"<p><label>Scopes (empty: the default) <input name=\"scopes\" size=\"40\" value=\"{HtmlPage.Encode(scopes)}\"></label></p>"))
             .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"requireState\" value=\"true\"{(requireState ? " checked" : "")}> Require the instance's own <code>state</code> on every login</label></p>"))
             .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"refresh\" value=\"true\"{(refresh ? " checked" : "")}> Deliver GitHub's refresh token and let the instance refresh through <code>/oauth/token</code> (needs a client secret)</label><br>"))

@@ -29,17 +29,17 @@ public static partial class AdminSignIn
     }
 
     public static async Task<IResult> CompleteAsync(
-        HttpContext context, PendingLogin login, string code, GitHubClient gitHub, BrokerOptions broker, AuditLog audit, CancellationToken cancellationToken)
+        HttpContext context, PendingLogin login, string code, GitHubClient gitHub, GitHubOptions oauthApp, BrokerOptions broker, AuditLog audit, CancellationToken cancellationToken)
     {
         var admin = context.RequestServices.GetRequiredService<IOptions<AdminOptions>>().Value;
         var logger = context.RequestServices.GetRequiredService<ILogger<AdminOptions>>();
-        var token = code.Length > 0 ? await gitHub.ExchangeCodeAsync(code, login.CodeVerifier, broker.CallbackUrl, cancellationToken) : default;
+        var token = code.Length > 0 ? await gitHub.ExchangeCodeAsync(oauthApp, code, login.CodeVerifier, broker.CallbackUrl, cancellationToken) : default;
         if (token.Value is null)
         {
             return HtmlPage.Error("Admin sign-in failed", "GitHub did not complete the sign-in.", StatusCodes.Status502BadGateway);
         }
 
-        var user = await gitHub.GetUserAsync(token.Value, cancellationToken);
+        var user = await gitHub.GetUserAsync(oauthApp, token.Value, cancellationToken);
         if (user.Value is not { } gitHubUser)
         {
             return HtmlPage.Error("Admin sign-in failed", "GitHub did not say who signed in.", StatusCodes.Status502BadGateway);

@@ -60,7 +60,9 @@ public static class AllowlistCommands
         var generateSecret = new Option<bool>("--generate-secret") { Description = "Generate a 256-bit shared secret (oct, A256KW) and print it once." };
         var identityOnly = new Option<bool>("--identity-only") { Description = "Login only: no GitHub token is delivered." };
         var stateOptional = new Option<bool>("--state-optional") { Description = "Let this instance start logins without its own state (older instances); by default state is required." };
-        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional };
+        var provider = new Option<string>("--provider") { Description = "Which of the broker's GitHub integrations signs its users in: oauth-app (default) or github-app." };
+        provider.AcceptOnlyFromAmong([.. GitHub.GitHubProviders.All]);
+        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional, provider };
         add.SetAction(async (parse, cancellationToken) =>
         {
             var chosen = new[] { parse.GetValue(keyFile) is not null, parse.GetValue(generateSecret), parse.GetValue(identityOnly) }.Count(flag => flag);
@@ -76,6 +78,11 @@ public static class AllowlistCommands
                 ["redirectUris"] = new JsonArray([.. parse.GetValue(redirects)!.Select(uri => JsonValue.Create(uri))]),
                 ["requireState"] = !parse.GetValue(stateOptional),
             };
+            if (parse.GetValue(provider) is { } chosenProvider)
+            {
+                entry["provider"] = chosenProvider;
+            }
+
             if (parse.GetValue(scopes) is { Length: > 0 } scopeList)
             {
                 entry["scopes"] = new JsonArray([.. scopeList.SelectMany(Scopes.Split).Select(scope => JsonValue.Create(scope))]);

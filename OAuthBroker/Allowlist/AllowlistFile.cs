@@ -147,6 +147,16 @@ public static partial class AllowlistFile
             }
         }
 
+        var provider = entry.Provider ?? GitHub.GitHubProviders.OAuthApp;
+        if (!GitHub.GitHubProviders.All.Contains(provider, StringComparer.Ordinal))
+        {
+            errors.Add(new("provider", "must be \"oauth-app\" (the broker's GitHub OAuth App, the default) or \"github-app\" (its GitHub App)"));
+        }
+        else if (provider == GitHub.GitHubProviders.GitHubApp && entry.Scopes is not null)
+        {
+            errors.Add(new("scopes", "has no effect with \"provider\": \"github-app\": a GitHub App reaches what its permissions allow, set in the app's settings on GitHub; remove \"scopes\""));
+        }
+
         var scopes = entry.Scopes ?? [.. defaultScopes];
         foreach (var scope in scopes.Where(scope => !Scopes.IsValid(scope)))
         {
@@ -196,6 +206,7 @@ public static partial class AllowlistFile
         return errors.Count == 0
             ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key)
             {
+                Provider = provider,
                 RequiresState = entry.RequireState ?? false,
                 Disabled = entry.Disabled ?? false,
                 Refresh = refresh,
@@ -310,6 +321,8 @@ public static partial class AllowlistFile
         public List<string>? RedirectUris { get; set; }
 
         public List<string>? Scopes { get; set; }
+
+        public string? Provider { get; set; }
 
         public JsonElement? EncryptionKey { get; set; }
 

@@ -12,6 +12,13 @@ public sealed record AllowlistInstance(
     /// <summary>False for identity-only instances, which get a JWT without a GitHub token.</summary>
     public bool DeliversAccessToken => EncryptionKey is not null;
 
+    /// <summary>
+    /// Which of the broker's GitHub integrations signs the instance's users in (<c>"provider"</c>): the OAuth App
+    /// (<c>oauth-app</c>, the default) or the GitHub App (<c>github-app</c>). Its tokens are refreshed and revoked
+    /// through the same one.
+    /// </summary>
+    public string Provider { get; init; } = GitHub.GitHubProviders.OAuthApp;
+
     /// <summary>Logins without the instance's own <c>state</c> are refused (<c>"requireState": true</c>).</summary>
     public bool RequiresState { get; init; }
 

@@ -15,15 +15,15 @@ namespace OAuthBroker.GitHub;
 /// The broker's backchannel to GitHub: the code exchange and the user look-ups. Every expected failure comes back as a
 /// <see cref="GitHubFailure"/> whose reason is safe to log; no token or secret is ever part of one.
 /// </summary>
-public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> options, TimeProvider time, BrokerMetrics metrics)
+public sealed class GitHubClient(HttpClient http, TimeProvider time, BrokerMetrics metrics)
 {
     public const int MaxResponseBytes = 1024 * 1024;
     private const int MaxTokenLength = 4096;
 
     /// <summary>POST /login/oauth/access_token with the PKCE verifier (RFC 7636 section 4.5).</summary>
-    public async Task<GitHubResult<GitHubToken>> ExchangeCodeAsync(string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken)
+    public async Task<GitHubResult<GitHubToken>> ExchangeCodeAsync(GitHubIntegrationOptions settings, string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken)
     {
-        var settings = options.Value;
+        ArgumentNullException.ThrowIfNull(settings);
         using var request = new HttpRequestMessage(HttpMethod.Post, settings.TokenEndpoint)
         {
             Content = new FormUrlEncodedContent(new Dictionary<string, string>
@@ -47,9 +47,9 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
     /// one sent is spent. Never retried (a POST), since a second try would spend nothing but fail. A dead, reused or
     /// expired refresh token is <see cref="GitHubFailureKind.Rejected"/>, whether GitHub says so with HTTP 200 or 400.
     /// </summary>
-    public async Task<GitHubResult<GitHubToken>> RefreshAsync(string refreshToken, CancellationToken cancellationToken)
+    public async Task<GitHubResult<GitHubToken>> RefreshAsync(GitHubIntegrationOptions settings, string refreshToken, CancellationToken cancellationToken)
     {
-        var settings = options.Value;
+        ArgumentNullException.ThrowIfNull(settings);
         using var request = new HttpRequestMessage(HttpMethod.Post, settings.TokenEndpoint)
         {
             Content = new FormUrlEncodedContent(new Dictionary<string, string>
@@ -66,13 +66,24 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
     }
 
     /// <summary>
-    /// DELETE /applications/{client_id}/token with the app's Basic credentials: ends one token at GitHub. True when
-    /// GitHub revoked it or no longer knows it (404: revoked already, or expired), which is what the caller wants.
+    /// DELETE /applications/{client_id}/token with the app's Basic credentials: ends one token at GitHub. Null (no
+    /// failure) when GitHub revoked it or no longer knows it (404: revoked already, or expired), which is what the
+    /// caller wants.
     /// </summary>
-    public async Task<GitHubFailure?> RevokeAsync(string accessToken, CancellationToken cancellationToken)
+    public Task<GitHubFailure?> RevokeAsync(GitHubIntegrationOptions settings, string accessToken, CancellationToken cancellationToken) =>
+        DeleteAsync(settings, settings.TokenRevocationEndpoint, accessToken, "revoke", "the token revocation", cancellationToken);
+
+    /// <summary>
+    /// DELETE /applications/{client_id}/grant: ends the user's whole authorization of the app, every token of theirs
+    /// it issued, given any one live token of theirs. 404 means none is left to end.
+    /// </summary>
+    public Task<GitHubFailure?> RevokeGrantAsync(GitHubIntegrationOptions settings, string accessToken, CancellationToken cancellationToken) =>
+        DeleteAsync(settings, settings.GrantRevocationEndpoint, accessToken, "revoke_grant", "the grant revocation", cancellationToken);
+
+    private async Task<GitHubFailure?> DeleteAsync(GitHubIntegrationOptions settings, string url, string accessToken, string endpoint, string what, CancellationToken cancellationToken)
     {
-        var settings = options.Value;
-        using var request = new HttpRequestMessage(HttpMethod.Delete, settings.TokenRevocationEndpoint)
+        ArgumentNullException.ThrowIfNull(settings);
+        using var request = new HttpRequestMessage(HttpMethod.Delete, url)
         {
             Content = JsonContent.Create(new Dictionary<string, string> { ["access_token"] = accessToken }, GitHubJsonContext.Default.DictionaryStringString),
         };
@@ -80,8 +91,8 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/vnd.github+json"));
         request.Headers.Add("X-GitHub-Api-Version", "2022-11-28");
         // 204 revoked; 404 GitHub no longer knows the token, which is what the caller wants too. No body to read.
-        var (_, failure) = await ExchangeAsync<JsonDocument>(request, "revoke", "the token revocation", (response, _) =>
-            Task.FromResult<(JsonDocument?, GitHubFailure?)>((null, response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotFound ? null : StatusFailure(response, "the token revocation"))),
+        var (_, failure) = await ExchangeAsync<JsonDocument>(request, endpoint, what, (response, _) =>
+            Task.FromResult<(JsonDocument?, GitHubFailure?)>((null, response.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.NotFound ? null : StatusFailure(response, what))),
             cancellationToken);
         return failure;
     }
@@ -139,9 +150,11 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
             : null;
 
     /// <summary>GET /user, and GET /user/emails for the primary verified address when the profile hides it.</summary>
-    public async Task<GitHubResult<GitHubUser>> GetUserAsync(GitHubToken token, CancellationToken cancellationToken)
+    public async Task<GitHubResult<GitHubUser>> GetUserAsync(GitHubIntegrationOptions settings, GitHubToken token, CancellationToken cancellationToken)
     {
-        using var request = ApiRequest(options.Value.UserEndpoint, token);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(token);
+        using var request = ApiRequest(settings.UserEndpoint, token);
         var (document, failure) = await SendAsync(request, "user", "GET /user", cancellationToken);
         if (failure is not null)
         {
@@ -162,19 +175,21 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
             user = new GitHubUser(gitHubId, login, GitHubStrings.Text(String(root, "name")), GitHubStrings.Email(String(root, "email")), GitHubStrings.Url(String(root, "avatar_url")));
         }
 
+        // An OAuth App's token reads the list with user:email (or user); a GitHub App's has no scopes, and reads it
+        // when the app has the "Email addresses" permission, which only asking tells.
         var scopes = Allowlist.Scopes.Split(token.Scope);
-        if (user.Email is null && (scopes.Contains("user:email") || scopes.Contains("user")))
+        if (user.Email is null && (!settings.UsesScopes || scopes.Contains("user:email") || scopes.Contains("user")))
         {
-            user = user with { Email = await GetPrimaryEmailAsync(token, cancellationToken) };
+            user = user with { Email = await GetPrimaryEmailAsync(settings, token, cancellationToken) };
         }
 
         return user;
     }
 
     // The address is a nicety: if the list cannot be read, the login goes on without it.
-    private async Task<string?> GetPrimaryEmailAsync(GitHubToken token, CancellationToken cancellationToken)
+    private async Task<string?> GetPrimaryEmailAsync(GitHubIntegrationOptions settings, GitHubToken token, CancellationToken cancellationToken)
     {
-        using var request = ApiRequest(options.Value.UserEmailsEndpoint, token);
+        using var request = ApiRequest(settings.UserEmailsEndpoint, token);
         var (document, failure) = await SendAsync(request, "user_emails", "GET /user/emails", cancellationToken);
         if (failure is not null)
         {
@@ -211,7 +226,6 @@ public sealed class GitHubClient(HttpClient http, IOptions<GitHubOptions> option
         return request;
     }
 
-    /// <summary>Sends one call and reads its JSON; its duration and outcome are measured under <paramref name="endpoint"/>.</summary>
     /// <summary>Sends one call and reads its JSON; its duration and outcome are measured under <paramref name="endpoint"/>.</summary>
     private Task<(JsonDocument? Document, GitHubFailure? Failure)> SendAsync(HttpRequestMessage request, string endpoint, string what, CancellationToken cancellationToken, bool errorBodyOnBadRequest = false) =>
         ExchangeAsync(request, endpoint, what, (response, token) => ReadJsonAsync(response, what, errorBodyOnBadRequest, token), cancellationToken);
@@ -298,7 +312,11 @@ public static class GitHubSetup
     public static IServiceCollection AddGitHub(this IServiceCollection services)
     {
         services.AddOptions<GitHubOptions>().BindConfiguration(GitHubOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<GitHubOptions>, GitHubOptionsValidator>();
+        services.AddOptions<GitHubAppOptions>().BindConfiguration(GitHubAppOptions.Section).ValidateOnStart();
+        services.AddSingleton<GitHubOptionsValidator>();
+        services.AddSingleton<IValidateOptions<GitHubOptions>>(provider => provider.GetRequiredService<GitHubOptionsValidator>());
+        services.AddSingleton<IValidateOptions<GitHubAppOptions>>(provider => provider.GetRequiredService<GitHubOptionsValidator>());
+        services.AddSingleton<GitHubIntegrations>();
         services.AddHttpClient<GitHubClient>((provider, client) =>
             {
                 // The total deadline: what a user waits at most for one call, retries included.

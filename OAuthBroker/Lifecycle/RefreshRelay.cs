@@ -26,7 +26,7 @@ public sealed record RelayAnswer(int Status, string Body, string Outcome, string
 /// token in the database, the others wait for the answer stored there.
 /// </summary>
 public sealed class RefreshRelay(
-    IRefreshTokenRepository rows, IAccessTokenRepository accessTokens, GitHubClient gitHub, IUserStore users, BrokerTokenIssuer issuer, IOptions<GitHubOptions> gitHubOptions, TimeProvider time)
+    IRefreshTokenRepository rows, IAccessTokenRepository accessTokens, GitHubClient gitHub, GitHubIntegrations integrations, IUserStore users, BrokerTokenIssuer issuer, IOptions<GitHubOptions> gitHubOptions, TimeProvider time)
     : IPurgeable
 {
     public static readonly TimeSpan CollapseWindow = TimeSpan.FromMinutes(2);
@@ -80,7 +80,12 @@ public sealed class RefreshRelay(
             return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The token is not a GitHub token this broker handed to this instance.", outcome: "not_its_token");
         }
 
-        if (await gitHub.RevokeAsync(accessToken, cancellationToken) is { } failure)
+        if (integrations.For(instance) is not { } integration)
+        {
+            return MissingIntegration();
+        }
+
+        if (await gitHub.RevokeAsync(integration, accessToken, cancellationToken) is { } failure)
         {
             return failure.Kind == GitHubFailureKind.Unavailable
                 ? Unavailable("GitHub is not reachable right now; try the revocation again shortly.") with { Reason = failure.Reason }
@@ -139,7 +144,13 @@ public sealed class RefreshRelay(
 
     private async Task<RelayAnswer> CallGitHubAsync(AllowlistInstance instance, RefreshTokenRow row, byte[] hash, string refreshToken, CancellationToken cancellationToken)
     {
-        var result = await gitHub.RefreshAsync(refreshToken, cancellationToken);
+        if (integrations.For(instance) is not { } integration)
+        {
+            await rows.ReleaseAsync(hash, CancellationToken.None);
+            return MissingIntegration();
+        }
+
+        var result = await gitHub.RefreshAsync(integration, refreshToken, cancellationToken);
         if (result.Failure is { } failure)
         {
             if (failure.Kind == GitHubFailureKind.Unavailable)
@@ -190,6 +201,10 @@ public sealed class RefreshRelay(
 
     public static RelayAnswer Error(int status, string code, string description, string? outcome = null) =>
         new(status, JsonSerializer.Serialize(new OAuthError(code, description), LifecycleJsonContext.Default.OAuthError), outcome ?? code, description, null);
+
+    // A configuration fault, not the instance's: its token is not spent, and works again once the section is back.
+    private static RelayAnswer MissingIntegration() =>
+        Unavailable("The broker has no GitHub App configured for this instance's entry; tell the broker's administrator.") with { Reason = "no GitHubApp section" };
 
     private static RelayAnswer Unavailable(string description) =>
         Error(StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", description, outcome: "github_error") with { RetryAfter = TimeSpan.FromSeconds(30) };

@@ -53,7 +53,7 @@ public static partial class LoginEndpoints
         HttpContext context,
         AllowlistProvider allowlist,
         PendingLoginStore logins,
-        IOptions<GitHubOptions> gitHub,
+        GitHubIntegrations gitHub,
         IOptions<BrokerOptions> broker,
         AuditLog audit,
         ILogger<PendingLoginStore> logger,
@@ -95,14 +95,19 @@ public static partial class LoginEndpoints
         }
 
         var instance = target.Instance;
+        if (gitHub.For(instance) is not { } integration)
+        {
+            return await RefuseAsync(context, audit, logger, instance.Id, GitHubIntegrations.MissingGitHubApp, cancellationToken, StatusCodes.Status503ServiceUnavailable);
+        }
+
         var requestedScope = query["scope"].Count == 0 ? null : query["scope"].ToString();
-        if (!Scopes.TryResolve(requestedScope, gitHub.Value.DefaultScopes, instance.AllowedScopes, out var scope, out var scopeError))
+        if (!Scopes.TryResolve(requestedScope, gitHub.OAuthApp.DefaultScopes, instance.AllowedScopes, out var scope, out var scopeError))
         {
             return await refuse(instance.Id, scopeError + ".");
         }
 
         Log.Started(logger, instance.Id, scope);
-        return await BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, responseMode, cancellationToken);
+        return await BeginAuthorizationAsync(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, responseMode, cancellationToken);
     }
 
     /// <summary>
@@ -110,7 +115,7 @@ public static partial class LoginEndpoints
     /// ceiling on pending logins, answers 503 with Retry-After and writes nothing.
     /// </summary>
     public static async Task<IResult> BeginAuthorizationAsync(
-        HttpContext context, PendingLoginStore logins, GitHubOptions gitHub, BrokerOptions broker,
+        HttpContext context, PendingLoginStore logins, GitHubIntegrationOptions gitHub, BrokerOptions broker,
         string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
     {
         if (!context.RequestServices.GetRequiredService<PendingLoginCeiling>().TryAdmit(out var retryAfter))
@@ -127,7 +132,7 @@ public static partial class LoginEndpoints
         {
             ["client_id"] = gitHub.ClientId,
             ["redirect_uri"] = broker.CallbackUrl,
-            ["scope"] = scope,
+            ["scope"] = gitHub.UsesScopes ? scope : null,
             ["state"] = started.State,
             ["code_challenge"] = started.CodeChallenge,
             ["code_challenge_method"] = "S256",
@@ -144,6 +149,7 @@ public static partial class LoginEndpoints
         AllowlistProvider allowlist,
         PendingLoginStore logins,
         GitHubClient gitHub,
+        GitHubIntegrations integrations,
         IUserStore users,
         BrokerTokenIssuer issuer,
         IOptions<BrokerOptions> broker,
@@ -187,7 +193,7 @@ public static partial class LoginEndpoints
         BrowserBinding.Clear(context.Response, state, secure, broker.Value);
         if (login.InstanceId == AdminSignIn.PseudoInstanceId)
         {
-            return await AdminSignIn.CompleteAsync(context, login, code: query["code"].ToString(), gitHub, broker.Value, audit, cancellationToken);
+            return await AdminSignIn.CompleteAsync(context, login, code: query["code"].ToString(), gitHub, integrations.OAuthApp, broker.Value, audit, cancellationToken);
         }
 
         if (!allowlist.Current.TryMatch(login.RedirectUri, out var target, out _) || target.Instance.Id != login.InstanceId)
@@ -202,6 +208,12 @@ public static partial class LoginEndpoints
         }
 
         var instance = target.Instance;
+        // The GitHub App section removed between the start and GitHub's answer: nothing to exchange the code with.
+        if (integrations.For(instance) is not { } integration)
+        {
+            return await RefuseAsync(context, audit, logger, instance.Id, GitHubIntegrations.MissingGitHubApp, cancellationToken, StatusCodes.Status503ServiceUnavailable);
+        }
+
         if (query["error"].Count == 1)
         {
             var denied = query["error"].ToString() == "access_denied";
@@ -219,14 +231,14 @@ public static partial class LoginEndpoints
             return ToInstance(login, broker.Value, Error("server_error", "GitHub returned no usable authorization code."));
         }
 
-        var token = await gitHub.ExchangeCodeAsync(code, login.CodeVerifier, broker.Value.CallbackUrl, cancellationToken);
+        var token = await gitHub.ExchangeCodeAsync(integration, code, login.CodeVerifier, broker.Value.CallbackUrl, cancellationToken);
         if (token.Failure is { } exchangeFailure)
         {
             await record(instance.Id, null, LoginOutcomes.GitHubError, exchangeFailure.Reason);
             return GitHubFailed(logger, login, broker.Value, instance, exchangeFailure);
         }
 
-        var gitHubUser = await gitHub.GetUserAsync(token.Value!, cancellationToken);
+        var gitHubUser = await gitHub.GetUserAsync(integration, token.Value!, cancellationToken);
         if (gitHubUser.Failure is { } userFailure)
         {
             await record(instance.Id, null, LoginOutcomes.GitHubError, userFailure.Reason);

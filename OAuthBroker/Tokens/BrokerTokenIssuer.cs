@@ -30,8 +30,9 @@ public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptio
             ["username"] = user.Login,
             ["token_type"] = "bearer",
             ["scope"] = token.Scope,
-            // Which of the broker's GitHub integrations issued the token (a GitHub App is the token-lifecycle work's next step).
-            ["provider"] = "oauth-app",
+            // Which of the broker's GitHub integrations issued the token: an OAuth App's and a GitHub App's tokens
+            // differ in reach (scopes or the app's permissions and installations) and in lifetime.
+            ["provider"] = instance.Provider,
         };
         AddIfPresent(claims, "email", user.Email);
         AddIfPresent(claims, "name", user.Name);
