@@ -5,6 +5,7 @@ using Microsoft.Extensions.Time.Testing;
 using OAuthBroker.Audit;
 using OAuthBroker.GitHub;
 using OAuthBroker.Tests.Support;
+using OAuthBroker.Users;
 
 namespace OAuthBroker.Tests.Storage;
 
@@ -18,10 +19,10 @@ public abstract class UserStoreContract<TBackend> : StorageContract<TBackend>
     public async Task A_user_is_created_at_first_login_and_keeps_its_id_through_a_rename()
     {
         var users = Backend.Users(clock);
-        var first = await users.RecordLoginAsync(new GitHubUser(583231, "octocat", "The Octocat", null, "https://avatars.example/1"), CancellationToken.None);
+        var first = await users.RecordLoginAsync(new GitHubUser(583231, "octocat", "The Octocat", null, "https://avatars.example/1"), null, CancellationToken.None);
         clock.Advance(TimeSpan.FromMinutes(5));
 
-        var renamed = await users.RecordLoginAsync(new GitHubUser(583231, "octocat-renamed", null, "octo@example.com", null), CancellationToken.None);
+        var renamed = await users.RecordLoginAsync(new GitHubUser(583231, "octocat-renamed", null, "octo@example.com", null), null, CancellationToken.None);
 
         renamed.Id.Should().Be(first.Id);
         renamed.Should().BeEquivalentTo(new { GitHubId = 583231L, Login = "octocat-renamed", Name = (string?)null, Email = "octo@example.com", AvatarUrl = (string?)null });
@@ -37,9 +38,44 @@ public abstract class UserStoreContract<TBackend> : StorageContract<TBackend>
         var stores = Enumerable.Range(0, 4).Select(_ => Backend.Users(clock)).ToList();
 
         var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
-            Task.Run(() => stores[i % stores.Count].RecordLoginAsync(new GitHubUser(42, "racer", null, null, null), CancellationToken.None))));
+            Task.Run(() => stores[i % stores.Count].RecordLoginAsync(new GitHubUser(42, "racer", null, null, null), null, CancellationToken.None))));
 
         results.Select(user => user.Id).Distinct().Should().ContainSingle();
+    }
+
+    [Fact]
+    public async Task Each_login_counts_a_token_per_instance_integration_and_scope_set_until_the_grant_is_forgotten_or_a_year_passes()
+    {
+        var users = Backend.Users(clock);
+        var octocat = new GitHubUser(583231, "Octocat", null, null, null);
+        BrokerUser user = null!;
+        foreach (var instance in Enumerable.Range(0, 9).Select(i => $"instance-{i}"))
+        {
+            user = await users.RecordLoginAsync(octocat, new(instance, "oauth-app", "read:user user:email"), CancellationToken.None);
+        }
+
+        user = await users.RecordLoginAsync(octocat, new("instance-0", "oauth-app", "read:user user:email"), CancellationToken.None);
+        await users.RecordLoginAsync(octocat, new("instance-0", "oauth-app", "repo"), CancellationToken.None);
+        clock.Advance(TimeSpan.FromMinutes(1));
+        await users.RecordLoginAsync(octocat, new("instance-app", "github-app", ""), CancellationToken.None);
+        await users.RecordLoginAsync(new GitHubUser(7, "someone-else", null, null, null), new("instance-0", "oauth-app", "read:user user:email"), CancellationToken.None);
+
+        var listed = await Backend.Users(clock).ListInstancesAsync(user.Id, CancellationToken.None);
+        listed.Should().HaveCount(11);
+        listed[0].Should().BeEquivalentTo(new { InstanceId = "instance-app", Provider = "github-app", Scope = "", Tokens = 1L });
+        listed.Single(row => row.InstanceId == "instance-0" && row.Scope == "read:user user:email").Tokens.Should().Be(2);
+        var risks = await users.FindNearTokenLimitAsync(8, 10, CancellationToken.None);
+        risks.Should().ContainSingle().Which.Should().Be(new TokenLimitRisk(user.Id, "Octocat", "oauth-app", "read:user user:email", 10, 9));
+        (await users.FindByLoginAsync("OCTOCAT", CancellationToken.None))!.Id.Should().Be(user.Id);
+        (await users.FindByGitHubIdAsync(583231, CancellationToken.None))!.Id.Should().Be(user.Id);
+        (await users.FindByLoginAsync("nobody", CancellationToken.None)).Should().BeNull();
+
+        (await users.ForgetInstancesAsync(user.Id, "oauth-app", CancellationToken.None)).Should().Be(10);
+        (await users.ListInstancesAsync(user.Id, CancellationToken.None)).Should().ContainSingle().Which.Provider.Should().Be("github-app");
+        clock.Advance(UserInstancePurge.Retention);
+        (await new UserInstancePurge(users, clock).PurgeAsync(CancellationToken.None)).Should().Be(0, "the last rows are exactly as old as the retention");
+        clock.Advance(TimeSpan.FromSeconds(1));
+        (await new UserInstancePurge(users, clock).PurgeAsync(CancellationToken.None)).Should().Be(2);
     }
 }
 

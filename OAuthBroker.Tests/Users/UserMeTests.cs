@@ -82,7 +82,7 @@ public sealed class UserMeTests : FakeGitHubTest
     {
         var issuer = broker.Services.GetRequiredService<BrokerTokenIssuer>();
         var users = broker.Services.GetRequiredService<IUserStore>();
-        var user = await users.RecordLoginAsync(new GitHubUser(GitHub.User.Id, GitHub.User.Login, null, null, null), default);
+        var user = await users.RecordLoginAsync(new GitHubUser(GitHub.User.Id, GitHub.User.Login, null, null, null), null, default);
         RedirectUri.TryParse("https://gone.example.com/cb", false, out var uri, out _).Should().BeTrue();
         var stranger = new AllowlistInstance("gone-instance", [uri!], FrozenSet<string>.Empty, null);
 

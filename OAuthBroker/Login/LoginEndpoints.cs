@@ -245,7 +245,8 @@ public static partial class LoginEndpoints
             return GitHubFailed(logger, login, broker.Value, instance, userFailure);
         }
 
-        var user = await users.RecordLoginAsync(gitHubUser.Value!, cancellationToken);
+        // GitHub issued a token for this login whether or not the instance receives it: it counts towards the ten.
+        var user = await users.RecordLoginAsync(gitHubUser.Value!, new LoginGrant(instance.Id, integration.Provider, token.Value!.Scope), cancellationToken);
         var jwt = issuer.Issue(instance, user, token.Value!, login.ResponseMode);
         await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token.Value!, cancellationToken);
         Log.Completed(logger, instance.Id, user.Login, user.Id);

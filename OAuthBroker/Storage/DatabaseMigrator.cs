@@ -152,6 +152,21 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         ) WITHOUT ROWID;
         CREATE INDEX ix_access_tokens_expires_at ON access_tokens (expires_at);
         """,
+        // The instances each user signed in to, by GitHub integration and scope set: what /account lists, and how the
+        // admin page sees a user near GitHub's ten tokens per user, app and scope set.
+        """
+        CREATE TABLE user_instances (
+            user_id     INTEGER NOT NULL,
+            instance_id TEXT    NOT NULL,
+            provider    TEXT    NOT NULL,
+            scope       TEXT    NOT NULL,
+            tokens      INTEGER NOT NULL,  -- tokens GitHub issued through logins (a refresh replaces one, adds none)
+            first_at    INTEGER NOT NULL,
+            last_at     INTEGER NOT NULL,
+            PRIMARY KEY (user_id, provider, scope, instance_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_user_instances_last_at ON user_instances (last_at);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -125,6 +125,19 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         );
         CREATE INDEX ix_access_tokens_expires_at ON access_tokens (expires_at);
         """,
+        """
+        CREATE TABLE user_instances (
+            user_id     bigint NOT NULL,
+            instance_id text   NOT NULL,
+            provider    text   NOT NULL,
+            scope       text   NOT NULL,
+            tokens      bigint NOT NULL,  -- tokens GitHub issued through logins (a refresh replaces one, adds none)
+            first_at    bigint NOT NULL,
+            last_at     bigint NOT NULL,
+            PRIMARY KEY (user_id, provider, scope, instance_id)
+        );
+        CREATE INDEX ix_user_instances_last_at ON user_instances (last_at);
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>

@@ -7,7 +7,9 @@ namespace OAuthBroker.Users;
 
 public static partial class UserEndpoints
 {
-    public static IServiceCollection AddUsers(this IServiceCollection services) => services.AddStore<IUserStore, SqliteUserStore, PostgresUserStore>();
+    public static IServiceCollection AddUsers(this IServiceCollection services) =>
+        services.AddStore<IUserStore, SqliteUserStore, PostgresUserStore>()
+            .AddSingleton<IPurgeable, UserInstancePurge>();
 
     public static IEndpointRouteBuilder MapUsers(this IEndpointRouteBuilder endpoints)
     {
