@@ -1,3 +1,4 @@
+using OAuthBroker.Account;
 using OAuthBroker.Admin;
 using OAuthBroker.Allowlist;
 using OAuthBroker.Audit;
@@ -63,6 +64,7 @@ try
     app.MapTokens();
     app.MapUsers();
     app.MapLifecycle();
+    app.MapAccount();
     app.MapHealth();
     app.MapPageAssets();
     app.MapAdmin();

@@ -67,7 +67,7 @@ public sealed class Browser : IDisposable
         var callback = new Uri(callbackUrl);
         var response = await Client.GetAsync(callback.PathAndQuery);
         var location = response.Headers.Location;
-        var query = location is null
+        var query = location is null || !location.IsAbsoluteUri
             ? new Dictionary<string, string>()
             : QueryHelpers.ParseQuery(location.Query).ToDictionary(pair => pair.Key, pair => pair.Value.ToString());
         return new LoginOutcome(response, location, query);

@@ -142,6 +142,9 @@ public sealed class FakeGitHub : IAsyncDisposable
     /// <summary>Whether the access token still works at GitHub's API (refresh and revocation end it).</summary>
     public bool IsLive(string accessToken) => tokens.ContainsKey(accessToken);
 
+    /// <summary>How many tokens of this app still work, for every user.</summary>
+    public int LiveTokenCount(string clientId) => tokens.Values.Count(token => token.ClientId == clientId);
+
     /// <summary>Which app issued a live token: <see cref="ClientId"/> or <see cref="AppClientId"/>.</summary>
     public string? IssuerOf(string accessToken) => tokens.TryGetValue(accessToken, out var token) ? token.ClientId : null;
 

@@ -26,6 +26,9 @@ public static class AuditKinds
 
     /// <summary>A request at the token endpoint (a refresh through the relay): outcome <c>succeeded</c>, <c>invalid_grant</c>, <c>invalid_client</c>, <c>github_error</c>…</summary>
     public const string Token = "token";
+
+    /// <summary>A user on /account: <c>grant_revoked</c> (disconnected from every instance) or <c>grant_revoke_failed</c>.</summary>
+    public const string Account = "account";
 }
 
 /// <summary>One event, or for refusals (<see cref="Count"/> above 1) the refusals of one source, reason and minute.</summary>
@@ -83,6 +86,9 @@ public sealed class AuditLog(IAuditRepository rows, IOptions<AuditOptions> optio
         var bucket = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{minute}\n{source}\n{instanceId}\n{reason}"));
         await rows.CountRefusalAsync(now.ToUnixTimeMilliseconds(), instanceId, reason, source, bucket, cancellationToken);
     }
+
+    public Task RecordAccountAsync(string gitHubLogin, string action, string? reason, string? clientIp, CancellationToken cancellationToken) =>
+        InsertAsync(AuditKinds.Account, null, gitHubLogin, action, reason, clientIp, null, null, cancellationToken);
 
     public Task RecordAdminAsync(string actor, string action, string? instanceId, JsonObject? before, JsonObject? after, string? clientIp, CancellationToken cancellationToken) =>
         InsertAsync(AuditKinds.Admin, instanceId, actor, action, null, clientIp, Redact(before), Redact(after), cancellationToken);

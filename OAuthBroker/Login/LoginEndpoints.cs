@@ -196,6 +196,11 @@ public static partial class LoginEndpoints
             return await AdminSignIn.CompleteAsync(context, login, code: query["code"].ToString(), gitHub, integrations.OAuthApp, broker.Value, audit, cancellationToken);
         }
 
+        if (Account.AccountPage.Handles(login.InstanceId))
+        {
+            return await Account.AccountPage.CompleteAsync(context, login, code: query["code"].ToString(), gitHub, broker.Value, audit, cancellationToken);
+        }
+
         if (!allowlist.Current.TryMatch(login.RedirectUri, out var target, out _) || target.Instance.Id != login.InstanceId)
         {
             return await refuse(login.InstanceId, "The application that started this sign-in is no longer allowed by the broker.");

@@ -64,7 +64,9 @@ public static class RateLimits
     // Each of these writes a pending login or an audit row for anyone who asks, signed in or not.
     private static bool WritesAnonymously(HttpContext context) =>
         context.Request.Path.StartsWithSegments("/auth/github", StringComparison.Ordinal)
-        || context.Request.Path.StartsWithSegments("/admin/login", StringComparison.Ordinal);
+        || context.Request.Path.StartsWithSegments("/admin/login", StringComparison.Ordinal)
+        || context.Request.Path.StartsWithSegments("/account/sign-in", StringComparison.Ordinal)
+        || context.Request.Path.StartsWithSegments("/account/disconnect", StringComparison.Ordinal);
 
     private static PartitionedRateLimiter<HttpContext> PerInstance(int perMinute) =>
         PartitionedRateLimiter.Create<HttpContext, string>(context =>
