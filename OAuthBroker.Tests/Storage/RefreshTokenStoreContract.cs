@@ -29,6 +29,25 @@ public abstract class RefreshTokenStoreContract<TBackend> : StorageContract<TBac
     }
 
     [Fact]
+    public async Task Ending_a_users_access_marks_their_unused_unexpired_tokens_only()
+    {
+        var rows = Backend.RefreshTokens();
+        var (open, used, expired, otherUser) = (NewHash(), NewHash(), NewHash(), NewHash());
+        await rows.RecordAsync(open, "trackeep-home", 7, 1_000, 90_000, CancellationToken.None);
+        await rows.RecordAsync(used, "trackeep-home", 7, 1_000, 90_000, CancellationToken.None);
+        await rows.AnswerAsync(used, 2_000, "issued", "{}", CancellationToken.None);
+        await rows.RecordAsync(expired, "trackeep-home", 7, 1_000, 4_000, CancellationToken.None);
+        await rows.RecordAsync(otherUser, "trackeep-home", 8, 1_000, 90_000, CancellationToken.None);
+
+        (await rows.RequestGrantRevocationAsync(7, 5_000, CancellationToken.None)).Should().Be(1);
+
+        (await Backend.RefreshTokens().FindAsync(open, CancellationToken.None))!.RevokeGrantAt.Should().Be(5_000, "another replica sees the mark");
+        (await rows.FindAsync(used, CancellationToken.None))!.RevokeGrantAt.Should().BeNull();
+        (await rows.FindAsync(expired, CancellationToken.None))!.RevokeGrantAt.Should().BeNull();
+        (await rows.FindAsync(otherUser, CancellationToken.None))!.RevokeGrantAt.Should().BeNull();
+    }
+
+    [Fact]
     public async Task Of_concurrent_claims_through_separate_connections_exactly_one_wins_and_an_answer_ends_all_claims()
     {
         var stores = Enumerable.Range(0, 4).Select(_ => Backend.RefreshTokens()).ToList();

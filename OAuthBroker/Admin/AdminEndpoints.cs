@@ -35,6 +35,7 @@ public static class AdminEndpoints
             .WithTags("Admin");
         AdminApi.Map(admin);
         AdminPage.Map(admin);
+        AdminUsers.Map(admin);
         return endpoints;
     }
 }

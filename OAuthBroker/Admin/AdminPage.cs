@@ -44,6 +44,7 @@ public static class AdminPage
         var body = new StringBuilder();
         body.Append(CultureInvariant($"<p>Signed in as <strong>{HtmlPage.Encode(context.User.Identity?.Name)}</strong>.</p>"));
         body.Append(Form(context, antiforgery, "/admin/logout", content.ETag, "<button>Sign out</button>"));
+        body.Append(CultureInvariant($"<p><a id=\"users\" href=\"{HtmlPage.Encode(context.BrowserPath("/admin/users"))}\">Users</a>: where a user signed in, who nears GitHub's ten tokens per app and scope set, ending a user's access.</p>"));
         if (allowlist.Status.IsStale)
         {
             body.Append(CultureInvariant($"<p><strong>The current allowlist was refused; the last good one is served.</strong></p><pre>{HtmlPage.Encode(allowlist.Status.Error)}</pre>"));

@@ -181,6 +181,14 @@ public sealed class RefreshRelay(
             return gone;
         }
 
+        // An admin ended this user's access: the fresh token is spent on revoking the user's whole grant at GitHub,
+        // and the instance gets no token.
+        // Read again after GitHub's answer: an admin may have asked while the refresh was under way.
+        if ((row.RevokeGrantAt ?? (await rows.FindAsync(hash, CancellationToken.None))?.RevokeGrantAt) is not null)
+        {
+            return await EndGrantAsync(integration, token, user, hash, cancellationToken);
+        }
+
         // The answer travels in a response body, not a URL: the JWT gets the full lifetime, as with form_post.
         var jwt = issuer.Issue(instance, user, token, Login.InstanceResponse.FormPost);
         var body = JsonSerializer.Serialize(new RefreshResponse(jwt, user.Login), LifecycleJsonContext.Default.RefreshResponse);
@@ -188,6 +196,25 @@ public sealed class RefreshRelay(
         await RecordIssuedAsync(instance, user, token, CancellationToken.None);
         await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), Issued, body, CancellationToken.None);
         return new RelayAnswer(StatusCodes.Status200OK, body, "succeeded", null, user.Login);
+    }
+
+    private async Task<RelayAnswer> EndGrantAsync(GitHubIntegrationOptions integration, GitHubToken token, BrokerUser user, byte[] hash, CancellationToken cancellationToken)
+    {
+        var failure = await gitHub.RevokeGrantAsync(integration, token.AccessToken, CancellationToken.None);
+        if (failure is null)
+        {
+            await users.ForgetInstancesAsync(user.Id, integration.Provider, CancellationToken.None);
+        }
+        else
+        {
+            // The grant stays; the one token the refresh made is ended at least (it lives 8 hours otherwise).
+            await gitHub.RevokeAsync(integration, token.AccessToken, CancellationToken.None);
+        }
+
+        var ended = Error(StatusCodes.Status400BadRequest, "invalid_grant", "The broker's administrator ended this user's access: sign the user in again.", outcome: "grant_revoked")
+            with { Reason = failure is null ? "the user's grant was revoked at GitHub, as an admin asked" : "an admin ended the user's access; GitHub did not revoke the grant: " + failure.Reason, GitHubLogin = user.Login };
+        await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), "invalid_grant", ended.Body, CancellationToken.None);
+        return ended;
     }
 
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)

@@ -10,6 +10,9 @@ namespace OAuthBroker.Lifecycle;
 /// </summary>
 public sealed record RefreshTokenRow(byte[] TokenHash, string InstanceId, long UserId, long IssuedAt, long ExpiresAt, long? ClaimedAt, long? AnsweredAt, string? Outcome, string? Answer)
 {
+    /// <summary>Set when an admin ended the user's access: the next refresh revokes the user's grant at GitHub instead of answering a token.</summary>
+    public long? RevokeGrantAt { get; init; }
+
     public override string ToString() => $"RefreshTokenRow {{ InstanceId = {InstanceId}, UserId = {UserId}, Outcome = {Outcome} }}";
 }
 
@@ -36,18 +39,24 @@ public interface IRefreshTokenRepository
     /// <summary>Gives a claim back after a failure that did not spend the token (GitHub unreachable), so the instance may retry.</summary>
     Task ReleaseAsync(byte[] tokenHash, CancellationToken cancellationToken);
 
+    /// <summary>Marks every unused refresh token of the user, so that the next refresh of any of them ends the user's grant at GitHub; returns how many.</summary>
+    Task<int> RequestGrantRevocationAsync(long userId, long now, CancellationToken cancellationToken);
+
     /// <summary>Deletes rows of expired tokens and answers older than <paramref name="answeredBefore"/>; returns how many.</summary>
     Task<int> DeleteEndedAsync(long now, long answeredBefore, CancellationToken cancellationToken);
 }
 
 internal static class RefreshTokenRows
 {
-    public const string Columns = "token_hash, instance_id, user_id, issued_at, expires_at, claimed_at, answered_at, outcome, answer";
+    public const string Columns = "token_hash, instance_id, user_id, issued_at, expires_at, claimed_at, answered_at, outcome, answer, revoke_grant_at";
 
     public static RefreshTokenRow Read(System.Data.Common.DbDataReader reader) => new(
         reader.GetFieldValue<byte[]>(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4),
         reader.IsDBNull(5) ? null : reader.GetInt64(5), reader.IsDBNull(6) ? null : reader.GetInt64(6),
-        reader.IsDBNull(7) ? null : reader.GetString(7), reader.IsDBNull(8) ? null : reader.GetString(8));
+        reader.IsDBNull(7) ? null : reader.GetString(7), reader.IsDBNull(8) ? null : reader.GetString(8))
+    {
+        RevokeGrantAt = reader.IsDBNull(9) ? null : reader.GetInt64(9),
+    };
 }
 
 public sealed class SqliteRefreshTokenRepository(SqliteConnectionFactory connections) : IRefreshTokenRepository
@@ -89,6 +98,13 @@ public sealed class SqliteRefreshTokenRepository(SqliteConnectionFactory connect
         await lease.Prepared("UPDATE refresh_tokens SET claimed_at = NULL WHERE token_hash = @hash AND answered_at IS NULL").With("@hash", tokenHash).ExecuteNonQueryAsync(cancellationToken);
     }
 
+    public async Task<int> RequestGrantRevocationAsync(long userId, long now, CancellationToken cancellationToken)
+    {
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        return await lease.Prepared("UPDATE refresh_tokens SET revoke_grant_at = @now WHERE user_id = @user AND answered_at IS NULL AND expires_at >= @now")
+            .With("@user", userId).With("@now", now).ExecuteNonQueryAsync(cancellationToken);
+    }
+
     public async Task<int> DeleteEndedAsync(long now, long answeredBefore, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenAsync(cancellationToken);
@@ -117,6 +133,9 @@ public sealed class PostgresRefreshTokenRepository(PostgresDatabase database) : 
 
     public Task ReleaseAsync(byte[] tokenHash, CancellationToken cancellationToken) =>
         database.ExecuteAsync("UPDATE refresh_tokens SET claimed_at = NULL WHERE token_hash = $1 AND answered_at IS NULL", cancellationToken, tokenHash);
+
+    public Task<int> RequestGrantRevocationAsync(long userId, long now, CancellationToken cancellationToken) =>
+        database.ExecuteAsync("UPDATE refresh_tokens SET revoke_grant_at = $2 WHERE user_id = $1 AND answered_at IS NULL AND expires_at >= $2", cancellationToken, userId, now);
 
     public Task<int> DeleteEndedAsync(long now, long answeredBefore, CancellationToken cancellationToken) =>
         database.ExecuteAsync("DELETE FROM refresh_tokens WHERE expires_at < $1 OR answered_at < $2", cancellationToken, now, answeredBefore);

@@ -167,6 +167,11 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         ) WITHOUT ROWID;
         CREATE INDEX ix_user_instances_last_at ON user_instances (last_at);
         """,
+        // An admin ended a user's access: the next refresh of any of their refresh tokens revokes their grant at GitHub.
+        """
+        ALTER TABLE refresh_tokens ADD COLUMN revoke_grant_at INTEGER NULL;
+        CREATE INDEX ix_refresh_tokens_user ON refresh_tokens (user_id);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -138,6 +138,10 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         );
         CREATE INDEX ix_user_instances_last_at ON user_instances (last_at);
         """,
+        """
+        ALTER TABLE refresh_tokens ADD COLUMN revoke_grant_at bigint NULL;
+        CREATE INDEX ix_refresh_tokens_user ON refresh_tokens (user_id);
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>

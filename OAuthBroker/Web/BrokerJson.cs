@@ -29,6 +29,8 @@ namespace OAuthBroker.Web;
 [JsonSerializable(typeof(CheckResult))]
 [JsonSerializable(typeof(CsrfToken))]
 [JsonSerializable(typeof(AuditPage))]
+[JsonSerializable(typeof(Admin.UserConnections))]
+[JsonSerializable(typeof(Admin.EndedAccess))]
 internal sealed partial class BrokerJsonContext : JsonSerializerContext;
 
 /// <summary>The JSON jose-jwt reads and writes (JOSE headers, JWKs): plain values, as its own mapper gives them.</summary>
