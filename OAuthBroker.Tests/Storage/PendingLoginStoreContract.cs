@@ -21,13 +21,13 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
     public async Task A_login_is_taken_once_by_the_browser_that_started_it()
     {
         var store = NewStore();
-        var started = await store.CreateAsync("trackeep-home", Callback, "instance-state", "read:user", "form_post", CancellationToken.None);
+        var started = await store.CreateAsync("trackeep-home", Callback, "instance-state", "read:user", "form_post", "{\"nonce\":\"n-0S6\"}", CancellationToken.None);
 
         var first = await store.TryConsumeAsync(started.State, started.BrowserSecret, CancellationToken.None);
         var again = await store.TryConsumeAsync(started.State, started.BrowserSecret, CancellationToken.None);
 
         first.Refusal.Should().BeNull();
-        first.Login.Should().BeEquivalentTo(new { InstanceId = "trackeep-home", RedirectUri = Callback, InstanceState = "instance-state", Scope = "read:user", ResponseMode = "form_post" });
+        first.Login.Should().BeEquivalentTo(new { InstanceId = "trackeep-home", RedirectUri = Callback, InstanceState = "instance-state", Scope = "read:user", ResponseMode = "form_post", Request = "{\"nonce\":\"n-0S6\"}" });
         first.Login!.CodeVerifier.Should().HaveLength(43);
         again.Refusal.Should().Be(LoginRefusal.AlreadyUsed);
     }
@@ -36,8 +36,8 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
     public async Task Another_browser_is_refused_and_leaves_the_login_to_its_own_browser()
     {
         var store = NewStore();
-        var started = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
-        var other = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
+        var started = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
+        var other = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
 
         (await store.TryConsumeAsync(started.State, other.BrowserSecret, CancellationToken.None)).Refusal.Should().Be(LoginRefusal.OtherBrowser);
         (await store.TryConsumeAsync(started.State, started.BrowserSecret, CancellationToken.None)).Refusal.Should().BeNull();
@@ -47,7 +47,7 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
     public async Task An_expired_login_is_refused_and_says_where_it_was_going()
     {
         var store = NewStore();
-        var started = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
+        var started = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
         Clock.Advance(PendingLoginStore.Lifetime);
 
         var result = await store.TryConsumeAsync(started.State, started.BrowserSecret, CancellationToken.None);
@@ -64,7 +64,7 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
     public async Task A_state_the_broker_did_not_issue_is_unknown(string? state)
     {
         var store = NewStore();
-        var started = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
+        var started = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
 
         (await store.TryConsumeAsync(state, started.BrowserSecret, CancellationToken.None)).Refusal.Should().Be(LoginRefusal.UnknownState);
     }
@@ -76,7 +76,7 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
         var logins = new List<StartedLogin>();
         for (var i = 0; i < 5; i++)
         {
-            logins.Add(await store.CreateAsync($"instance-{i}", Callback, null, "read:user", "query", CancellationToken.None));
+            logins.Add(await store.CreateAsync($"instance-{i}", Callback, null, "read:user", "query", null, CancellationToken.None));
         }
 
         for (var i = 0; i < 5; i++)
@@ -89,11 +89,11 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
     public async Task Purging_deletes_what_ended_past_the_retention_and_keeps_the_rest()
     {
         var store = NewStore();
-        var used = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
+        var used = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
         await store.TryConsumeAsync(used.State, used.BrowserSecret, CancellationToken.None);
-        var abandoned = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
+        var abandoned = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
         Clock.Advance(PendingLoginStore.Retention + TimeSpan.FromMinutes(1));
-        var fresh = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
+        var fresh = await store.CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
 
         var first = await store.PurgeAsync(CancellationToken.None);
         Clock.Advance(PendingLoginStore.Lifetime);
@@ -117,7 +117,7 @@ public abstract class PendingLoginStoreContract<TBackend> : StorageContract<TBac
         var outcomes = new List<int>();
         for (var round = 0; round < 10; round++)
         {
-            var started = await stores[0].CreateAsync("trackeep-home", Callback, null, "read:user", "query", CancellationToken.None);
+            var started = await stores[0].CreateAsync("trackeep-home", Callback, null, "read:user", "query", null, CancellationToken.None);
             using var go = new ManualResetEventSlim();
             var replays = Enumerable.Range(0, 40).Select(i => Task.Run(async () =>
             {

@@ -116,7 +116,7 @@ public static partial class LoginEndpoints
     /// </summary>
     public static async Task<IResult> BeginAuthorizationAsync(
         HttpContext context, PendingLoginStore logins, GitHubIntegrationOptions gitHub, BrokerOptions broker,
-        string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
+        string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken, string? request = null)
     {
         if (!context.RequestServices.GetRequiredService<PendingLoginCeiling>().TryAdmit(out var retryAfter))
         {
@@ -125,7 +125,7 @@ public static partial class LoginEndpoints
             return Refusal.For(context.Request, "Too many sign-ins", "The broker is handling as many sign-ins as it takes at once; try again shortly.", StatusCodes.Status503ServiceUnavailable);
         }
 
-        var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, cancellationToken);
+        var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, request, cancellationToken);
         context.RequestServices.GetRequiredService<BrokerMetrics>().LoginStarted(instanceId);
         BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker), broker);
         var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>

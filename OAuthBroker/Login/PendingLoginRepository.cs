@@ -8,6 +8,9 @@ public sealed record PendingLoginRow(
     long Id, byte[] StateHash, byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope,
     string ResponseMode, long CreatedAt, long ExpiresAt, long? ConsumedAt)
 {
+    /// <summary>An OpenID Connect client's request (JSON: nonce, PKCE challenge, scopes); null for the broker's own redirect.</summary>
+    public string? Request { get; init; }
+
     public override string ToString() => $"PendingLoginRow {{ Id = {Id}, InstanceId = {InstanceId} }}";
 }
 
@@ -39,12 +42,12 @@ public readonly record struct ConsumeAttempt(PendingLoginRow? Row, bool Consumed
 public sealed class SqlitePendingLoginRepository(SqliteConnectionFactory connections) : IPendingLoginRepository
 {
     private const string InsertSql = """
-        INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, created_at, expires_at, response_mode)
-        VALUES (@stateHash, @browserHash, @instanceId, @redirectUri, @instanceState, @scope, @createdAt, @expiresAt, @responseMode)
+        INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, created_at, expires_at, response_mode, request)
+        VALUES (@stateHash, @browserHash, @instanceId, @redirectUri, @instanceState, @scope, @createdAt, @expiresAt, @responseMode, @request)
         """;
 
     private const string FindSql = """
-        SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, response_mode, created_at, expires_at, consumed_at
+        SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, response_mode, created_at, expires_at, consumed_at, request
         FROM pending_logins WHERE expires_at = @expiresAt
         """;
 
@@ -63,6 +66,7 @@ public sealed class SqlitePendingLoginRepository(SqliteConnectionFactory connect
             .With("@createdAt", row.CreatedAt)
             .With("@expiresAt", row.ExpiresAt)
             .With("@responseMode", row.ResponseMode)
+            .With("@request", row.Request)
             .ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -97,8 +101,8 @@ public sealed class SqlitePendingLoginRepository(SqliteConnectionFactory connect
 public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : IPendingLoginRepository
 {
     private const string InsertSql = """
-        INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, created_at, expires_at, response_mode)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, created_at, expires_at, response_mode, request)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """;
 
     // One statement and one round trip: the row as it was, and the consume. Under concurrent updates of the row
@@ -108,7 +112,7 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
     // in constant time.
     private const string ConsumeSql = """
         WITH found AS (
-            SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, response_mode, created_at, expires_at, consumed_at
+            SELECT id, state_hash, browser_hash, instance_id, redirect_uri, instance_state, scope, response_mode, created_at, expires_at, consumed_at, request
             FROM pending_logins WHERE expires_at = $1 AND state_hash = $2
         ), consumed AS (
             UPDATE pending_logins SET consumed_at = $4
@@ -119,11 +123,11 @@ public sealed class PostgresPendingLoginRepository(PostgresDatabase database) : 
         """;
 
     public Task InsertAsync(PendingLoginRow row, CancellationToken cancellationToken) =>
-        database.ExecuteAsync(InsertSql, cancellationToken, row.StateHash, row.BrowserHash, row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, row.CreatedAt, row.ExpiresAt, row.ResponseMode);
+        database.ExecuteAsync(InsertSql, cancellationToken, row.StateHash, row.BrowserHash, row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, row.CreatedAt, row.ExpiresAt, row.ResponseMode, row.Request);
 
     public async Task<ConsumeAttempt> ConsumeAsync(long expiresAt, byte[] stateHash, byte[] browserHash, long now, CancellationToken cancellationToken)
     {
-        var found = await database.QueryAsync(ConsumeSql, reader => new ConsumeAttempt(PendingLoginRows.Read(reader), reader.GetBoolean(11)),
+        var found = await database.QueryAsync(ConsumeSql, reader => new ConsumeAttempt(PendingLoginRows.Read(reader), reader.GetBoolean(12)),
             cancellationToken, expiresAt, stateHash, browserHash, now);
         return found.Count == 0 ? default : found[0];
     }
@@ -138,5 +142,8 @@ internal static class PendingLoginRows
     public static PendingLoginRow Read(System.Data.Common.DbDataReader reader) => new(
         reader.GetInt64(0), reader.GetFieldValue<byte[]>(1), reader.GetFieldValue<byte[]>(2), reader.GetString(3), reader.GetString(4),
         reader.IsDBNull(5) ? null : reader.GetString(5), reader.GetString(6), reader.GetString(7), reader.GetInt64(8), reader.GetInt64(9),
-        reader.IsDBNull(10) ? null : reader.GetInt64(10));
+        reader.IsDBNull(10) ? null : reader.GetInt64(10))
+    {
+        Request = reader.IsDBNull(11) ? null : reader.GetString(11),
+    };
 }

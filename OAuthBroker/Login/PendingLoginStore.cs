@@ -10,6 +10,9 @@ namespace OAuthBroker.Login;
 /// <summary>A login between <c>/auth/github</c> and GitHub's return to the callback.</summary>
 public sealed record PendingLogin(string InstanceId, string RedirectUri, string? InstanceState, string Scope, string CodeVerifier, string ResponseMode)
 {
+    /// <summary>An OpenID Connect client's request (JSON); null for the broker's own redirect.</summary>
+    public string? Request { get; init; }
+
     public override string ToString() => $"PendingLogin {{ InstanceId = {InstanceId}, RedirectUri = {RedirectUri} }}";
 }
 
@@ -48,7 +51,7 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
     private const int StateBytes = 8 + SecretBytes;
     private static readonly byte[] VerifierLabel = "OAuthBroker PKCE code_verifier v1:"u8.ToArray();
 
-    public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken)
+    public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, string? request, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var expiresAt = now.Add(Lifetime).ToUnixTimeMilliseconds();
@@ -60,7 +63,7 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
         using (metrics.TimeDatabase("pending_login_insert"))
         {
             await rows.InsertAsync(
-                new PendingLoginRow(0, Hash(state), Hash(browserSecret), instanceId, redirectUri, instanceState, scope, responseMode, now.ToUnixTimeMilliseconds(), expiresAt, null),
+                new PendingLoginRow(0, Hash(state), Hash(browserSecret), instanceId, redirectUri, instanceState, scope, responseMode, now.ToUnixTimeMilliseconds(), expiresAt, null) { Request = request },
                 cancellationToken);
         }
 
@@ -116,7 +119,7 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
             return (null, LoginRefusal.AlreadyUsed, null);
         }
 
-        return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, CodeVerifier(browserSecret!), row.ResponseMode), null, null);
+        return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, CodeVerifier(browserSecret!), row.ResponseMode) { Request = row.Request }, null, null);
     }
 
     public string Name => "pending_logins";

@@ -172,6 +172,22 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         ALTER TABLE refresh_tokens ADD COLUMN revoke_grant_at INTEGER NULL;
         CREATE INDEX ix_refresh_tokens_user ON refresh_tokens (user_id);
         """,
+        // OpenID Connect: a pending login's client request (nonce, the client's PKCE challenge, its scopes: no secret),
+        // and the one-time authorization codes, by hash, with what their redemption answers.
+        """
+        ALTER TABLE pending_logins ADD COLUMN request TEXT NULL;
+        CREATE TABLE authorization_codes (
+            code_hash   BLOB    NOT NULL PRIMARY KEY,  -- SHA-256 of the code; never the code
+            instance_id TEXT    NOT NULL,
+            user_id     INTEGER NOT NULL,
+            grant_json  TEXT    NOT NULL,              -- redirect URI, PKCE challenge, nonce, scopes; the GitHub token only as a JWE to the instance
+            created_at  INTEGER NOT NULL,
+            expires_at  INTEGER NOT NULL,
+            consumed_at INTEGER NULL,
+            replayed_at INTEGER NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_authorization_codes_expires_at ON authorization_codes (expires_at);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

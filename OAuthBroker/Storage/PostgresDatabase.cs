@@ -142,6 +142,20 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         ALTER TABLE refresh_tokens ADD COLUMN revoke_grant_at bigint NULL;
         CREATE INDEX ix_refresh_tokens_user ON refresh_tokens (user_id);
         """,
+        """
+        ALTER TABLE pending_logins ADD COLUMN request text NULL;
+        CREATE TABLE authorization_codes (
+            code_hash   bytea  NOT NULL PRIMARY KEY,
+            instance_id text   NOT NULL,
+            user_id     bigint NOT NULL,
+            grant_json  text   NOT NULL,
+            created_at  bigint NOT NULL,
+            expires_at  bigint NOT NULL,
+            consumed_at bigint NULL,
+            replayed_at bigint NULL
+        );
+        CREATE INDEX ix_authorization_codes_expires_at ON authorization_codes (expires_at);
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>

@@ -137,7 +137,7 @@ public class BrokerServices
     [Benchmark]
     public async Task<PendingLogin?> StateCreateAndConsume()
     {
-        var started = await logins.CreateAsync("bench", "https://instance.example.com/cb", "s", "read:user", InstanceResponse.Query, default);
+        var started = await logins.CreateAsync("bench", "https://instance.example.com/cb", "s", "read:user", InstanceResponse.Query, null, default);
         var (login, _, _) = await logins.TryConsumeAsync(started.State, started.BrowserSecret, default);
         return login;
     }
