@@ -37,6 +37,8 @@ public abstract class StorageBackend : IAsyncLifetime
 
     public abstract OAuthBroker.Lifecycle.IAccessTokenRepository AccessTokens();
 
+    public abstract OAuthBroker.Oidc.IAuthorizationCodeRepository AuthorizationCodes();
+
     /// <summary>The key ring store; one per backend, since Data Protection's replicas share it.</summary>
     public abstract IKeyRingStore KeyRing();
 
@@ -92,6 +94,8 @@ public sealed class SqliteBackend : StorageBackend
 
     public override OAuthBroker.Lifecycle.IAccessTokenRepository AccessTokens() => new OAuthBroker.Lifecycle.SqliteAccessTokenRepository(connections);
 
+    public override OAuthBroker.Oidc.IAuthorizationCodeRepository AuthorizationCodes() => new OAuthBroker.Oidc.SqliteAuthorizationCodeRepository(connections);
+
     public override IKeyRingStore KeyRing() => new FileKeyRingStore(Options.Create(new BrokerOptions { DataPath = folder.Path }));
 
     public override IBrokerDatabase Database() => new DatabaseMigrator(connections);
@@ -141,6 +145,8 @@ public sealed class PostgresBackend : StorageBackend
     public override OAuthBroker.Lifecycle.IClientAssertionRepository ClientAssertions() => new OAuthBroker.Lifecycle.PostgresClientAssertionRepository(Open());
 
     public override OAuthBroker.Lifecycle.IAccessTokenRepository AccessTokens() => new OAuthBroker.Lifecycle.PostgresAccessTokenRepository(Open());
+
+    public override OAuthBroker.Oidc.IAuthorizationCodeRepository AuthorizationCodes() => new OAuthBroker.Oidc.PostgresAuthorizationCodeRepository(Open());
 
     public override IKeyRingStore KeyRing() => new PostgresKeyRingStore(Open());
 
