@@ -9,6 +9,7 @@ using OAuthBroker.GitHub;
 using OAuthBroker.Health;
 using OAuthBroker.Lifecycle;
 using OAuthBroker.Login;
+using OAuthBroker.Oidc;
 using OAuthBroker.Storage;
 using OAuthBroker.Telemetry;
 using OAuthBroker.Tokens;
@@ -45,7 +46,8 @@ try
         .AddRequestLimits()
         .AddBrokerRateLimits()
         .AddLogin()
-        .AddLifecycle();
+        .AddLifecycle()
+        .AddOidc();
     builder.AddDemo(demo);
     builder.AddTelemetry();
 
@@ -65,6 +67,7 @@ try
     app.MapUsers();
     app.MapLifecycle();
     app.MapAccount();
+    app.MapOidc();
     app.MapHealth();
     app.MapPageAssets();
     app.MapAdmin();

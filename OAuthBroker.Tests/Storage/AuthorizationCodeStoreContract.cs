@@ -22,11 +22,12 @@ public abstract class AuthorizationCodeStoreContract<TBackend> : StorageContract
             await stores[0].InsertAsync(new AuthorizationCodeRow(hash, "trackeep-home", 7, "{}", 1_000, 61_000, null, null), CancellationToken.None);
             (await stores[1].IsReplayedAsync(hash, CancellationToken.None)).Should().BeFalse();
 
-            var attempts = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => Task.Run(() => stores[i % stores.Count].RedeemAsync(hash, 2_000, CancellationToken.None))));
+            var attempts = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => Task.Run(() => stores[i % stores.Count].RedeemAsync(hash, i % 5 == 0 ? "legacy-rsa" : "trackeep-home", 2_000, CancellationToken.None))));
 
             attempts.Count(attempt => attempt.Redeemed).Should().Be(1);
+            attempts.Where((_, i) => i % 5 == 0).Should().OnlyContain(attempt => attempt.Row == null, "another client's code is neither redeemed nor marked by it");
             attempts.Single(attempt => attempt.Redeemed).Row!.InstanceId.Should().Be("trackeep-home");
-            var again = await stores[2].RedeemAsync(hash, 3_000, CancellationToken.None);
+            var again = await stores[2].RedeemAsync(hash, "trackeep-home", 3_000, CancellationToken.None);
             again.Redeemed.Should().BeFalse();
             again.Row!.ReplayedAt.Should().NotBeNull();
             (await stores[3].IsReplayedAsync(hash, CancellationToken.None)).Should().BeTrue();
@@ -40,8 +41,8 @@ public abstract class AuthorizationCodeStoreContract<TBackend> : StorageContract
         var hash = RandomNumberGenerator.GetBytes(32);
         await store.InsertAsync(new AuthorizationCodeRow(hash, "trackeep-home", 7, "{}", 1_000, 61_000, null, null), CancellationToken.None);
 
-        (await store.RedeemAsync(hash, 61_000, CancellationToken.None)).Should().Be(default(CodeRedemption), "a code is good for 60 seconds, not at its expiry");
-        (await store.RedeemAsync(RandomNumberGenerator.GetBytes(32), 2_000, CancellationToken.None)).Row.Should().BeNull();
+        (await store.RedeemAsync(hash, "trackeep-home", 61_000, CancellationToken.None)).Should().Be(default(CodeRedemption), "a code is good for 60 seconds, not at its expiry");
+        (await store.RedeemAsync(RandomNumberGenerator.GetBytes(32), "trackeep-home", 2_000, CancellationToken.None)).Row.Should().BeNull();
         (await store.IsReplayedAsync(hash, CancellationToken.None)).Should().BeFalse("an expired code was never redeemed, so nothing was issued");
         (await store.DeleteEndedAsync(61_001, CancellationToken.None)).Should().Be(1);
     }

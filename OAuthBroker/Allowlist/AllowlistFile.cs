@@ -203,9 +203,16 @@ public static partial class AllowlistFile
             errors.Add(new("refresh", "needs a client credential: add \"clientKey\" (the instance's public signing key, for private_key_jwt) or \"clientSecret\" (`allowlist client-secret ID`), so that only this instance can refresh its tokens"));
         }
 
+        var isPublic = entry.Public ?? false;
+        if (isPublic && (entry.ClientSecret is not null || entry.ClientKey is { ValueKind: not JsonValueKind.Null }))
+        {
+            errors.Add(new("public", "a public client has no credential: remove \"clientSecret\" and \"clientKey\", or \"public\""));
+        }
+
         return errors.Count == 0
             ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key)
             {
+                Public = isPublic,
                 Provider = provider,
                 RequiresState = entry.RequireState ?? false,
                 Disabled = entry.Disabled ?? false,
@@ -333,6 +340,8 @@ public static partial class AllowlistFile
         public bool? Disabled { get; set; }
 
         public bool? Refresh { get; set; }
+
+        public bool? Public { get; set; }
 
         public string? ClientSecret { get; set; }
 

@@ -40,6 +40,12 @@ public sealed record AllowlistInstance(
     /// <summary>The instance's public signing key for <c>private_key_jwt</c> (<c>"clientKey"</c>); null when it has none.</summary>
     public Microsoft.IdentityModel.Tokens.JsonWebKey? ClientKey { get; init; }
 
+    /// <summary>
+    /// <c>"public": true</c>: an OpenID Connect client that cannot keep a secret (a single-page or native app). It has no
+    /// client credential, must send PKCE (S256), and redeems its codes with its client_id alone.
+    /// </summary>
+    public bool Public { get; init; }
+
     /// <summary>True when the instance can authenticate at the token endpoint, and so refresh or revoke.</summary>
     public bool HasClientCredential => ClientSecretHash is not null || ClientKey is not null;
 }

@@ -33,6 +33,9 @@ public sealed class ClientAuthenticator(IClientAssertionRepository assertions, I
 
     public static readonly string[] Methods = ["private_key_jwt", "client_secret_basic", "client_secret_post"];
 
+    /// <summary>The failure of a request that carries no client credential at all.</summary>
+    public const string NoAuthentication = "no client authentication";
+
     private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
     private static readonly byte[] NoSecret = new byte[SHA256.HashSizeInBytes];
     private readonly JsonWebTokenHandler handler = new() { MaximumTokenSizeInBytes = MaxAssertionLength };
@@ -74,7 +77,7 @@ public sealed class ClientAuthenticator(IClientAssertionRepository assertions, I
         }
         else
         {
-            return new(null, "no client authentication", basic);
+            return new(null, NoAuthentication, basic);
         }
 
         if (clientId is not { Length: > 0 and <= MaxClientIdLength } || secret is not { Length: > 0 and <= MaxSecretLength })

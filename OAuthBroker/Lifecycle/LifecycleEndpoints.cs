@@ -36,9 +36,9 @@ public static partial class LifecycleEndpoints
     /// parse), never problem details; every answer is <c>Cache-Control: no-store</c>.
     /// </summary>
     public static async Task<IResult> TokenAsync(
-        HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, RefreshRelay relay, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
+        HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, RefreshRelay relay, Oidc.OidcFlow oidc, AuditLog audit, ILogger<RefreshRelay> logger, CancellationToken cancellationToken)
     {
-        var (form, instance, refusal) = await AuthenticateAsync(context, allowlist, clients, audit, logger, cancellationToken);
+        var (form, instance, refusal) = await AuthenticateAsync(context, allowlist, clients, audit, logger, cancellationToken, publicClientsMay: true);
         if (refusal is not null)
         {
             return refusal;
@@ -50,9 +50,16 @@ public static partial class LifecycleEndpoints
             return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "grant_type is required once; no parameter may repeat."), cancellationToken);
         }
 
+        if (form["grant_type"] == "authorization_code")
+        {
+            return await FinishAsync(context, audit, instance, clientIp, instance.Disabled
+                ? RefreshRelay.Error(StatusCodes.Status400BadRequest, "unauthorized_client", "This instance has been disabled by the broker's administrator.")
+                : await oidc.RedeemAsync(instance, form, cancellationToken), cancellationToken);
+        }
+
         if (form["grant_type"] != "refresh_token")
         {
-            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "unsupported_grant_type", "The token endpoint supports grant_type=refresh_token."), cancellationToken);
+            return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "unsupported_grant_type", "The token endpoint supports grant_type=authorization_code and refresh_token."), cancellationToken);
         }
 
         if (instance.Disabled || !instance.Refresh)
@@ -104,7 +111,7 @@ public static partial class LifecycleEndpoints
     /// Either the form and the authenticated instance, or the refusal to send.
     /// </summary>
     private static async Task<(IFormCollection Form, AllowlistInstance Instance, IResult? Refusal)> AuthenticateAsync(
-        HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, AuditLog audit, ILogger logger, CancellationToken cancellationToken)
+        HttpContext context, AllowlistProvider allowlist, ClientAuthenticator clients, AuditLog audit, ILogger logger, CancellationToken cancellationToken, bool publicClientsMay = false)
     {
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers.Pragma = "no-cache";
@@ -115,6 +122,15 @@ public static partial class LifecycleEndpoints
         }
 
         var client = await clients.AuthenticateAsync(context.Request, form!, allowlist.Current, cancellationToken);
+        // A public client (RFC 6749 section 2.1) redeems a code with its client_id alone; PKCE, required at its
+        // authorization request, proves it is the client that started the flow. It has nothing else to ask for.
+        if (client.Instance is null && client.Failure == ClientAuthenticator.NoAuthentication && publicClientsMay
+            && form!["grant_type"] == "authorization_code" && form["client_id"].Count == 1
+            && allowlist.Current.Instances.TryGetValue(form["client_id"].ToString(), out var publicClient) && publicClient.Public)
+        {
+            return (form, publicClient, null);
+        }
+
         return client.Instance is { } instance
             ? (form!, instance, null)
             : (null!, null!, await RefuseClientAsync(context, audit, logger, client, cancellationToken));

@@ -252,6 +252,15 @@ public static partial class LoginEndpoints
 
         // GitHub issued a token for this login whether or not the instance receives it: it counts towards the ten.
         var user = await users.RecordLoginAsync(gitHubUser.Value!, new LoginGrant(instance.Id, integration.Provider, token.Value!.Scope), cancellationToken);
+        // An OpenID Connect client gets a one-time code, redeemed at the token endpoint.
+        if (login.Request is not null)
+        {
+            var authorizationCode = await context.RequestServices.GetRequiredService<Oidc.OidcFlow>().IssueCodeAsync(instance, user, token.Value!, login, cancellationToken);
+            Log.Completed(logger, instance.Id, user.Login, user.Id);
+            await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
+            return ToInstance(login, broker.Value, [new("code", authorizationCode)]);
+        }
+
         var jwt = issuer.Issue(instance, user, token.Value!, login.ResponseMode);
         await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token.Value!, cancellationToken);
         Log.Completed(logger, instance.Id, user.Login, user.Id);

@@ -24,7 +24,11 @@ public interface IAuthorizationCodeRepository
 {
     Task InsertAsync(AuthorizationCodeRow row, CancellationToken cancellationToken);
 
-    Task<CodeRedemption> RedeemAsync(byte[] codeHash, long now, CancellationToken cancellationToken);
+    /// <summary>
+    /// Redeems the code for <paramref name="instanceId"/> if it is that client's, unexpired and unredeemed. A code of
+    /// another client is left as it was, so its own client can still redeem it.
+    /// </summary>
+    Task<CodeRedemption> RedeemAsync(byte[] codeHash, string instanceId, long now, CancellationToken cancellationToken);
 
     /// <summary>True when the code was presented again after its redemption: what it issued no longer counts.</summary>
     Task<bool> IsReplayedAsync(byte[] codeHash, CancellationToken cancellationToken);
@@ -52,11 +56,11 @@ public sealed class SqliteAuthorizationCodeRepository(SqliteConnectionFactory co
             .ExecuteNonQueryAsync(cancellationToken);
     }
 
-    public async Task<CodeRedemption> RedeemAsync(byte[] codeHash, long now, CancellationToken cancellationToken)
+    public async Task<CodeRedemption> RedeemAsync(byte[] codeHash, string instanceId, long now, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenBatchedAsync(cancellationToken);
-        await using (var reader = await lease.Prepared($"UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @hash AND consumed_at IS NULL AND expires_at > @now RETURNING {AuthorizationCodeRows.Columns}")
-            .With("@hash", codeHash).With("@now", now).ExecuteReaderAsync(cancellationToken))
+        await using (var reader = await lease.Prepared($"UPDATE authorization_codes SET consumed_at = @now WHERE code_hash = @hash AND instance_id = @instance AND consumed_at IS NULL AND expires_at > @now RETURNING {AuthorizationCodeRows.Columns}")
+            .With("@hash", codeHash).With("@instance", instanceId).With("@now", now).ExecuteReaderAsync(cancellationToken))
         {
             if (await reader.ReadAsync(cancellationToken))
             {
@@ -70,8 +74,8 @@ public sealed class SqliteAuthorizationCodeRepository(SqliteConnectionFactory co
         }
 
         // Not redeemed here: a replay of a redeemed code marks it, so what the first redemption issued is revoked.
-        await using var replay = await lease.Prepared($"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, @now) WHERE code_hash = @hash AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}")
-            .With("@hash", codeHash).With("@now", now).ExecuteReaderAsync(cancellationToken);
+        await using var replay = await lease.Prepared($"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, @now) WHERE code_hash = @hash AND instance_id = @instance AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}")
+            .With("@hash", codeHash).With("@instance", instanceId).With("@now", now).ExecuteReaderAsync(cancellationToken);
         AuthorizationCodeRow? replayed = null;
         while (await replay.ReadAsync(cancellationToken))
         {
@@ -106,19 +110,19 @@ public sealed class PostgresAuthorizationCodeRepository(PostgresDatabase databas
     // The redemption is one statement: under concurrent redemptions PostgreSQL re-checks consumed_at once the first
     // has committed, so exactly one caller redeems. The replay's mark is a statement of its own, with a snapshot that
     // sees a concurrent winner's commit.
-    public async Task<CodeRedemption> RedeemAsync(byte[] codeHash, long now, CancellationToken cancellationToken)
+    public async Task<CodeRedemption> RedeemAsync(byte[] codeHash, string instanceId, long now, CancellationToken cancellationToken)
     {
         var redeemed = await database.QueryAsync(
-            $"UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 RETURNING {AuthorizationCodeRows.Columns}",
-            AuthorizationCodeRows.Read, cancellationToken, codeHash, now);
+            $"UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1 AND instance_id = $3 AND consumed_at IS NULL AND expires_at > $2 RETURNING {AuthorizationCodeRows.Columns}",
+            AuthorizationCodeRows.Read, cancellationToken, codeHash, now, instanceId);
         if (redeemed.Count == 1)
         {
             return new CodeRedemption(redeemed[0], Redeemed: true);
         }
 
         var replayed = await database.QueryAsync(
-            $"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $2) WHERE code_hash = $1 AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}",
-            AuthorizationCodeRows.Read, cancellationToken, codeHash, now);
+            $"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $2) WHERE code_hash = $1 AND instance_id = $3 AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}",
+            AuthorizationCodeRows.Read, cancellationToken, codeHash, now, instanceId);
         return new CodeRedemption(replayed.SingleOrDefault(), Redeemed: false);
     }
 

@@ -15,7 +15,30 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
 
     private readonly JsonWebTokenHandler handler = new() { MaximumTokenSizeInBytes = MaxTokenBytes };
 
+    /// <summary>A broker JWT an instance holds (from a login or a refresh): its audience is the instance.</summary>
     public async Task<TokenValidationResult> ValidateAsync(string token)
+    {
+        var result = await ValidateAsync(token, Parameters);
+        // An ID token is addressed to the instance too, and typed JWT: it proves a sign-in to its client, and is no
+        // broker JWT to call the broker's API with. Every one of ours carries at_hash; no broker JWT does.
+        return result.IsValid && result.Claims.ContainsKey(JwtRegisteredClaimNames.AtHash)
+            ? new TokenValidationResult { IsValid = false, Exception = new SecurityTokenInvalidTypeException("an ID token is not a broker JWT") }
+            : result;
+    }
+
+    /// <summary>
+    /// An access token the OpenID Connect face issued for /oauth/userinfo (RFC 9068): typed <c>at+jwt</c> and addressed
+    /// to the broker itself, so that neither an instance's JWT nor an ID token passes for one, nor one for them.
+    /// </summary>
+    public Task<TokenValidationResult> ValidateAccessTokenAsync(string token) => ValidateAsync(token, () =>
+    {
+        var parameters = Parameters();
+        parameters.ValidAudiences = [options.Value.Issuer];
+        parameters.ValidTypes = ["at+jwt"];
+        return parameters;
+    });
+
+    private async Task<TokenValidationResult> ValidateAsync(string token, Func<TokenValidationParameters> parametersFor)
     {
         var shapeError = token.Length > MaxTokenBytes ? "longer than the size bound" : CompactJwsShape.Check(token);
         if (shapeError is not null)
@@ -23,17 +46,18 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
             return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenMalformedException(shapeError) };
         }
 
-        var result = await handler.ValidateTokenAsync(token, Parameters());
+        var result = await handler.ValidateTokenAsync(token, parametersFor());
         // A kid this replica does not hold may be a key another one has just rotated in: the keys are reloaded (at most
         // once per interval) and the token checked once more. Only this failure reads the header a second time.
         if (result.Exception is SecurityTokenSignatureKeyNotFoundException && KeyIdOf(token) is { Length: > 0 and <= 128 } keyId
             && await keys.KnowsAfterReloadAsync(keyId, CancellationToken.None))
         {
-            result = await handler.ValidateTokenAsync(token, Parameters());
+            result = await handler.ValidateTokenAsync(token, parametersFor());
         }
 
         // The kill-switch takes effect at once for tokens already handed out, not only for new logins.
-        if (result.IsValid && Claim(result.ClaimsIdentity, "aud") is { } audience
+        // An access token names its instance in client_id; the instance's own JWT in aud.
+        if (result.IsValid && (Claim(result.ClaimsIdentity, "client_id") ?? Claim(result.ClaimsIdentity, "aud")) is { } audience
             && allowlist.Current.Instances.TryGetValue(audience, out var instance) && instance.Disabled)
         {
             return new TokenValidationResult { IsValid = false, Exception = new InstanceDisabledException(audience) };

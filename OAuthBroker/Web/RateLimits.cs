@@ -65,6 +65,7 @@ public static class RateLimits
     private static bool WritesAnonymously(HttpContext context) =>
         context.Request.Path.StartsWithSegments("/auth/github", StringComparison.Ordinal)
         || context.Request.Path.StartsWithSegments("/admin/login", StringComparison.Ordinal)
+        || context.Request.Path.StartsWithSegments("/oauth/authorize", StringComparison.Ordinal)
         || context.Request.Path.StartsWithSegments("/account/sign-in", StringComparison.Ordinal)
         || context.Request.Path.StartsWithSegments("/account/disconnect", StringComparison.Ordinal);
 
