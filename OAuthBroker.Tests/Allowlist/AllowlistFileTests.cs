@@ -41,6 +41,22 @@ public sealed class AllowlistFileTests
     }
 
     [Fact]
+    public void A_public_client_is_read_and_one_with_a_credential_is_refused()
+    {
+        var json = """
+            { "instances": [
+              { "id": "spa", "redirectUris": ["https://spa.example.com/cb"], "deliverAccessToken": false, "public": true },
+              { "id": "both", "redirectUris": ["https://both.example.com/cb"], "deliverAccessToken": false, "public": true, "clientSecret": "sha256:0000000000000000000000000000000000000000000000000000000000000000" }
+            ] }
+            """;
+
+        var (instances, errors) = AllowlistFile.Parse(Encoding.UTF8.GetBytes(json), DefaultScopes);
+
+        instances.Should().ContainSingle().Which.Public.Should().BeTrue();
+        errors.Should().ContainSingle().Which.Should().Contain("(\"both\"): \"public\" a public client has no credential");
+    }
+
+    [Fact]
     public void Private_RSA_key_is_refused()
     {
         var key = InstanceKey.Rsa();

@@ -148,7 +148,9 @@ public sealed class NativeBrokerTests : FakeGitHubTest
         using var metadata = JsonDocument.Parse(await http.GetStringAsync("/.well-known/oauth-authorization-server"));
         metadata.RootElement.GetProperty("issuer").GetString().Should().Be(broker.PublicUrl);
         metadata.RootElement.GetProperty("response_modes_supported").EnumerateArray().Select(mode => mode.GetString()).Should().Equal("query", "fragment", "form_post");
-        metadata.RootElement.GetProperty("response_types_supported").GetArrayLength().Should().Be(0);
+        metadata.RootElement.GetProperty("response_types_supported").EnumerateArray().Select(type => type.GetString()).Should().Equal("code");
+        using var discovery = JsonDocument.Parse(await http.GetStringAsync("/.well-known/openid-configuration"));
+        discovery.RootElement.GetProperty("issuer").GetString().Should().Be(broker.PublicUrl, "discovery works on the native build too (its JSON is source-generated)");
         using var ready = JsonDocument.Parse(await http.GetStringAsync("/readyz"));
         ready.RootElement.GetProperty("ready").GetBoolean().Should().BeTrue();
         ready.RootElement.EnumerateObject().Should().ContainSingle("anonymous callers learn only whether it is ready");

@@ -103,20 +103,21 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
 
         var root = metadata.RootElement;
         root.GetProperty("issuer").GetString().Should().Be("http://localhost");
-        root.GetProperty("authorization_endpoint").GetString().Should().Be("http://localhost/auth/github");
+        root.GetProperty("authorization_endpoint").GetString().Should().Be("http://localhost/oauth/authorize");
         root.GetProperty("jwks_uri").GetString().Should().Be("http://localhost/.well-known/jwks.json");
         root.EnumerateObject().Select(member => member.Name).Should().BeEquivalentTo(
             "issuer", "authorization_endpoint", "jwks_uri", "userinfo_endpoint", "token_endpoint", "token_endpoint_auth_methods_supported",
             "token_endpoint_auth_signing_alg_values_supported", "revocation_endpoint", "revocation_endpoint_auth_methods_supported",
-            "revocation_endpoint_auth_signing_alg_values_supported", "response_types_supported", "grant_types_supported",
+            "revocation_endpoint_auth_signing_alg_values_supported", "response_types_supported", "grant_types_supported", "code_challenge_methods_supported",
             "response_modes_supported", "authorization_response_iss_parameter_supported", "scopes_supported", "token_signing_alg_values_supported",
             "access_token_encryption_alg_values_supported", "access_token_encryption_enc_values_supported");
-        root.GetProperty("userinfo_endpoint").GetString().Should().Be("http://localhost/api/v1/user/me");
-        root.GetProperty("response_types_supported").GetArrayLength().Should().Be(0, "the start endpoint takes no response_type: it is not the implicit grant");
-        root.GetProperty("grant_types_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal(["refresh_token"], "the token endpoint is the refresh relay; left out, the list would default to authorization_code and implicit");
+        root.GetProperty("userinfo_endpoint").GetString().Should().Be("http://localhost/oauth/userinfo");
+        root.GetProperty("response_types_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal(["code"], "the authorization-code flow only: no implicit grant");
+        root.GetProperty("grant_types_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal(["authorization_code", "refresh_token"], "left out, the list would default to authorization_code and implicit");
+        root.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("S256");
         root.GetProperty("token_endpoint").GetString().Should().Be("http://localhost/oauth/token");
         root.GetProperty("revocation_endpoint").GetString().Should().Be("http://localhost/oauth/revoke");
-        root.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("private_key_jwt", "client_secret_basic", "client_secret_post");
+        root.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("private_key_jwt", "client_secret_basic", "client_secret_post", "none");
         root.GetProperty("token_endpoint_auth_signing_alg_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("ES256", "RS256", "PS256");
         root.GetProperty("response_modes_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("query", "fragment", "form_post");
         root.GetProperty("authorization_response_iss_parameter_supported").GetBoolean().Should().BeTrue();

@@ -151,7 +151,7 @@ public static class AdminPage
     private static bool IsDisabled(JsonObject entry) => entry["disabled"] is JsonValue disabled && disabled.TryGetValue<bool>(out var value) && value;
 
     /// <summary>Builds the entry from the form; a generated secret is returned once so the page can show it.</summary>
-    private static readonly HashSet<string> FormFields = ["id", "redirectUris", "provider", "requireState", "refresh", "scopes", "encryptionKey", "deliverAccessToken"];
+    private static readonly HashSet<string> FormFields = ["id", "redirectUris", "provider", "requireState", "refresh", "public", "scopes", "encryptionKey", "deliverAccessToken"];
 
     private static (JsonObject? Entry, string? Secret, string? ClientSecret, string? Error) EntryFromForm(IFormCollection form, JsonObject? existing)
     {
@@ -185,6 +185,11 @@ public static class AdminPage
         if (form["refresh"] == "true")
         {
             entry["refresh"] = true;
+        }
+
+        if (form["public"] == "true")
+        {
+            entry["public"] = true;
         }
 
         string? clientSecret = null;
@@ -247,6 +252,7 @@ public static class AdminPage
             : entry is null || (entry["requireState"] is JsonValue required && required.GetValue<bool>());
         var refresh = previous is not null ? previous["refresh"] == "true" : entry?["refresh"] is JsonValue refreshes && refreshes.TryGetValue<bool>(out var on) && on;
         var provider = previous?["provider"].ToString() ?? (string?)entry?["provider"] ?? GitHub.GitHubProviders.OAuthApp;
+        var isPublic = previous is not null ? previous["public"] == "true" : entry?["public"] is JsonValue publicValue && publicValue.TryGetValue<bool>(out var publicOn) && publicOn;
         var providers = string.Concat(GitHub.GitHubProviders.All.Select(name =>
             CultureInvariant($"<option value=\"{name}\"{(name == provider ? " selected" : "")}>{(name == GitHub.GitHubProviders.OAuthApp ? "the broker's OAuth App (oauth-app)" : "the broker's GitHub App (github-app)")}</option>")));
         var fields = new StringBuilder()
@@ -256,6 +262,7 @@ public static class AdminPage
             .Append(CultureInvariant($"<p><label>Scopes (empty: the default) <input name=\"scopes\" size=\"40\" value=\"{HtmlPage.Encode(scopes)}\"></label></p>"))
             .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"requireState\" value=\"true\"{(requireState ? " checked" : "")}> Require the instance's own <code>state</code> on every login</label></p>"))
             .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"refresh\" value=\"true\"{(refresh ? " checked" : "")}> Deliver GitHub's refresh token and let the instance refresh through <code>/oauth/token</code> (needs a client secret)</label><br>"))
+            .Append(CultureInvariant($"<label><input type=\"checkbox\" name=\"public\" value=\"true\"{(isPublic ? " checked" : "")}> A public OpenID Connect client (no secret, PKCE required)</label><br>"))
             .Append(CultureInvariant($"<label><input type=\"checkbox\" name=\"newClientSecret\" value=\"true\"> Generate a new client secret (shown once{(entry?["clientSecret"] is null ? "" : "; replaces the current one")})</label></p>"))
             .Append("<p>The GitHub token is delivered:<br>");
         if (hasKey)

@@ -62,7 +62,8 @@ public static class AllowlistCommands
         var stateOptional = new Option<bool>("--state-optional") { Description = "Let this instance start logins without its own state (older instances); by default state is required." };
         var provider = new Option<string>("--provider") { Description = "Which of the broker's GitHub integrations signs its users in: oauth-app (default) or github-app." };
         provider.AcceptOnlyFromAmong([.. GitHub.GitHubProviders.All]);
-        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional, provider };
+        var isPublic = new Option<bool>("--public") { Description = "An OpenID Connect client that cannot keep a secret (single-page or native app): no client credential, PKCE required." };
+        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional, provider, isPublic };
         add.SetAction(async (parse, cancellationToken) =>
         {
             var chosen = new[] { parse.GetValue(keyFile) is not null, parse.GetValue(generateSecret), parse.GetValue(identityOnly) }.Count(flag => flag);
@@ -81,6 +82,11 @@ public static class AllowlistCommands
             if (parse.GetValue(provider) is { } chosenProvider)
             {
                 entry["provider"] = chosenProvider;
+            }
+
+            if (parse.GetValue(isPublic))
+            {
+                entry["public"] = true;
             }
 
             if (parse.GetValue(scopes) is { Length: > 0 } scopeList)

@@ -19,7 +19,9 @@ public static class TokenEndpoints
     private static readonly string[] ResponseModes = Login.InstanceResponse.Modes;
     private static readonly string[] EncryptionAlgorithms = ["RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir"];
     private static readonly string[] ContentEncryptions = [InstanceTokenEncryptor.ContentEncryption];
-    private static readonly string[] GrantTypes = ["refresh_token"];
+    private static readonly string[] GrantTypes = ["authorization_code", "refresh_token"];
+    private static readonly string[] ResponseTypes = ["code"];
+    private static readonly string[] ChallengeMethods = ["S256"];
 
     public static IServiceCollection AddTokens(this IServiceCollection services)
     {
@@ -62,10 +64,9 @@ public static class TokenEndpoints
     }
 
     /// <summary>
-    /// RFC 8414 metadata that claims nothing the broker does not do. Its start endpoint is no RFC 6749 authorization
-    /// endpoint (no <c>response_type</c>, no client PKCE): <c>response_types_supported</c> is empty, and the token
-    /// endpoint serves the refresh relay only, so <c>grant_types_supported</c> lists refresh_token alone (left out, it
-    /// would mean authorization_code and implicit).
+    /// RFC 8414 metadata that claims nothing the broker does not do: the OpenID Connect face's authorization-code flow
+    /// (the same endpoints as the OpenID Connect discovery document; implicit is not offered) and the refresh relay.
+    /// The Trackeep-style start endpoint <c>/auth/github</c> is no RFC 6749 authorization endpoint and is not listed.
     /// The <c>token_</c> and <c>access_token_encryption_</c> members are the broker's own: no registered name describes
     /// the JWT it hands back or the JWE inside it.
     /// </summary>
@@ -76,16 +77,17 @@ public static class TokenEndpoints
         return TypedResults.Ok(new Dictionary<string, object>
         {
             ["issuer"] = issuer,
-            ["authorization_endpoint"] = issuer + "/auth/github",
+            ["authorization_endpoint"] = issuer + "/oauth/authorize",
             ["jwks_uri"] = issuer + "/.well-known/jwks.json",
-            ["userinfo_endpoint"] = issuer + "/api/v1/user/me",
+            ["userinfo_endpoint"] = issuer + "/oauth/userinfo",
             ["token_endpoint"] = issuer + "/oauth/token",
-            ["token_endpoint_auth_methods_supported"] = Lifecycle.ClientAuthenticator.Methods,
+            ["token_endpoint_auth_methods_supported"] = Lifecycle.ClientAuthenticator.Methods.Append("none").ToArray(),
             ["token_endpoint_auth_signing_alg_values_supported"] = Lifecycle.ClientKey.Algorithms,
             ["revocation_endpoint"] = issuer + "/oauth/revoke",
             ["revocation_endpoint_auth_methods_supported"] = Lifecycle.ClientAuthenticator.Methods,
             ["revocation_endpoint_auth_signing_alg_values_supported"] = Lifecycle.ClientKey.Algorithms,
-            ["response_types_supported"] = Array.Empty<string>(),
+            ["response_types_supported"] = ResponseTypes,
+            ["code_challenge_methods_supported"] = ChallengeMethods,
             ["grant_types_supported"] = GrantTypes,
             ["response_modes_supported"] = ResponseModes,
             ["authorization_response_iss_parameter_supported"] = true,
