@@ -110,7 +110,9 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
             "token_endpoint_auth_signing_alg_values_supported", "revocation_endpoint", "revocation_endpoint_auth_methods_supported",
             "revocation_endpoint_auth_signing_alg_values_supported", "response_types_supported", "grant_types_supported", "code_challenge_methods_supported",
             "response_modes_supported", "authorization_response_iss_parameter_supported", "scopes_supported", "token_signing_alg_values_supported",
-            "access_token_encryption_alg_values_supported", "access_token_encryption_enc_values_supported");
+            "access_token_encryption_alg_values_supported", "access_token_encryption_enc_values_supported",
+            "subject_types_supported", "id_token_signing_alg_values_supported", "claims_supported", "prompt_values_supported",
+            "claims_parameter_supported", "request_parameter_supported", "request_uri_parameter_supported");
         root.GetProperty("userinfo_endpoint").GetString().Should().Be("http://localhost/oauth/userinfo");
         root.GetProperty("response_types_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal(["code"], "the authorization-code flow only: no implicit grant");
         root.GetProperty("grant_types_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal(["authorization_code", "refresh_token"], "left out, the list would default to authorization_code and implicit");
@@ -124,7 +126,7 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
         root.GetProperty("access_token_encryption_alg_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("RSA-OAEP-256", "RSA-OAEP", "ECDH-ES+A256KW", "A256KW", "dir");
         root.GetProperty("access_token_encryption_enc_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("A256GCM");
         root.GetProperty("token_signing_alg_values_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal("ES256");
-        root.GetProperty("scopes_supported").EnumerateArray().Select(e => e.GetString()).Should().Contain(["read:user", "user:email", "repo"]);
+        root.GetProperty("scopes_supported").EnumerateArray().Select(e => e.GetString()).Should().Contain(["openid", "profile", "email", "github:read:user", "github:user:email", "github:repo"], "the scope values /oauth/authorize takes");
     }
 
     [Fact]

@@ -222,12 +222,19 @@ public static partial class OidcEndpoints
     private static readonly string[] ChallengeMethods = ["S256"];
 
     /// <summary>OpenID Connect Discovery 1.0: every endpoint, and nothing the broker does not do.</summary>
-    public static IResult Discovery(IOptions<BrokerOptions> broker, GitHubIntegrations gitHub, AllowlistProvider allowlist)
+    public static IResult Discovery(IOptions<BrokerOptions> broker, GitHubIntegrations gitHub, AllowlistProvider allowlist) =>
+        TypedResults.Json(ProviderMetadata(broker.Value, gitHub, allowlist.Current), OidcJsonContext.Default.DictionaryStringObject);
+
+    /// <summary>The members OpenID Connect discovery and RFC 8414 metadata share.</summary>
+    public static Dictionary<string, object> ProviderMetadata(BrokerOptions broker, GitHubIntegrations gitHub, AllowlistSnapshot allowlist)
     {
-        var issuer = broker.Value.Issuer;
-        var gitHubScopes = gitHub.OAuthApp.DefaultScopes.Concat(allowlist.Current.Instances.Values.SelectMany(instance => instance.AllowedScopes))
+        ArgumentNullException.ThrowIfNull(broker);
+        ArgumentNullException.ThrowIfNull(gitHub);
+        ArgumentNullException.ThrowIfNull(allowlist);
+        var issuer = broker.Issuer;
+        var gitHubScopes = gitHub.OAuthApp.DefaultScopes.Concat(allowlist.Instances.Values.SelectMany(instance => instance.AllowedScopes))
             .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(scope => GitHubScopePrefix + scope);
-        return TypedResults.Json(new Dictionary<string, object>
+        return new Dictionary<string, object>
         {
             ["issuer"] = issuer,
             ["authorization_endpoint"] = issuer + "/oauth/authorize",
@@ -239,18 +246,20 @@ public static partial class OidcEndpoints
             ["response_modes_supported"] = InstanceResponse.Modes,
             ["grant_types_supported"] = GrantTypes,
             ["subject_types_supported"] = SubjectTypes,
-            ["id_token_signing_alg_values_supported"] = new[] { broker.Value.SigningAlgorithm },
+            ["id_token_signing_alg_values_supported"] = new[] { broker.SigningAlgorithm },
             ["scopes_supported"] = OidcScopes.Concat(gitHubScopes).ToArray(),
             ["claims_supported"] = Claims,
             ["token_endpoint_auth_methods_supported"] = Lifecycle.ClientAuthenticator.Methods.Append("none").ToArray(),
             ["token_endpoint_auth_signing_alg_values_supported"] = Lifecycle.ClientKey.Algorithms,
+            ["revocation_endpoint_auth_methods_supported"] = Lifecycle.ClientAuthenticator.Methods,
+            ["revocation_endpoint_auth_signing_alg_values_supported"] = Lifecycle.ClientKey.Algorithms,
             ["code_challenge_methods_supported"] = ChallengeMethods,
             ["prompt_values_supported"] = Prompts,
             ["authorization_response_iss_parameter_supported"] = true,
             ["claims_parameter_supported"] = false,
             ["request_parameter_supported"] = false,
             ["request_uri_parameter_supported"] = false,
-        }, OidcJsonContext.Default.DictionaryStringObject);
+        };
     }
 
     private static partial class Log
