@@ -19,8 +19,10 @@ public sealed class OidcAttackTests : FakeGitHubTest
     private const string CallbackA = "https://a.example.com/oidc/callback";
     private const string CallbackB = "https://b.example.com/oidc/callback";
     private const string CallbackP = "https://p.example.com/oidc/callback";
+    private const string CallbackK = "https://k.example.com/oidc/callback";
     private static readonly string SecretA = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
     private static readonly string SecretB = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+    private readonly InstanceKey keyK = InstanceKey.Rsa();
     private BrokerFactory broker = null!;
 
     public override async Task InitializeAsync()
@@ -31,7 +33,8 @@ public sealed class OidcAttackTests : FakeGitHubTest
             ["instances"] = new JsonArray(
                 Entry("client-a", CallbackA, new JsonObject { ["clientSecret"] = Hash(SecretA) }),
                 Entry("client-b", CallbackB, new JsonObject { ["clientSecret"] = Hash(SecretB) }),
-                Entry("client-p", CallbackP, new JsonObject { ["public"] = true })),
+                Entry("client-p", CallbackP, new JsonObject { ["public"] = true }),
+                Entry("client-k", CallbackK, new JsonObject { ["clientSecret"] = Hash(SecretA), ["deliverAccessToken"] = true, ["encryptionKey"] = System.Text.Json.JsonSerializer.SerializeToNode(keyK.PublicJwk) })),
         };
         broker = new BrokerFactory(GitHub, Folder, document.ToJsonString());
     }
@@ -85,6 +88,24 @@ public sealed class OidcAttackTests : FakeGitHubTest
         answer["state"].ToString().Should().Be("client-state");
         answer["iss"].ToString().Should().Be(broker.PublicUrl.TrimEnd('/'));
         GitHub.AuthorizeRequests.Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task The_GitHub_token_of_a_code_is_encrypted_to_the_client_and_the_client_may_revoke_it()
+    {
+        var (code, verifier) = await CodeAsync("client-k", CallbackK);
+        using var redeemed = await RedeemAsync("client-k", SecretA, code, CallbackK, verifier);
+        var tokens = await redeemed.Content.ReadFromJsonAsync<JsonObject>();
+        var gitHubToken = keyK.Decrypt((string)tokens!["github_access_token"]!);
+        GitHub.IsLive(gitHubToken).Should().BeTrue();
+
+        using var client = broker.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/revoke") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = gitHubToken }) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"client-k:{SecretA}")));
+        using var revoked = await client.SendAsync(request);
+
+        revoked.StatusCode.Should().Be(HttpStatusCode.OK, await revoked.Content.ReadAsStringAsync());
+        GitHub.IsLive(gitHubToken).Should().BeFalse();
     }
 
     [Fact]

@@ -188,7 +188,7 @@ public static partial class LifecycleEndpoints
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Refused a client at the token endpoint: {Reason}")]
+        [LoggerMessage(EventId = 11001, Level = LogLevel.Warning, Message = "Refused a client at the token endpoint: {Reason}")]
         public static partial void ClientRefused(ILogger logger, string reason);
     }
 }

@@ -256,6 +256,8 @@ public static partial class LoginEndpoints
         if (login.Request is not null)
         {
             var authorizationCode = await context.RequestServices.GetRequiredService<Oidc.OidcFlow>().IssueCodeAsync(instance, user, token.Value!, login, cancellationToken);
+            // As for the broker JWT: an instance with a client credential may revoke the GitHub token it receives.
+            await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token.Value!, cancellationToken);
             Log.Completed(logger, instance.Id, user.Login, user.Id);
             await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
             return ToInstance(login, broker.Value, [new("code", authorizationCode)]);
