@@ -31,7 +31,7 @@ public sealed class OidcAttackTests : FakeGitHubTest
         var document = new JsonObject
         {
             ["instances"] = new JsonArray(
-                Entry("client-a", CallbackA, new JsonObject { ["clientSecret"] = Hash(SecretA) }),
+                Entry("client-a", CallbackA, new JsonObject { ["clientSecret"] = Hash(SecretA), ["postLogoutRedirectUris"] = new JsonArray("https://a.example.com/signed-out") }),
                 Entry("client-b", CallbackB, new JsonObject { ["clientSecret"] = Hash(SecretB) }),
                 Entry("client-p", CallbackP, new JsonObject { ["public"] = true }),
                 Entry("client-k", CallbackK, new JsonObject { ["clientSecret"] = Hash(SecretA), ["deliverAccessToken"] = true, ["encryptionKey"] = System.Text.Json.JsonSerializer.SerializeToNode(keyK.PublicJwk) })),
@@ -106,6 +106,46 @@ public sealed class OidcAttackTests : FakeGitHubTest
 
         revoked.StatusCode.Should().Be(HttpStatusCode.OK, await revoked.Content.ReadAsStringAsync());
         GitHub.IsLive(gitHubToken).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task Logout_redirects_only_to_a_registered_post_logout_uri_of_the_client_the_hint_or_client_id_names()
+    {
+        var (code, verifier) = await CodeAsync("client-a", CallbackA);
+        using var redeemed = await RedeemAsync("client-a", SecretA, code, CallbackA, verifier);
+        var idToken = (string)(await redeemed.Content.ReadFromJsonAsync<JsonObject>())!["id_token"]!;
+        using var browser = broker.NewBrowser();
+        string Logout(params (string Name, string Value)[] parameters) =>
+            QueryHelpers.AddQueryString("/oauth/logout", parameters.Select(pair => new KeyValuePair<string, string?>(pair.Name, pair.Value)));
+
+        using (var back = await browser.Client.GetAsync(Logout(("id_token_hint", idToken), ("post_logout_redirect_uri", "https://a.example.com/signed-out"), ("state", "bye"))))
+        {
+            back.StatusCode.Should().Be(HttpStatusCode.Redirect);
+            back.Headers.Location!.ToString().Should().Be("https://a.example.com/signed-out?state=bye");
+        }
+
+        using (var byClientId = await browser.Client.GetAsync(Logout(("client_id", "client-a"), ("post_logout_redirect_uri", "https://a.example.com/signed-out"))))
+        {
+            byClientId.StatusCode.Should().Be(HttpStatusCode.Redirect);
+        }
+
+        foreach (var refused in new[]
+        {
+            Logout(("id_token_hint", idToken), ("post_logout_redirect_uri", "https://evil.example.net/")),
+            Logout(("id_token_hint", idToken), ("client_id", "client-b"), ("post_logout_redirect_uri", "https://a.example.com/signed-out")),
+            Logout(("id_token_hint", idToken[..^4] + "AAAA"), ("post_logout_redirect_uri", "https://a.example.com/signed-out")),
+            Logout(("post_logout_redirect_uri", "https://a.example.com/signed-out")),
+            Logout(("client_id", "client-b"), ("post_logout_redirect_uri", "https://a.example.com/signed-out")),
+        })
+        {
+            using var response = await browser.Client.GetAsync(refused);
+            response.StatusCode.Should().Be(HttpStatusCode.BadRequest, refused);
+            response.Headers.Location.Should().BeNull();
+        }
+
+        using var page = await browser.Client.GetAsync(Logout(("id_token_hint", idToken)));
+        page.StatusCode.Should().Be(HttpStatusCode.OK);
+        (await page.Content.ReadAsStringAsync()).Should().Contain("id=\"signed-out\"");
     }
 
     [Fact]

@@ -203,6 +203,27 @@ public static partial class AllowlistFile
             errors.Add(new("refresh", "needs a client credential: add \"clientKey\" (the instance's public signing key, for private_key_jwt) or \"clientSecret\" (`allowlist client-secret ID`), so that only this instance can refresh its tokens"));
         }
 
+        var postLogout = new List<RedirectUri>();
+        if (entry.PostLogoutRedirectUris is { } postLogoutUris)
+        {
+            if (postLogoutUris.Count > MaxRedirectUrisPerInstance)
+            {
+                errors.Add(new("postLogoutRedirectUris", $"may list at most {MaxRedirectUrisPerInstance} URLs"));
+            }
+
+            for (var i = 0; i < postLogoutUris.Count && i < MaxRedirectUrisPerInstance; i++)
+            {
+                if (!RedirectUri.TryParse(postLogoutUris[i], allowWildcard: false, out var uri, out var error))
+                {
+                    errors.Add(new($"postLogoutRedirectUris[{i}]", error));
+                }
+                else
+                {
+                    postLogout.Add(uri);
+                }
+            }
+        }
+
         var isPublic = entry.Public ?? false;
         if (isPublic && (entry.ClientSecret is not null || entry.ClientKey is { ValueKind: not JsonValueKind.Null }))
         {
@@ -213,6 +234,7 @@ public static partial class AllowlistFile
             ? new AllowlistInstance(entry.Id!, redirectUris, scopes.ToFrozenSet(StringComparer.Ordinal), key)
             {
                 Public = isPublic,
+                PostLogoutRedirectUris = postLogout,
                 Provider = provider,
                 RequiresState = entry.RequireState ?? false,
                 Disabled = entry.Disabled ?? false,
@@ -342,6 +364,8 @@ public static partial class AllowlistFile
         public bool? Refresh { get; set; }
 
         public bool? Public { get; set; }
+
+        public List<string>? PostLogoutRedirectUris { get; set; }
 
         public string? ClientSecret { get; set; }
 

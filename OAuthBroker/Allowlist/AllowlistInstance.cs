@@ -46,6 +46,12 @@ public sealed record AllowlistInstance(
     /// </summary>
     public bool Public { get; init; }
 
+    /// <summary>
+    /// Where the broker may send the browser after an OpenID Connect RP-initiated logout (<c>"postLogoutRedirectUris"</c>),
+    /// compared exactly; none when the entry lists none.
+    /// </summary>
+    public IReadOnlyList<RedirectUri> PostLogoutRedirectUris { get; init; } = [];
+
     /// <summary>True when the instance can authenticate at the token endpoint, and so refresh or revoke.</summary>
     public bool HasClientCredential => ClientSecretHash is not null || ClientKey is not null;
 }

@@ -50,6 +50,7 @@ public static partial class OidcEndpoints
         endpoints.MapGet("/oauth/authorize", AuthorizeAsync).WithTags("OpenID Connect");
         endpoints.MapMethods("/oauth/userinfo", [HttpMethods.Get, HttpMethods.Post], UserInfoAsync).WithTags("OpenID Connect").DisableAntiforgery();
         endpoints.MapGet("/.well-known/openid-configuration", Discovery).WithTags("OpenID Connect");
+        endpoints.MapMethods("/oauth/logout", [HttpMethods.Get, HttpMethods.Post], LogoutAsync).WithTags("OpenID Connect").DisableAntiforgery();
         return endpoints;
     }
 
@@ -214,6 +215,57 @@ public static partial class OidcEndpoints
         return TypedResults.Json(answer, OidcJsonContext.Default.DictionaryStringObject);
     }
 
+    /// <summary>
+    /// OpenID Connect RP-Initiated Logout 1.0. The broker keeps no sign-in session of its own (every sign-in passes
+    /// through GitHub), so there is nothing to end here; what it must not do is become an open redirector. A
+    /// <c>post_logout_redirect_uri</c> is followed only when it is registered, exactly, for the client that an
+    /// <c>id_token_hint</c> (the broker's own ID token, possibly expired) or <c>client_id</c> names, and when both are
+    /// given they must agree. Anything else gets a page, never a redirect.
+    /// </summary>
+    public static async Task<IResult> LogoutAsync(HttpContext context, AllowlistProvider allowlist, BrokerTokenValidator validator, CancellationToken cancellationToken)
+    {
+        context.Response.Headers.CacheControl = "no-store";
+        var parameters = HttpMethods.IsPost(context.Request.Method) && context.Request.HasFormContentType
+            ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)await context.Request.ReadFormAsync(cancellationToken)
+            : context.Request.Query;
+        var values = parameters.ToDictionary(pair => pair.Key, pair => pair.Value, StringComparer.Ordinal);
+        string? One(string name) => values.TryGetValue(name, out var value) && value.Count == 1 ? value.ToString() : null;
+        if (values.Any(pair => pair.Value.Count > 1))
+        {
+            return HtmlPage.Error("Not signed out", "A parameter is given more than once.");
+        }
+
+        string? clientId = One("client_id");
+        if (One("id_token_hint") is { } hint)
+        {
+            var result = hint.Length <= BrokerTokenValidator.MaxTokenBytes ? await validator.ValidateIdTokenHintAsync(hint) : null;
+            if (result is not { IsValid: true } || Text(result.Claims, "aud") is not { } audience || (clientId is not null && clientId != audience))
+            {
+                return HtmlPage.Error("Not signed out", "The id_token_hint is not an ID token this broker issued to this client.");
+            }
+
+            clientId = audience;
+        }
+
+        var signedOut = "<p id=\"signed-out\">You are signed out of the application. The broker keeps no sign-in of its own; to sign out of GitHub too, sign out there.</p>";
+        if (One("post_logout_redirect_uri") is not { } requested)
+        {
+            return HtmlPage.Render("Signed out", signedOut);
+        }
+
+        if (clientId is null || !allowlist.Current.Instances.TryGetValue(clientId, out var instance)
+            || !RedirectUri.TryParse(requested, allowWildcard: false, out var uri, out _)
+            || !instance.PostLogoutRedirectUris.Any(registered => registered.ToString() == uri.ToString()))
+        {
+            return HtmlPage.Error("Not redirected", "post_logout_redirect_uri is not registered for this client (its entry's postLogoutRedirectUris), or no client was named.");
+        }
+
+        var target = One("state") is { Length: > 0 and <= LoginEndpoints.MaxInstanceStateLength } state
+            ? Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(uri.ToString(), "state", state)
+            : uri.ToString();
+        return TypedResults.Redirect(target);
+    }
+
     private static string? Text(IDictionary<string, object> claims, string name) => claims.TryGetValue(name, out var value) ? value as string : null;
 
     private static readonly string[] ResponseTypes = ["code"];
@@ -242,6 +294,7 @@ public static partial class OidcEndpoints
             ["userinfo_endpoint"] = issuer + "/oauth/userinfo",
             ["jwks_uri"] = issuer + "/.well-known/jwks.json",
             ["revocation_endpoint"] = issuer + "/oauth/revoke",
+            ["end_session_endpoint"] = issuer + "/oauth/logout",
             ["response_types_supported"] = ResponseTypes,
             ["response_modes_supported"] = InstanceResponse.Modes,
             ["grant_types_supported"] = GrantTypes,

@@ -13,6 +13,9 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
     public const int MaxTokenBytes = 16 * 1024;
     public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long after its expiry an ID token still names its client as an id_token_hint at logout.</summary>
+    public static readonly TimeSpan HintGrace = TimeSpan.FromDays(30);
+
     private readonly JsonWebTokenHandler handler = new() { MaximumTokenSizeInBytes = MaxTokenBytes };
 
     /// <summary>A broker JWT an instance holds (from a login or a refresh): its audience is the instance.</summary>
@@ -37,6 +40,29 @@ public sealed class BrokerTokenValidator(SigningKeyStore keys, AllowlistProvider
         parameters.ValidTypes = ["at+jwt"];
         return parameters;
     });
+
+    /// <summary>
+    /// An ID token the broker issued, given back as <c>id_token_hint</c> at logout: ours by signature and issuer, for a
+    /// known client, and an ID token (it carries at_hash); it may have expired (OpenID Connect RP-Initiated Logout 1.0).
+    /// </summary>
+    public async Task<TokenValidationResult> ValidateIdTokenHintAsync(string token)
+    {
+        var result = await ValidateAsync(token, () =>
+        {
+            var parameters = Parameters();
+            // The specification lets an expired ID token name the client at logout: one that expired within the
+            // past 30 days is taken, as the hint of a session that may have outlived it.
+            parameters.LifetimeValidator = (notBefore, expires, _, _) =>
+            {
+                var now = time.GetUtcNow().UtcDateTime;
+                return expires is { } exp && now < exp.Add(HintGrace) && (notBefore is not { } nbf || now >= nbf.Subtract(ClockSkew));
+            };
+            return parameters;
+        });
+        return result.IsValid && !result.Claims.ContainsKey(JwtRegisteredClaimNames.AtHash)
+            ? new TokenValidationResult { IsValid = false, Exception = new SecurityTokenInvalidTypeException("not an ID token") }
+            : result;
+    }
 
     private async Task<TokenValidationResult> ValidateAsync(string token, Func<TokenValidationParameters> parametersFor)
     {
