@@ -90,6 +90,21 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task A_public_OpenID_Connect_client_with_its_post_logout_redirect_uris_is_added_and_a_bad_one_refused()
+    {
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "spa", "--redirect", "https://spa.example.com/cb", "--identity-only", "--public",
+            "--post-logout-redirect", "https://spa.example.com/bye", "--post-logout-redirect", "https://spa.example.com/again");
+
+        result.ExitCode.Should().Be(0, result.Error);
+        var entry = (await EntriesAsync())["spa"];
+        ((bool?)entry["public"]).Should().BeTrue();
+        entry["postLogoutRedirectUris"]!.AsArray().Select(uri => (string?)uri).Should().Equal("https://spa.example.com/bye", "https://spa.example.com/again");
+        var refused = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "spa-2", "--redirect", "https://spa2.example.com/cb", "--identity-only", "--post-logout-redirect", "http://spa2.example.com/bye");
+        refused.ExitCode.Should().NotBe(0);
+        refused.Error.Should().Contain("postLogoutRedirectUris[0]");
+    }
+
+    [Fact]
     public async Task Identity_only_instance_needs_no_key()
     {
         var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "who-am-i", "--redirect", "https://who.example.com/cb", "--identity-only");

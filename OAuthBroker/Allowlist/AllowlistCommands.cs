@@ -63,7 +63,8 @@ public static class AllowlistCommands
         var provider = new Option<string>("--provider") { Description = "Which of the broker's GitHub integrations signs its users in: oauth-app (default) or github-app." };
         provider.AcceptOnlyFromAmong([.. GitHub.GitHubProviders.All]);
         var isPublic = new Option<bool>("--public") { Description = "An OpenID Connect client that cannot keep a secret (single-page or native app): no client credential, PKCE required." };
-        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional, provider, isPublic };
+        var postLogout = new Option<string[]>("--post-logout-redirect") { Description = "Where an OpenID Connect logout may send the browser back to (repeat for more).", AllowMultipleArgumentsPerToken = false };
+        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional, provider, isPublic, postLogout };
         add.SetAction(async (parse, cancellationToken) =>
         {
             var chosen = new[] { parse.GetValue(keyFile) is not null, parse.GetValue(generateSecret), parse.GetValue(identityOnly) }.Count(flag => flag);
@@ -87,6 +88,11 @@ public static class AllowlistCommands
             if (parse.GetValue(isPublic))
             {
                 entry["public"] = true;
+            }
+
+            if (parse.GetValue(postLogout) is { Length: > 0 } postLogoutUris)
+            {
+                entry["postLogoutRedirectUris"] = new JsonArray([.. postLogoutUris.Select(uri => JsonValue.Create(uri))]);
             }
 
             if (parse.GetValue(scopes) is { Length: > 0 } scopeList)
