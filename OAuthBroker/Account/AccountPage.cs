@@ -127,7 +127,7 @@ public static partial class AccountPage
 
     private static RedirectHttpResult SignOut(HttpContext context, IOptions<BrokerOptions> broker)
     {
-        var secure = context.Request.IsHttps || broker.Value.IsServedOverHttps;
+        var secure = BrowserBinding.IsSecure(context, broker.Value);
         context.Response.Cookies.Delete(SessionCookie(secure, broker.Value), CookieOptions(secure, broker.Value));
         return TypedResults.Redirect(context.BrowserPath("/account"));
     }
@@ -153,7 +153,7 @@ public static partial class AccountPage
             return HtmlPage.Error("Sign-in failed", "GitHub did not complete the sign-in; go back to /account and try again.", StatusCodes.Status502BadGateway);
         }
 
-        var secure = context.Request.IsHttps || broker.IsServedOverHttps;
+        var secure = BrowserBinding.IsSecure(context, broker);
         var clientIp = ClientAddress.Of(context);
         if (parts[0] != DisconnectIntent)
         {
@@ -219,7 +219,7 @@ public static partial class AccountPage
 
     private static (long GitHubId, string Login)? ReadSession(HttpContext context, IDataProtectionProvider dataProtection, BrokerOptions broker)
     {
-        var secure = context.Request.IsHttps || broker.IsServedOverHttps;
+        var secure = BrowserBinding.IsSecure(context, broker);
         if (context.Request.Cookies[SessionCookie(secure, broker)] is not { Length: > 0 and < 4096 } value)
         {
             return null;

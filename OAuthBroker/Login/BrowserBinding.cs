@@ -9,6 +9,9 @@ namespace OAuthBroker.Login;
 /// </summary>
 public static class BrowserBinding
 {
+    /// <summary>Whether the browser reaches the broker over https (directly, or behind a proxy that terminates TLS): cookies are then Secure and __Host-.</summary>
+    public static bool IsSecure(HttpContext context, BrokerOptions broker) => context.Request.IsHttps || broker.IsServedOverHttps;
+
     public static string CookieName(string state, bool secure, BrokerOptions broker) =>
         // __Host- cookies need https; plain http is only allowed on loopback, where it cannot be tossed from a subdomain.
         broker.CookieName("oab-" + Convert.ToHexStringLower(PendingLoginStore.Hash("cookie:" + state).AsSpan(0, 8)), secure);

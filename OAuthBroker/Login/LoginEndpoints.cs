@@ -83,7 +83,7 @@ public static partial class LoginEndpoints
             return await refuse(target.Instance.Id, "state is required by this instance's allowlist entry: send the random value your callback checks.");
         }
 
-        if (instanceState is { Length: > MaxInstanceStateLength } || (instanceState?.Any(char.IsControl) ?? false))
+        if (!IsAcceptableState(instanceState))
         {
             return await refuse(target.Instance.Id, $"state must be at most {MaxInstanceStateLength} characters without control characters.");
         }
@@ -127,7 +127,7 @@ public static partial class LoginEndpoints
 
         var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, request, cancellationToken);
         context.RequestServices.GetRequiredService<BrokerMetrics>().LoginStarted(instanceId);
-        BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, IsSecure(context, broker), broker);
+        BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, BrowserBinding.IsSecure(context, broker), broker);
         var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>
         {
             ["client_id"] = gitHub.ClientId,
@@ -171,7 +171,7 @@ public static partial class LoginEndpoints
             return await refuse(null, "The sign-in response from GitHub is missing its state or repeats a parameter.");
         }
 
-        var secure = IsSecure(context, broker.Value);
+        var secure = BrowserBinding.IsSecure(context, broker.Value);
         var (login, refusal, expiredRedirectUri) = await logins.TryConsumeAsync(state, BrowserBinding.Read(context.Request, state, secure, broker.Value), cancellationToken);
         if (refusal == LoginRefusal.Expired && expiredRedirectUri is not null && allowlist.Current.TryMatch(expiredRedirectUri, out var stillAllowed, out _))
         {
@@ -309,7 +309,8 @@ public static partial class LoginEndpoints
     private static Task<IResult> RefuseDisabledAsync(HttpContext context, AuditLog audit, ILogger logger, string instanceId, CancellationToken cancellationToken) =>
         RefuseAsync(context, audit, logger, instanceId, DisabledReason, cancellationToken, StatusCodes.Status403Forbidden);
 
-    private static bool IsSecure(HttpContext context, BrokerOptions broker) => context.Request.IsHttps || broker.IsServedOverHttps;
+    /// <summary>An instance's or client's own state, passed back verbatim: absent, or at most <see cref="MaxInstanceStateLength"/> characters without control characters.</summary>
+    public static bool IsAcceptableState(string? state) => state is null || (state.Length <= MaxInstanceStateLength && !state.Any(char.IsControl));
 
     private static partial class Log
     {

@@ -67,7 +67,7 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
                 cancellationToken);
         }
 
-        var challenge = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(CodeVerifier(browserSecret))));
+        var challenge = S256Challenge(CodeVerifier(browserSecret));
         return new StartedLogin(state, browserSecret, challenge);
     }
 
@@ -84,7 +84,7 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
         }
 
         // A secret that is not one of ours cannot match; the look-up still runs, to tell "another browser" from "unknown".
-        var wellFormed = IsWellFormedSecret(browserSecret);
+        var wellFormed = IsEncoded256Bits(browserSecret);
         var browserHash = wellFormed ? Hash(browserSecret!) : new byte[SHA256.HashSizeInBytes];
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         ConsumeAttempt attempt;
@@ -170,7 +170,13 @@ public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider
         return expiresAt > 0;
     }
 
-    private static bool IsWellFormedSecret(string? value) => value is { Length: 43 } && value.All(IsBase64UrlCharacter);
+    /// <summary>PKCE's S256 challenge of <paramref name="verifier"/> (RFC 7636 section 4.2).</summary>
+    public static string S256Challenge(string verifier) => Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+
+    /// <summary>
+    /// The shape of 256 bits in unpadded base64url (43 characters): a browser secret, and an S256 challenge.
+    /// </summary>
+    public static bool IsEncoded256Bits(string? value) => value is { Length: 43 } && value.All(IsBase64UrlCharacter);
 
     private static bool IsBase64UrlCharacter(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_';
 }

@@ -102,7 +102,7 @@ public static partial class OidcEndpoints
                 [new("error", error), new("error_description", description), new("state", state), new("iss", broker.Value.Issuer)]);
         }
 
-        if (state is { Length: > LoginEndpoints.MaxInstanceStateLength } || (state?.Any(char.IsControl) ?? false))
+        if (!LoginEndpoints.IsAcceptableState(state))
         {
             state = null;
             return await ErrorAsync("invalid_request", $"state must be at most {LoginEndpoints.MaxInstanceStateLength} characters without control characters.");
@@ -138,7 +138,7 @@ public static partial class OidcEndpoints
 
         var challenge = query["code_challenge"].Count == 0 ? null : query["code_challenge"].ToString();
         var method = query["code_challenge_method"].Count == 0 ? null : query["code_challenge_method"].ToString();
-        if (challenge is not null && (method != "S256" || challenge.Length != 43 || !challenge.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')))
+        if (challenge is not null && (method != "S256" || !PendingLoginStore.IsEncoded256Bits(challenge)))
         {
             return await ErrorAsync("invalid_request", "code_challenge must be the 43-character S256 challenge, with code_challenge_method=S256 (plain is not supported).");
         }

@@ -232,7 +232,7 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
             return "code_verifier is required: the authorization request had a code_challenge.";
         }
 
-        var computed = Base64Url.EncodeToString(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        var computed = PendingLoginStore.S256Challenge(verifier);
         return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(computed), Encoding.ASCII.GetBytes(challenge)) ? null : "code_verifier does not match the code_challenge.";
     }
 
