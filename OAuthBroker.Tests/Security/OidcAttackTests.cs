@@ -12,7 +12,8 @@ namespace OAuthBroker.Tests.Security;
 
 /// <summary>
 /// The OpenID Connect face under attack: each check of /oauth/authorize and of the code's redemption has a test that
-/// fails without it. Two confidential clients (A, B) and a public one (P) on one broker.
+/// fails without it. Two confidential clients (A, B) and a public one (P) on one broker; K receives the GitHub token,
+/// R and S its refresh token too.
 /// </summary>
 public sealed class OidcAttackTests : FakeGitHubTest
 {
@@ -20,6 +21,7 @@ public sealed class OidcAttackTests : FakeGitHubTest
     private const string CallbackB = "https://b.example.com/oidc/callback";
     private const string CallbackP = "https://p.example.com/oidc/callback";
     private const string CallbackK = "https://k.example.com/oidc/callback";
+    private const string CallbackR = "https://r.example.com/oidc/callback";
     private static readonly string SecretA = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
     private static readonly string SecretB = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
     private readonly InstanceKey keyK = InstanceKey.Rsa();
@@ -34,7 +36,9 @@ public sealed class OidcAttackTests : FakeGitHubTest
                 Entry("client-a", CallbackA, new JsonObject { ["clientSecret"] = Hash(SecretA), ["postLogoutRedirectUris"] = new JsonArray("https://a.example.com/signed-out") }),
                 Entry("client-b", CallbackB, new JsonObject { ["clientSecret"] = Hash(SecretB) }),
                 Entry("client-p", CallbackP, new JsonObject { ["public"] = true }),
-                Entry("client-k", CallbackK, new JsonObject { ["clientSecret"] = Hash(SecretA), ["deliverAccessToken"] = true, ["encryptionKey"] = System.Text.Json.JsonSerializer.SerializeToNode(keyK.PublicJwk) })),
+                Entry("client-k", CallbackK, new JsonObject { ["clientSecret"] = Hash(SecretA), ["deliverAccessToken"] = true, ["encryptionKey"] = System.Text.Json.JsonSerializer.SerializeToNode(keyK.PublicJwk) }),
+                Entry("client-r", CallbackR, new JsonObject { ["clientSecret"] = Hash(SecretA), ["deliverAccessToken"] = true, ["refresh"] = true, ["encryptionKey"] = System.Text.Json.JsonSerializer.SerializeToNode(keyK.PublicJwk) }),
+                Entry("client-s", "https://s.example.com/oidc/callback", new JsonObject { ["clientSecret"] = Hash(SecretB), ["deliverAccessToken"] = true, ["refresh"] = true, ["encryptionKey"] = System.Text.Json.JsonSerializer.SerializeToNode(keyK.PublicJwk) })),
         };
         broker = new BrokerFactory(GitHub, Folder, document.ToJsonString());
     }
@@ -254,6 +258,89 @@ public sealed class OidcAttackTests : FakeGitHubTest
         ((string?)(await badVerifier.Content.ReadFromJsonAsync<JsonObject>())!["error"]).Should().Be("invalid_request");
     }
 
+    [Fact]
+    public async Task An_OIDC_client_refreshes_with_its_sealed_refresh_token_and_gets_a_token_response_of_the_same_sign_in()
+    {
+        GitHub.ExpiringTokens = true;
+        var (code, verifier) = await CodeAsync("client-r", CallbackR, nonce: "nonce-of-the-sign-in");
+        using var redeemed = await RedeemAsync("client-r", SecretA, code, CallbackR, verifier);
+        var first = (await redeemed.Content.ReadFromJsonAsync<JsonObject>())!;
+        var refreshToken = (string)first["refresh_token"]!;
+        refreshToken.Should().StartWith("obr_");
+        GitHub.Secrets.Should().NotContain(secret => refreshToken.Contains(secret, StringComparison.Ordinal), "GitHub's refresh token is sealed, never handed over as it is");
+        var firstGitHubToken = keyK.Decrypt((string)first["github_access_token"]!);
+        var firstIdToken = new JsonWebToken((string)first["id_token"]!);
+
+        using var refreshed = await RefreshAsync("client-r", SecretA, refreshToken);
+
+        refreshed.StatusCode.Should().Be(HttpStatusCode.OK, await refreshed.Content.ReadAsStringAsync());
+        refreshed.Headers.CacheControl!.NoStore.Should().BeTrue();
+        var second = (await refreshed.Content.ReadFromJsonAsync<JsonObject>())!;
+        ((string?)second["scope"]).Should().Be((string?)first["scope"]);
+        var idToken = new JsonWebToken((string)second["id_token"]!);
+        idToken.Subject.Should().Be(firstIdToken.Subject);
+        idToken.Audiences.Should().Equal("client-r");
+        idToken.GetPayloadValue<long>("auth_time").Should().Be(firstIdToken.GetPayloadValue<long>("auth_time"), "OpenID Connect Core 12.2: the time of the original sign-in");
+        idToken.TryGetPayloadValue<string>("nonce", out _).Should().BeFalse();
+        var gitHubToken = keyK.Decrypt((string)second["github_access_token"]!);
+        GitHub.IsLive(gitHubToken).Should().BeTrue();
+        GitHub.IsLive(firstGitHubToken).Should().BeFalse("GitHub ends the old access token at the refresh");
+        (await UserInfoAsync((string)second["access_token"]!)).StatusCode.Should().Be(HttpStatusCode.OK);
+        var nextRefreshToken = (string)second["refresh_token"]!;
+        nextRefreshToken.Should().StartWith("obr_").And.NotBe(refreshToken);
+
+        using var again = await RefreshAsync("client-r", SecretA, nextRefreshToken);
+        again.StatusCode.Should().Be(HttpStatusCode.OK);
+        GitHub.RefreshCallCount.Should().Be(2);
+        var third = (await again.Content.ReadFromJsonAsync<JsonObject>())!;
+        var issued = new[] { first, second, third }.SelectMany(tokens => new[] { (string)tokens["access_token"]!, (string)tokens["refresh_token"]! });
+        SecretScan.AssertAbsent(GitHub.Secrets.Concat(issued), broker.Logs.AllText, broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
+    }
+
+    [Fact]
+    public async Task An_OIDC_refresh_token_is_refused_to_another_client_and_when_tampered_with_and_stays_good_for_its_own()
+    {
+        GitHub.ExpiringTokens = true;
+        var (code, verifier) = await CodeAsync("client-r", CallbackR);
+        using var redeemed = await RedeemAsync("client-r", SecretA, code, CallbackR, verifier);
+        var refreshToken = (string)(await redeemed.Content.ReadFromJsonAsync<JsonObject>())!["refresh_token"]!;
+
+        foreach (var (client, secret, presented) in new[]
+        {
+            ("client-s", SecretB, refreshToken),
+            ("client-r", SecretA, refreshToken[..^6] + (refreshToken[^6..] == "AAAAAA" ? "BBBBBB" : "AAAAAA")),
+            ("client-r", SecretA, "obr_" + new string('A', 5000)),
+        })
+        {
+            using var refused = await RefreshAsync(client, secret, presented);
+            refused.StatusCode.Should().Be(HttpStatusCode.BadRequest, client);
+            ((string?)(await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]).Should().Be("invalid_grant");
+        }
+
+        GitHub.RefreshCallCount.Should().Be(0);
+        using var own = await RefreshAsync("client-r", SecretA, refreshToken);
+        own.StatusCode.Should().Be(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task A_replayed_code_revokes_the_refresh_tokens_of_its_sign_in_and_the_access_tokens_they_issued()
+    {
+        GitHub.ExpiringTokens = true;
+        var (code, verifier) = await CodeAsync("client-r", CallbackR);
+        using var redeemed = await RedeemAsync("client-r", SecretA, code, CallbackR, verifier);
+        using var refreshed = await RefreshAsync("client-r", SecretA, (string)(await redeemed.Content.ReadFromJsonAsync<JsonObject>())!["refresh_token"]!);
+        var tokens = (await refreshed.Content.ReadFromJsonAsync<JsonObject>())!;
+
+        using var replay = await RedeemAsync("client-r", SecretA, code, CallbackR, verifier);
+
+        replay.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        (await UserInfoAsync((string)tokens["access_token"]!)).StatusCode.Should().Be(HttpStatusCode.Unauthorized, "a refresh's access token belongs to the code's grant");
+        using var refused = await RefreshAsync("client-r", SecretA, (string)tokens["refresh_token"]!);
+        refused.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        ((string?)(await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]).Should().Be("invalid_grant");
+        GitHub.RefreshCallCount.Should().Be(1);
+    }
+
     private async Task<(string Code, string? Verifier)> CodeAsync(string clientId, string callback, bool pkce = true, string nonce = "n-0S6_WzA2Mj")
     {
         using var browser = broker.NewBrowser();
@@ -267,15 +354,23 @@ public sealed class OidcAttackTests : FakeGitHubTest
         return (back.Query["code"], verifier);
     }
 
-    private async Task<HttpResponseMessage> RedeemAsync(string clientId, string secret, string code, string redirectUri, string? verifier)
+    private Task<HttpResponseMessage> RedeemAsync(string clientId, string secret, string code, string redirectUri, string? verifier)
     {
-        using var client = broker.CreateClient();
         var form = new Dictionary<string, string> { ["grant_type"] = "authorization_code", ["code"] = code, ["redirect_uri"] = redirectUri };
         if (verifier is not null)
         {
             form["code_verifier"] = verifier;
         }
 
+        return TokenEndpointAsync(clientId, secret, form);
+    }
+
+    private Task<HttpResponseMessage> RefreshAsync(string clientId, string secret, string refreshToken) =>
+        TokenEndpointAsync(clientId, secret, new Dictionary<string, string> { ["grant_type"] = "refresh_token", ["refresh_token"] = refreshToken });
+
+    private async Task<HttpResponseMessage> TokenEndpointAsync(string clientId, string secret, Dictionary<string, string> form)
+    {
+        using var client = broker.CreateClient();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token") { Content = new FormUrlEncodedContent(form) };
         request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{clientId}:{secret}")));
         return await client.SendAsync(request);

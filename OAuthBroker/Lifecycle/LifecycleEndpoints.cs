@@ -32,7 +32,8 @@ public static partial class LifecycleEndpoints
     }
 
     /// <summary>
-    /// POST /oauth/token with grant_type=refresh_token. Errors are RFC 6749 section 5.2 JSON (what OAuth clients
+    /// POST /oauth/token with grant_type=refresh_token (GitHub's refresh token from a broker JWT, or the sealed one of an
+    /// OpenID Connect token response) or authorization_code. Errors are RFC 6749 section 5.2 JSON (what OAuth clients
     /// parse), never problem details; every answer is <c>Cache-Control: no-store</c>.
     /// </summary>
     public static async Task<IResult> TokenAsync(
@@ -70,12 +71,17 @@ public static partial class LifecycleEndpoints
         }
 
         var refreshToken = form["refresh_token"].ToString();
+        if (refreshToken.StartsWith(Oidc.OidcFlow.RefreshTokenPrefix, StringComparison.Ordinal))
+        {
+            return await FinishAsync(context, audit, instance, clientIp, await oidc.RefreshAsync(instance, refreshToken, cancellationToken), cancellationToken);
+        }
+
         if (!GitHub.GitHubClient.IsUsableToken(refreshToken))
         {
             return await FinishAsync(context, audit, instance, clientIp, RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_request", "refresh_token is missing or malformed."), cancellationToken);
         }
 
-        return await FinishAsync(context, audit, instance, clientIp, await relay.RefreshAsync(instance, refreshToken, cancellationToken), cancellationToken);
+        return await FinishAsync(context, audit, instance, clientIp, await relay.RefreshAsync(instance, refreshToken, answerFor: null, cancellationToken), cancellationToken);
     }
 
     /// <summary>

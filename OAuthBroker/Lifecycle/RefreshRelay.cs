@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Allowlist;
 using OAuthBroker.GitHub;
@@ -23,12 +24,15 @@ public sealed record RelayAnswer(int Status, string Body, string Outcome, string
 /// The refresh relay. An instance holds GitHub's refresh token but not the client secret a refresh needs; the broker
 /// adds it. GitHub's refresh tokens are single use, so any number of presentations of one token within
 /// <see cref="CollapseWindow"/>, on any replica, cause one GitHub call and all get its answer: the first claims the
-/// token in the database, the others wait for the answer stored there.
+/// token in the database, the others wait for the answer stored there (sealed with the key ring: it holds tokens).
 /// </summary>
 public sealed class RefreshRelay(
-    IRefreshTokenRepository rows, IAccessTokenRepository accessTokens, GitHubClient gitHub, GitHubIntegrations integrations, IUserStore users, BrokerTokenIssuer issuer, IOptions<GitHubOptions> gitHubOptions, TimeProvider time)
+    IRefreshTokenRepository rows, IAccessTokenRepository accessTokens, GitHubClient gitHub, GitHubIntegrations integrations, IUserStore users, BrokerTokenIssuer issuer,
+    IDataProtectionProvider dataProtection, IOptions<GitHubOptions> gitHubOptions, TimeProvider time)
     : IPurgeable
 {
+    private readonly IDataProtector answers = dataProtection.CreateProtector("OAuthBroker.Lifecycle.RefreshAnswer.v1");
+
     public static readonly TimeSpan CollapseWindow = TimeSpan.FromMinutes(2);
 
     /// <summary>How long a refresh token is recorded when GitHub does not say (its refresh tokens last six months).</summary>
@@ -95,7 +99,12 @@ public sealed class RefreshRelay(
         return new RelayAnswer(StatusCodes.Status200OK, "{}", "revoked", null, null);
     }
 
-    public async Task<RelayAnswer> RefreshAsync(AllowlistInstance instance, string refreshToken, CancellationToken cancellationToken)
+    /// <summary>
+    /// Refreshes GitHub's <paramref name="refreshToken"/> for <paramref name="instance"/>. The answer is the broker
+    /// JWT of a login, or what <paramref name="answerFor"/> makes of the user and the new token (an OpenID Connect
+    /// client's token response).
+    /// </summary>
+    public async Task<RelayAnswer> RefreshAsync(AllowlistInstance instance, string refreshToken, Func<BrokerUser, GitHubToken, string>? answerFor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(instance);
         var hash = Hash(refreshToken);
@@ -119,14 +128,14 @@ public sealed class RefreshRelay(
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             if (row!.AnsweredAt is { } answeredAt)
             {
-                return now - answeredAt <= (long)CollapseWindow.TotalMilliseconds
-                    ? new RelayAnswer(row.Outcome == Issued ? StatusCodes.Status200OK : StatusCodes.Status400BadRequest, row.Answer!, row.Outcome == Issued ? "succeeded" : row.Outcome!, "a concurrent refresh's answer", null)
+                return now - answeredAt <= (long)CollapseWindow.TotalMilliseconds && OpenAnswer(row.Answer) is { } answer
+                    ? new RelayAnswer(row.Outcome == Issued ? StatusCodes.Status200OK : StatusCodes.Status400BadRequest, answer, row.Outcome == Issued ? "succeeded" : row.Outcome!, "a concurrent refresh's answer", null)
                     : Error(StatusCodes.Status400BadRequest, "invalid_grant", "The refresh token has already been used: use the one the refresh returned, or sign the user in again.");
             }
 
             if (await rows.TryClaimAsync(hash, now, now - (long)deadline.TotalMilliseconds, cancellationToken))
             {
-                return await CallGitHubAsync(instance, row, hash, refreshToken, cancellationToken);
+                return await CallGitHubAsync(instance, row, hash, refreshToken, answerFor, cancellationToken);
             }
 
             // Another request (here or on another replica) is at GitHub with this token: wait for its answer.
@@ -142,7 +151,8 @@ public sealed class RefreshRelay(
         }
     }
 
-    private async Task<RelayAnswer> CallGitHubAsync(AllowlistInstance instance, RefreshTokenRow row, byte[] hash, string refreshToken, CancellationToken cancellationToken)
+    private async Task<RelayAnswer> CallGitHubAsync(
+        AllowlistInstance instance, RefreshTokenRow row, byte[] hash, string refreshToken, Func<BrokerUser, GitHubToken, string>? answerFor, CancellationToken cancellationToken)
     {
         if (integrations.For(instance) is not { } integration)
         {
@@ -168,7 +178,7 @@ public sealed class RefreshRelay(
             var error = Error(status, code, failure.Kind == GitHubFailureKind.Rejected
                 ? "GitHub refused the refresh token (expired, revoked or already used): sign the user in again."
                 : "GitHub's answer to the refresh could not be read; sign the user in again.", outcome: code) with { Reason = failure.Reason };
-            await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), code, error.Body, CancellationToken.None);
+            await StoreAnswerAsync(hash, code, error.Body);
             return error;
         }
 
@@ -177,7 +187,7 @@ public sealed class RefreshRelay(
         if (user is null)
         {
             var gone = Error(StatusCodes.Status400BadRequest, "invalid_grant", "The user of this refresh token is no longer known to the broker: sign the user in again.");
-            await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), "invalid_grant", gone.Body, CancellationToken.None);
+            await StoreAnswerAsync(hash, "invalid_grant", gone.Body);
             return gone;
         }
 
@@ -190,11 +200,11 @@ public sealed class RefreshRelay(
         }
 
         // The answer travels in a response body, not a URL: the JWT gets the full lifetime, as with form_post.
-        var jwt = issuer.Issue(instance, user, token, Login.InstanceResponse.FormPost);
-        var body = JsonSerializer.Serialize(new RefreshResponse(jwt, user.Login), LifecycleJsonContext.Default.RefreshResponse);
+        var body = answerFor?.Invoke(user, token)
+            ?? JsonSerializer.Serialize(new RefreshResponse(issuer.Issue(instance, user, token, Login.InstanceResponse.FormPost), user.Login), LifecycleJsonContext.Default.RefreshResponse);
         // The new refresh token is recorded before the answer is published, so it can be used as soon as anyone sees it.
         await RecordIssuedAsync(instance, user, token, CancellationToken.None);
-        await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), Issued, body, CancellationToken.None);
+        await StoreAnswerAsync(hash, Issued, body);
         return new RelayAnswer(StatusCodes.Status200OK, body, "succeeded", null, user.Login);
     }
 
@@ -213,8 +223,25 @@ public sealed class RefreshRelay(
 
         var ended = Error(StatusCodes.Status400BadRequest, "invalid_grant", "The broker's administrator ended this user's access: sign the user in again.", outcome: "grant_revoked")
             with { Reason = failure is null ? "the user's grant was revoked at GitHub, as an admin asked" : "an admin ended the user's access; GitHub did not revoke the grant: " + failure.Reason, GitHubLogin = user.Login };
-        await rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), "invalid_grant", ended.Body, CancellationToken.None);
+        await StoreAnswerAsync(hash, "invalid_grant", ended.Body);
         return ended;
+    }
+
+    // Stored whatever the caller's cancellation: GitHub has spent the token, and the waiting requests need the answer.
+    private Task StoreAnswerAsync(byte[] hash, string outcome, string body) =>
+        rows.AnswerAsync(hash, time.GetUtcNow().ToUnixTimeMilliseconds(), outcome, answers.Protect(body), CancellationToken.None);
+
+    // An answer that cannot be opened (a key ring the broker no longer has) is treated as spent.
+    private string? OpenAnswer(string? answer)
+    {
+        try
+        {
+            return answer is null ? null : answers.Unprotect(answer);
+        }
+        catch (Exception exception) when (exception is System.Security.Cryptography.CryptographicException or FormatException)
+        {
+            return null;
+        }
     }
 
     public async Task<int> PurgeAsync(CancellationToken cancellationToken)

@@ -33,7 +33,8 @@ public interface IAuthorizationCodeRepository
     /// <summary>True when the code was presented again after its redemption: what it issued no longer counts.</summary>
     Task<bool> IsReplayedAsync(byte[] codeHash, CancellationToken cancellationToken);
 
-    Task<int> DeleteEndedAsync(long before, CancellationToken cancellationToken);
+    /// <summary>Deletes codes that expired before <paramref name="before"/>, except replayed ones, kept until <paramref name="replayedBefore"/>.</summary>
+    Task<int> DeleteEndedAsync(long before, long replayedBefore, CancellationToken cancellationToken);
 }
 
 internal static class AuthorizationCodeRows
@@ -73,8 +74,9 @@ public sealed class SqliteAuthorizationCodeRepository(SqliteConnectionFactory co
             }
         }
 
-        // Not redeemed here: a replay of a redeemed code marks it, so what the first redemption issued is revoked.
-        await using var replay = await lease.Prepared($"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, @now) WHERE code_hash = @hash AND instance_id = @instance AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}")
+        // Not redeemed here: a replay of a redeemed code marks it, so what the first redemption issued is revoked; the
+        // grant it no longer needs goes, since a replayed code is kept as long as its refresh tokens may live.
+        await using var replay = await lease.Prepared($"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, @now), grant_json = '{{}}' WHERE code_hash = @hash AND instance_id = @instance AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}")
             .With("@hash", codeHash).With("@instance", instanceId).With("@now", now).ExecuteReaderAsync(cancellationToken);
         AuthorizationCodeRow? replayed = null;
         while (await replay.ReadAsync(cancellationToken))
@@ -91,10 +93,11 @@ public sealed class SqliteAuthorizationCodeRepository(SqliteConnectionFactory co
         return await lease.Prepared("SELECT replayed_at FROM authorization_codes WHERE code_hash = @hash").With("@hash", codeHash).ExecuteScalarAsync(cancellationToken) is long;
     }
 
-    public async Task<int> DeleteEndedAsync(long before, CancellationToken cancellationToken)
+    public async Task<int> DeleteEndedAsync(long before, long replayedBefore, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenAsync(cancellationToken);
-        return await lease.Prepared("DELETE FROM authorization_codes WHERE expires_at < @before").With("@before", before).ExecuteNonQueryAsync(cancellationToken);
+        return await lease.Prepared("DELETE FROM authorization_codes WHERE expires_at < @before AND (replayed_at IS NULL OR replayed_at < @replayed)")
+            .With("@before", before).With("@replayed", replayedBefore).ExecuteNonQueryAsync(cancellationToken);
     }
 }
 
@@ -121,7 +124,7 @@ public sealed class PostgresAuthorizationCodeRepository(PostgresDatabase databas
         }
 
         var replayed = await database.QueryAsync(
-            $"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $2) WHERE code_hash = $1 AND instance_id = $3 AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}",
+            $"UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $2), grant_json = '{{}}' WHERE code_hash = $1 AND instance_id = $3 AND consumed_at IS NOT NULL RETURNING {AuthorizationCodeRows.Columns}",
             AuthorizationCodeRows.Read, cancellationToken, codeHash, now, instanceId);
         return new CodeRedemption(replayed.SingleOrDefault(), Redeemed: false);
     }
@@ -129,6 +132,6 @@ public sealed class PostgresAuthorizationCodeRepository(PostgresDatabase databas
     public async Task<bool> IsReplayedAsync(byte[] codeHash, CancellationToken cancellationToken) =>
         (await database.QueryAsync("SELECT replayed_at IS NOT NULL FROM authorization_codes WHERE code_hash = $1", reader => reader.GetBoolean(0), cancellationToken, codeHash)).SingleOrDefault();
 
-    public Task<int> DeleteEndedAsync(long before, CancellationToken cancellationToken) =>
-        database.ExecuteAsync("DELETE FROM authorization_codes WHERE expires_at < $1", cancellationToken, before);
+    public Task<int> DeleteEndedAsync(long before, long replayedBefore, CancellationToken cancellationToken) =>
+        database.ExecuteAsync("DELETE FROM authorization_codes WHERE expires_at < $1 AND (replayed_at IS NULL OR replayed_at < $2)", cancellationToken, before, replayedBefore);
 }

@@ -2,6 +2,7 @@ using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -20,12 +21,20 @@ namespace OAuthBroker.Oidc;
 /// The OpenID Connect authorization-code flow's two halves that follow the GitHub login: a one-time code for the
 /// client (256 bits, its SHA-256 stored, 60 seconds, bound to the client, the redirect URI and the PKCE challenge), and
 /// its redemption at the token endpoint for an ID token, an access token for /oauth/userinfo and, for entries that
-/// receive it, the GitHub token as a JWE to the instance.
+/// receive it, the GitHub token as a JWE to the instance and a refresh token for the relay.
 /// </summary>
-public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore users, SigningKeyStore keys, IOptions<BrokerOptions> broker, TimeProvider time) : IPurgeable
+public sealed class OidcFlow(
+    IAuthorizationCodeRepository codes, IUserStore users, SigningKeyStore keys, RefreshRelay relay, IDataProtectionProvider dataProtection, IOptions<BrokerOptions> broker, TimeProvider time)
+    : IPurgeable
 {
     public static readonly TimeSpan CodeLifetime = TimeSpan.FromSeconds(60);
     public const int MaxCodeLength = 128;
+
+    /// <summary>Starts every refresh token the broker seals for an OpenID Connect client (GitHub's own start <c>ghr_</c>).</summary>
+    public const string RefreshTokenPrefix = "obr_";
+    public const int MaxRefreshTokenLength = 4096;
+    private const string RefreshTokenPurpose = "OAuthBroker.Oidc.RefreshToken.v1";
+    private const string StoredRefreshGrantPurpose = "OAuthBroker.Oidc.StoredRefreshGrant.v1";
     private static readonly JsonWebTokenHandler Handler = new() { SetDefaultTimesOnTokenCreation = false };
 
     public string Name => "authorization_codes";
@@ -39,11 +48,11 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
         ArgumentNullException.ThrowIfNull(login);
         var request = JsonSerializer.Deserialize(login.Request!, OidcJsonContext.Default.OidcRequest)!;
         var now = time.GetUtcNow();
-        var grant = new CodeGrant(login.RedirectUri, request.Scopes, token.Scope, request.Nonce, request.CodeChallenge, now.ToUnixTimeSeconds(),
-            instance.EncryptionKey is { } key ? InstanceTokenEncryptor.Encrypt(token.AccessToken, key) : null, token.ExpiresAt?.ToUnixTimeSeconds());
         var code = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+        var codeHash = Hash(code);
+        var grant = new CodeGrant(login.RedirectUri, request.CodeChallenge, Granted(instance, token, request.Scopes, request.Nonce, now.ToUnixTimeSeconds(), Base64Url.EncodeToString(codeHash)));
         await codes.InsertAsync(
-            new AuthorizationCodeRow(Hash(code), instance.Id, user.Id, JsonSerializer.Serialize(grant, OidcJsonContext.Default.CodeGrant), now.ToUnixTimeMilliseconds(), now.Add(CodeLifetime).ToUnixTimeMilliseconds(), null, null),
+            new AuthorizationCodeRow(codeHash, instance.Id, user.Id, JsonSerializer.Serialize(grant, OidcJsonContext.Default.CodeGrant), now.ToUnixTimeMilliseconds(), now.Add(CodeLifetime).ToUnixTimeMilliseconds(), null, null),
             cancellationToken);
         return code;
     }
@@ -92,8 +101,30 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
             return RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_grant", "The user of this code is no longer known to the broker.");
         }
 
-        var response = Issue(instance, user, grant, hash);
-        return new RelayAnswer(StatusCodes.Status200OK, JsonSerializer.Serialize(response, OidcJsonContext.Default.OidcTokenResponse), "succeeded", null, user.Login);
+        return new RelayAnswer(StatusCodes.Status200OK, Answer(instance, user, grant.Tokens), "succeeded", null, user.Login);
+    }
+
+    /// <summary>
+    /// grant_type=refresh_token with a refresh token the broker sealed to this client: GitHub's refresh through the
+    /// relay (single use, collapsed, bound to the client), answered as a token response (OpenID Connect Core 12.2)
+    /// with a new sealed refresh token.
+    /// </summary>
+    public async Task<RelayAnswer> RefreshAsync(AllowlistInstance instance, string refreshToken, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        if (OpenRefreshToken(instance.Id, refreshToken) is not { } sealedGrant)
+        {
+            return RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_grant", "The refresh token is not one the broker issued to this client.", outcome: "not_its_token");
+        }
+
+        // RFC 6749 section 4.1.2: a replayed code revokes what it issued, and that includes the refresh chain.
+        if (await IsRevokedAsync(sealedGrant.GrantId, cancellationToken))
+        {
+            return RefreshRelay.Error(StatusCodes.Status400BadRequest, "invalid_grant", "The authorization code of this sign-in was presented twice, which revoked its tokens: sign the user in again.", outcome: "code_replayed");
+        }
+
+        return await relay.RefreshAsync(instance, sealedGrant.GitHubRefreshToken,
+            (user, token) => Answer(instance, user, Granted(instance, token, sealedGrant.Scopes, nonce: null, sealedGrant.AuthTime, sealedGrant.GrantId)), cancellationToken);
     }
 
     /// <summary>True when the code an access token came from was presented again after its redemption.</summary>
@@ -105,9 +136,14 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
             : Task.FromResult(true);
     }
 
-    public Task<int> PurgeAsync(CancellationToken cancellationToken) =>
-        // Kept as long as an access token from the code may live, so that a late replay still revokes it.
-        codes.DeleteEndedAsync(time.GetUtcNow().Subtract(broker.Value.TokenLifetime).Subtract(CodeLifetime).ToUnixTimeMilliseconds(), cancellationToken);
+    public Task<int> PurgeAsync(CancellationToken cancellationToken)
+    {
+        // Kept as long as an access token from the code may live, so that a late replay still revokes it; a replayed
+        // code as long as a refresh token from it may, so that its refresh chain stays revoked.
+        var now = time.GetUtcNow();
+        return codes.DeleteEndedAsync(
+            now.Subtract(broker.Value.TokenLifetime).Subtract(CodeLifetime).ToUnixTimeMilliseconds(), now.Subtract(RefreshRelay.DefaultRefreshLifetime).ToUnixTimeMilliseconds(), cancellationToken);
+    }
 
     public static byte[] Hash(string code) => SHA256.HashData(Encoding.UTF8.GetBytes(code));
 
@@ -115,7 +151,45 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
     public static string ScopeString(IEnumerable<string> oidcScopes, string gitHubScope) =>
         string.Join(' ', oidcScopes.Concat(Allowlist.Scopes.Split(gitHubScope).Select(scope => OidcEndpoints.GitHubScopePrefix + scope)));
 
-    private OidcTokenResponse Issue(AllowlistInstance instance, BrokerUser user, CodeGrant grant, byte[] codeHash)
+    /// <summary>What a token response will carry of the GitHub token: the JWE to the instance, and GitHub's refresh token sealed for storage.</summary>
+    private GrantedTokens Granted(AllowlistInstance instance, GitHubToken token, IReadOnlyList<string> scopes, string? nonce, long authTime, string grantId) => new(
+        scopes, token.Scope, nonce, authTime, grantId,
+        instance.EncryptionKey is { } key ? InstanceTokenEncryptor.Encrypt(token.AccessToken, key) : null,
+        token.ExpiresAt?.ToUnixTimeSeconds(),
+        instance.Refresh && token.RefreshToken is { } refreshToken
+            ? dataProtection.CreateProtector(StoredRefreshGrantPurpose).Protect(JsonSerializer.Serialize(new OidcRefreshGrant(refreshToken, scopes, authTime, grantId), OidcJsonContext.Default.OidcRefreshGrant))
+            : null);
+
+    // The client's refresh token is opaque to it, and it sends it back as it is (what every OAuth client library does);
+    // only the broker reads it, and only for the client it was sealed to. It is made at the answer and stored nowhere
+    // (a code's row keeps the grant under another purpose, which is no token), and the relay's record of GitHub's
+    // refresh token still decides whether it is unused, unexpired and this client's.
+    private string RefreshTokenFor(string clientId, string storedGrant) =>
+        RefreshTokenPrefix + dataProtection.CreateProtector(RefreshTokenPurpose, clientId).Protect(dataProtection.CreateProtector(StoredRefreshGrantPurpose).Unprotect(storedGrant));
+
+    private OidcRefreshGrant? OpenRefreshToken(string clientId, string value)
+    {
+        if (!value.StartsWith(RefreshTokenPrefix, StringComparison.Ordinal) || value.Length > MaxRefreshTokenLength)
+        {
+            return null;
+        }
+
+        try
+        {
+            var grant = JsonSerializer.Deserialize(dataProtection.CreateProtector(RefreshTokenPurpose, clientId).Unprotect(value[RefreshTokenPrefix.Length..]), OidcJsonContext.Default.OidcRefreshGrant);
+            return grant is not null && GitHubClient.IsUsableToken(grant.GitHubRefreshToken) ? grant : null;
+        }
+        catch (Exception exception) when (exception is CryptographicException or FormatException)
+        {
+            // Tampered with, sealed to another client, or from a key ring the broker no longer has.
+            return null;
+        }
+    }
+
+    private string Answer(AllowlistInstance instance, BrokerUser user, GrantedTokens grant) =>
+        JsonSerializer.Serialize(Issue(instance, user, grant), OidcJsonContext.Default.OidcTokenResponse);
+
+    private OidcTokenResponse Issue(AllowlistInstance instance, BrokerUser user, GrantedTokens grant)
     {
         var now = time.GetUtcNow();
         var lifetime = broker.Value.TokenLifetime;
@@ -124,7 +198,8 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
         var credentials = new SigningCredentials(signingKey.SecurityKey, signingKey.Algorithm);
         var subject = user.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var scope = ScopeString(grant.Scopes, grant.GitHubScope);
-        // RFC 9068: typed at+jwt, addressed to the broker, naming the client; "grant" ties it to its code for revocation.
+        // RFC 9068: typed at+jwt, addressed to the broker, naming the client; "grant" ties it (and every refresh's) to
+        // its code for revocation.
         var accessToken = Handler.CreateToken(new SecurityTokenDescriptor
         {
             Issuer = issuer,
@@ -139,7 +214,7 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
                 [JwtRegisteredClaimNames.Jti] = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16)),
                 ["client_id"] = instance.Id,
                 ["scope"] = scope,
-                ["grant"] = Base64Url.EncodeToString(codeHash),
+                ["grant"] = grant.GrantId,
             },
             SigningCredentials = credentials,
         });
@@ -175,7 +250,9 @@ public sealed class OidcFlow(IAuthorizationCodeRepository codes, IUserStore user
             });
         }
 
-        return new OidcTokenResponse(accessToken, "Bearer", (long)lifetime.TotalSeconds, scope, idToken, grant.GitHubAccessTokenJwe, grant.GitHubAccessTokenJwe is null ? null : grant.GitHubExpiresAt);
+        return new OidcTokenResponse(
+            accessToken, "Bearer", (long)lifetime.TotalSeconds, scope, idToken, grant.GitHubAccessTokenJwe, grant.GitHubAccessTokenJwe is null ? null : grant.GitHubExpiresAt,
+            grant.SealedRefreshGrant is { } stored ? RefreshTokenFor(instance.Id, stored) : null);
     }
 
     /// <summary>The user's claims by scope (OpenID Connect Core 5.4), for the ID token and /oauth/userinfo.</summary>
