@@ -10,7 +10,8 @@ namespace OAuthBroker.Tests.Interop;
 /// <summary>
 /// The broker as an OpenID Connect provider, driven by panva's openid-client (a certified relying party we did not
 /// write, in examples/node-instance/oidc-server.mjs): discovery, PKCE, state, nonce, iss in the authorization response,
-/// ID token validation and userinfo, as a confidential client (client_secret_basic, private_key_jwt) and a public one.
+/// ID token validation, userinfo and the refresh-token grant, as a confidential client (client_secret_basic,
+/// private_key_jwt) and a public one.
 /// </summary>
 public sealed class OidcClientTests : FakeGitHubTest
 {
@@ -43,6 +44,38 @@ public sealed class OidcClientTests : FakeGitHubTest
         var digest = result.GetProperty("accessTokenSha256").GetString();
         GitHub.Secrets.Select(value => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(value)))).Should().Contain(digest);
         GitHub.TokenRequests.Single().CodeVerifier.Should().NotBeNullOrEmpty("the broker's own PKCE with GitHub goes on under the client's");
+        SecretScan.AssertAbsent(GitHub.Secrets.Append(secret), broker.Logs.AllText, broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
+    }
+
+    [Fact]
+    public async Task A_confidential_client_refreshes_the_GitHub_token_with_openid_clients_refresh_grant()
+    {
+        GitHub.ExpiringTokens = true;
+        var key = InstanceKey.Rsa();
+        var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        await using var broker = StartBroker(entry =>
+        {
+            entry["encryptionKey"] = JsonSerializer.SerializeToNode(key.PublicJwk);
+            entry["clientSecret"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+            entry["refresh"] = true;
+        });
+        using var instance = await StartClientAsync(broker, new() { ["CLIENT_SECRET"] = secret, ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson });
+        using var browser = NewBrowser();
+        var signedIn = await GetJsonAsync(browser, instance.Url + "/login");
+        signedIn.GetProperty("canRefresh").GetBoolean().Should().BeTrue();
+
+        var first = await GetJsonAsync(browser, instance.Url + "/refresh");
+        var second = await GetJsonAsync(browser, instance.Url + "/refresh");
+
+        GitHub.RefreshCallCount.Should().Be(2, "each refresh used the refresh token the one before returned");
+        foreach (var refreshed in new[] { first, second })
+        {
+            refreshed.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200);
+            refreshed.GetProperty("claims").GetProperty("sub").GetString().Should().Be(signedIn.GetProperty("claims").GetProperty("sub").GetString());
+            refreshed.GetProperty("claims").GetProperty("auth_time").GetInt64().Should().Be(signedIn.GetProperty("claims").GetProperty("auth_time").GetInt64());
+        }
+
+        new[] { signedIn, first, second }.Select(result => result.GetProperty("accessTokenSha256").GetString()).Distinct().Should().HaveCount(3, "every refresh brought a new GitHub token");
         SecretScan.AssertAbsent(GitHub.Secrets.Append(secret), broker.Logs.AllText, broker.DataPath, TestDatabase.PostgresDatabaseFor(Folder.Path));
     }
 
@@ -106,11 +139,18 @@ public sealed class OidcClientTests : FakeGitHubTest
         });
 
     // A browser: follows every redirect (client -> broker -> GitHub -> broker -> client) with one cookie jar.
+    private static HttpClient NewBrowser() =>
+        new(new HttpClientHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 10, CookieContainer = new CookieContainer() }, disposeHandler: true);
+
     private static async Task<JsonElement> SignInAsync(NodeProcess instance)
     {
-        using var handler = new HttpClientHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 10, CookieContainer = new CookieContainer() };
-        using var browser = new HttpClient(handler);
-        using var response = await browser.GetAsync(instance.Url + "/login");
+        using var browser = NewBrowser();
+        return await GetJsonAsync(browser, instance.Url + "/login");
+    }
+
+    private static async Task<JsonElement> GetJsonAsync(HttpClient browser, string url)
+    {
+        using var response = await browser.GetAsync(url);
         var body = await response.Content.ReadAsStringAsync();
         response.StatusCode.Should().Be(HttpStatusCode.OK, body);
         return JsonDocument.Parse(body).RootElement.Clone();

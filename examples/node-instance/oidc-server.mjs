@@ -7,7 +7,8 @@
 // instance's private signing key, private_key_jwt), or neither (a public client: "public": true in its entry).
 // Every flow uses discovery, PKCE (S256), state and nonce; openid-client checks the ID token, iss in the
 // authorization response (RFC 9207) and the issuer against discovery. With INSTANCE_PRIVATE_JWK the GitHub token the
-// broker encrypted to this instance (github_access_token) is decrypted and GitHub's /user is called with it.
+// broker encrypted to this instance (github_access_token) is decrypted and GitHub's /user is called with it; for an
+// entry with "refresh": true, GET /refresh renews it with openid-client's refresh-token grant.
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
@@ -36,8 +37,9 @@ const config = await client.discovery(new URL(brokerUrl), instanceId, undefined,
 const privateJwk = process.env.INSTANCE_PRIVATE_JWK ? JSON.parse(process.env.INSTANCE_PRIVATE_JWK) : null;
 const decryptionKey = privateJwk ? await importJWK(privateJwk, privateJwk.alg ?? { RSA: 'RSA-OAEP-256', EC: 'ECDH-ES+A256KW', oct: 'A256KW' }[privateJwk.kty]) : null;
 
-// Sign-ins under way, by state; a real instance keeps them in the user's session.
+// Sign-ins under way, by state, and signed-in sessions, by cookie; a real instance keeps both in its session store.
 const pending = new Map();
+const sessions = new Map();
 
 function required(name) {
   const value = process.env[name];
@@ -45,9 +47,23 @@ function required(name) {
   return value;
 }
 
-function json(response, status, body) {
-  response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+function json(response, status, body, headers = {}) {
+  response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
   response.end(JSON.stringify(body, null, 2));
+}
+
+// GitHub's /user with the token the broker encrypted to this instance; the token itself only as its SHA-256.
+async function callGitHub(jwe) {
+  if (!jwe || !decryptionKey) return { gitHubUser: null, accessTokenSha256: null };
+  const { plaintext } = await compactDecrypt(jwe, decryptionKey);
+  const gitHubToken = new TextDecoder().decode(plaintext);
+  const answer = await fetch(`${gitHubApiUrl}/user`, { headers: { authorization: `Bearer ${gitHubToken}`, 'user-agent': 'oauthbroker-example', accept: 'application/vnd.github+json' } });
+  return { gitHubUser: { status: answer.status, body: await answer.json() }, accessTokenSha256: createHash('sha256').update(gitHubToken).digest('hex') };
+}
+
+function sessionOf(request) {
+  const id = /(?:^|;\s*)sid=([\w-]+)/.exec(request.headers.cookie ?? '')?.[1];
+  return id ? sessions.get(id) : undefined;
 }
 
 const server = createServer(async (request, response) => {
@@ -84,17 +100,22 @@ const server = createServer(async (request, response) => {
       });
       const claims = tokens.claims();
       const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims?.sub ?? client.skipSubjectCheck);
-      let gitHubUser = null;
-      let accessTokenSha256 = null;
-      if (tokens.github_access_token && decryptionKey) {
-        const { plaintext } = await compactDecrypt(tokens.github_access_token, decryptionKey);
-        const gitHubToken = new TextDecoder().decode(plaintext);
-        accessTokenSha256 = createHash('sha256').update(gitHubToken).digest('hex');
-        const answer = await fetch(`${gitHubApiUrl}/user`, { headers: { authorization: `Bearer ${gitHubToken}`, 'user-agent': 'oauthbroker-example', accept: 'application/vnd.github+json' } });
-        gitHubUser = { status: answer.status, body: await answer.json() };
-      }
+      const sid = client.randomState();
+      sessions.set(sid, { refreshToken: tokens.refresh_token, sub: claims?.sub });
+      return json(response, 200, {
+        signedInAs: userinfo.preferred_username ?? claims?.sub, claims, userinfo, scope: tokens.scope, canRefresh: Boolean(tokens.refresh_token), ...(await callGitHub(tokens.github_access_token)),
+      }, { 'set-cookie': `sid=${sid}; HttpOnly; SameSite=Lax; Path=/` });
+    }
 
-      return json(response, 200, { signedInAs: userinfo.preferred_username ?? claims?.sub, claims, userinfo, scope: tokens.scope, gitHubUser, accessTokenSha256 });
+    // For entries with "refresh": true: a new GitHub token (and ID token, access token, refresh token) without the user.
+    if (url.pathname === '/refresh') {
+      const session = sessionOf(request);
+      if (!session?.refreshToken) return json(response, 400, { error: 'no refresh token in this session' });
+      const tokens = await client.refreshTokenGrant(config, session.refreshToken);
+      session.refreshToken = tokens.refresh_token ?? session.refreshToken;
+      const claims = tokens.claims();
+      if (claims && claims.sub !== session.sub) return json(response, 502, { error: 'the refreshed ID token names another user' });
+      return json(response, 200, { claims, scope: tokens.scope, ...(await callGitHub(tokens.github_access_token)) });
     }
 
     json(response, 404, { error: 'not found' });
