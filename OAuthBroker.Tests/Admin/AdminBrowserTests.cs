@@ -48,6 +48,8 @@ public sealed class AdminBrowserTests : FakeGitHubTest
         file.Single(i => i.GetProperty("id").GetString() == "login-only").GetProperty("scopes").EnumerateArray().Select(scope => scope.GetString())
             .Should().Equal("read:user", "user:email");
         file.Single(i => i.GetProperty("id").GetString() == "login-only").TryGetProperty("requireState", out _).Should().BeFalse("an edit keeps an older entry's choice");
+        file.Single(i => i.GetProperty("id").GetString() == "login-only").GetProperty("postLogoutRedirectUris").EnumerateArray().Select(uri => uri.GetString())
+            .Should().Equal("https://login-only.example.com/signed-out");
         File.Exists(Path.Combine(Folder.Path, "admin.png")).Should().BeTrue();
         File.Copy(Path.Combine(Folder.Path, "admin.png"), Path.Combine(Path.GetTempPath(), "oauthbroker-admin.png"), overwrite: true);
     }

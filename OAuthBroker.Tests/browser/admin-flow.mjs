@@ -54,6 +54,7 @@ try {
   // Edit an instance on its page, then remove another one.
   await page.goto(`${brokerUrl}/admin/instances/login-only`);
   await page.fill('input[name="scopes"]', 'read:user user:email');
+  await page.fill('textarea[name="postLogoutRedirectUris"]', 'https://login-only.example.com/signed-out');
   await page.click('form button');
   await page.waitForSelector('a[href="/admin/instances/browser-made"]');
   await page.click('button:has-text("Remove legacy-rsa")');
