@@ -15,6 +15,7 @@ using OAuthBroker.Telemetry;
 using OAuthBroker.Tokens;
 using OAuthBroker.Users;
 using OAuthBroker.Web;
+using OAuthBroker.Webhooks;
 
 if (BrokerCommandLine.IsCommand(args))
 {
@@ -47,7 +48,8 @@ try
         .AddBrokerRateLimits()
         .AddLogin()
         .AddLifecycle()
-        .AddOidc();
+        .AddOidc()
+        .AddWebhooks();
     builder.AddDemo(demo);
     builder.AddTelemetry();
 
@@ -68,6 +70,7 @@ try
     app.MapLifecycle();
     app.MapAccount();
     app.MapOidc();
+    app.MapWebhooks();
     app.MapHealth();
     app.MapPageAssets();
     app.MapAdmin();

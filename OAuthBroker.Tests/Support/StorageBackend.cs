@@ -39,6 +39,8 @@ public abstract class StorageBackend : IAsyncLifetime
 
     public abstract OAuthBroker.Oidc.IAuthorizationCodeRepository AuthorizationCodes();
 
+    public abstract OAuthBroker.Webhooks.IWebhookStore Webhooks();
+
     /// <summary>The key ring store; one per backend, since Data Protection's replicas share it.</summary>
     public abstract IKeyRingStore KeyRing();
 
@@ -96,6 +98,8 @@ public sealed class SqliteBackend : StorageBackend
 
     public override OAuthBroker.Oidc.IAuthorizationCodeRepository AuthorizationCodes() => new OAuthBroker.Oidc.SqliteAuthorizationCodeRepository(connections);
 
+    public override OAuthBroker.Webhooks.IWebhookStore Webhooks() => new OAuthBroker.Webhooks.SqliteWebhookStore(connections);
+
     public override IKeyRingStore KeyRing() => new FileKeyRingStore(Options.Create(new BrokerOptions { DataPath = folder.Path }));
 
     public override IBrokerDatabase Database() => new DatabaseMigrator(connections);
@@ -147,6 +151,8 @@ public sealed class PostgresBackend : StorageBackend
     public override OAuthBroker.Lifecycle.IAccessTokenRepository AccessTokens() => new OAuthBroker.Lifecycle.PostgresAccessTokenRepository(Open());
 
     public override OAuthBroker.Oidc.IAuthorizationCodeRepository AuthorizationCodes() => new OAuthBroker.Oidc.PostgresAuthorizationCodeRepository(Open());
+
+    public override OAuthBroker.Webhooks.IWebhookStore Webhooks() => new OAuthBroker.Webhooks.PostgresWebhookStore(Open());
 
     public override IKeyRingStore KeyRing() => new PostgresKeyRingStore(Open());
 

@@ -36,6 +36,7 @@ public static class AdminEndpoints
         AdminApi.Map(admin);
         AdminPage.Map(admin);
         AdminUsers.Map(admin);
+        AdminWebhooks.Map(admin);
         return endpoints;
     }
 }

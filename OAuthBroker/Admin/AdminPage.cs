@@ -45,6 +45,7 @@ public static class AdminPage
         body.Append(CultureInvariant($"<p>Signed in as <strong>{HtmlPage.Encode(context.User.Identity?.Name)}</strong>.</p>"));
         body.Append(Form(context, antiforgery, "/admin/logout", content.ETag, "<button>Sign out</button>"));
         body.Append(CultureInvariant($"<p><a id=\"users\" href=\"{HtmlPage.Encode(context.BrowserPath("/admin/users"))}\">Users</a>: where a user signed in, who nears GitHub's ten tokens per app and scope set, ending a user's access.</p>"));
+        body.Append(CultureInvariant($"<p><a id=\"webhooks\" href=\"{HtmlPage.Encode(context.BrowserPath("/admin/webhooks"))}\">Webhooks</a>: GitHub App events relayed to instances, dead letters and redelivery.</p>"));
         if (allowlist.Status.IsStale)
         {
             body.Append(CultureInvariant($"<p><strong>The current allowlist was refused; the last good one is served.</strong></p><pre>{HtmlPage.Encode(allowlist.Status.Error)}</pre>"));

@@ -224,6 +224,40 @@ public static partial class AllowlistFile
             }
         }
 
+        RedirectUri? webhookUrl = null;
+        if (entry.WebhookUrl is { } webhook)
+        {
+            if (provider != GitHub.GitHubProviders.GitHubApp)
+            {
+                errors.Add(new("webhookUrl", "needs \"provider\": \"github-app\": only the broker's GitHub App sends webhook events"));
+            }
+            else if (!RedirectUri.TryParse(webhook, allowWildcard: false, out var parsed, out var webhookError))
+            {
+                errors.Add(new("webhookUrl", webhookError));
+            }
+            else
+            {
+                webhookUrl = parsed;
+            }
+        }
+
+        var webhookEvents = Webhooks.WebhookEvents.Relayed;
+        if (entry.WebhookEvents is { } events)
+        {
+            if (entry.WebhookUrl is null)
+            {
+                errors.Add(new("webhookEvents", "has no effect without \"webhookUrl\""));
+            }
+            else if (events.Count == 0 || events.Any(name => !Webhooks.WebhookEvents.Relayed.Contains(name)))
+            {
+                errors.Add(new("webhookEvents", $"must list some of {string.Join(", ", Webhooks.WebhookEvents.Relayed.Order(StringComparer.Ordinal))}"));
+            }
+            else
+            {
+                webhookEvents = events.ToFrozenSet(StringComparer.Ordinal);
+            }
+        }
+
         var isPublic = entry.Public ?? false;
         if (isPublic && (entry.ClientSecret is not null || entry.ClientKey is { ValueKind: not JsonValueKind.Null }))
         {
@@ -235,6 +269,8 @@ public static partial class AllowlistFile
             {
                 Public = isPublic,
                 PostLogoutRedirectUris = postLogout,
+                WebhookUrl = webhookUrl,
+                WebhookEvents = webhookEvents,
                 Provider = provider,
                 RequiresState = entry.RequireState ?? false,
                 Disabled = entry.Disabled ?? false,
@@ -366,6 +402,10 @@ public static partial class AllowlistFile
         public bool? Public { get; set; }
 
         public List<string>? PostLogoutRedirectUris { get; set; }
+
+        public string? WebhookUrl { get; set; }
+
+        public List<string>? WebhookEvents { get; set; }
 
         public string? ClientSecret { get; set; }
 

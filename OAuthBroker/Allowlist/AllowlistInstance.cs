@@ -52,6 +52,15 @@ public sealed record AllowlistInstance(
     /// </summary>
     public IReadOnlyList<RedirectUri> PostLogoutRedirectUris { get; init; } = [];
 
+    /// <summary>
+    /// Where the broker relays the GitHub App's webhook events that belong to this instance (<c>"webhookUrl"</c>, https or
+    /// loopback); null: none are relayed.
+    /// </summary>
+    public RedirectUri? WebhookUrl { get; init; }
+
+    /// <summary>The events relayed to <see cref="WebhookUrl"/> (<c>"webhookEvents"</c>; every relayed kind by default).</summary>
+    public FrozenSet<string> WebhookEvents { get; init; } = Webhooks.WebhookEvents.Relayed;
+
     /// <summary>True when the instance can authenticate at the token endpoint, and so refresh or revoke.</summary>
     public bool HasClientCredential => ClientSecretHash is not null || ClientKey is not null;
 }

@@ -29,6 +29,9 @@ public static class AuditKinds
 
     /// <summary>A user on /account: <c>grant_revoked</c> (disconnected from every instance) or <c>grant_revoke_failed</c>.</summary>
     public const string Account = "account";
+
+    /// <summary>A GitHub App webhook the broker acted on: <c>app_authorization_revoked</c>, <c>installation.deleted</c>, <c>installation.suspend</c>…</summary>
+    public const string Webhook = "webhook";
 }
 
 /// <summary>One event, or for refusals (<see cref="Count"/> above 1) the refusals of one source, reason and minute.</summary>
@@ -89,6 +92,9 @@ public sealed class AuditLog(IAuditRepository rows, IOptions<AuditOptions> optio
 
     public Task RecordAccountAsync(string gitHubLogin, string action, string? reason, string? clientIp, CancellationToken cancellationToken) =>
         InsertAsync(AuditKinds.Account, null, gitHubLogin, action, reason, clientIp, null, null, cancellationToken);
+
+    public Task RecordWebhookAsync(string? instanceId, string? gitHubLogin, string action, string? reason, CancellationToken cancellationToken) =>
+        InsertAsync(AuditKinds.Webhook, instanceId, gitHubLogin, action, reason, null, null, null, cancellationToken);
 
     public Task RecordAdminAsync(string actor, string action, string? instanceId, JsonObject? before, JsonObject? after, string? clientIp, CancellationToken cancellationToken) =>
         InsertAsync(AuditKinds.Admin, instanceId, actor, action, null, clientIp, Redact(before), Redact(after), cancellationToken);

@@ -112,6 +112,15 @@ public sealed partial class GitHubAppOptions : GitHubIntegrationOptions
     /// <summary>The app's URL name (github.com/apps/SLUG), for its public and installation pages.</summary>
     public string Slug { get; set; } = "";
 
+    /// <summary>The app's webhook secret: <c>POST /webhooks/github</c> accepts only deliveries signed with it; empty: no webhooks.</summary>
+    public string WebhookSecret { get; set; } = "";
+
+    /// <summary>A webhook secret shorter than this is refused at start-up: GitHub signs with it, and anyone who guesses it can forge events.</summary>
+    public const int MinWebhookSecretLength = 16;
+
+    /// <summary>The page where an account installs the app, or changes an installation's repositories.</summary>
+    public string? InstallationPage => Slug.Length == 0 ? null : BaseUrl.TrimEnd('/') + "/apps/" + Slug + "/installations/new";
+
     public override string Provider => GitHubProviders.GitHubApp;
 
     public override bool UsesScopes => false;
@@ -130,6 +139,11 @@ public sealed partial class GitHubAppOptions : GitHubIntegrationOptions
         if (Slug.Length > 0 && !SlugPattern().IsMatch(Slug))
         {
             errors.Add($"{Section}:Slug must be the app's URL name (github.com/apps/SLUG): lower-case letters, digits and '-'.");
+        }
+
+        if (WebhookSecret.Length is > 0 and < MinWebhookSecretLength)
+        {
+            errors.Add($"{Section}:WebhookSecret must be at least {MinWebhookSecretLength} characters (a random one: `openssl rand -hex 32`), or empty for no webhooks.");
         }
     }
 }

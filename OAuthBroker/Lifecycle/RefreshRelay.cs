@@ -120,6 +120,12 @@ public sealed class RefreshRelay(
             return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The refresh token was issued to another instance.", outcome: "wrong_instance");
         }
 
+        // The user revoked the app on GitHub (its webhook said so): GitHub would refuse the token, so it is not asked.
+        if (row.RevokedAt is not null)
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The user revoked the broker's GitHub App on GitHub: sign the user in again.", outcome: "app_revoked");
+        }
+
         // A claim older than GitHub's deadline and some slack belongs to a replica that died mid-call.
         var deadline = gitHubOptions.Value.Timeout + TimeSpan.FromSeconds(5);
         var waited = TimeSpan.Zero;

@@ -13,6 +13,9 @@ public sealed record RefreshTokenRow(byte[] TokenHash, string InstanceId, long U
     /// <summary>Set when an admin ended the user's access: the next refresh revokes the user's grant at GitHub instead of answering a token.</summary>
     public long? RevokeGrantAt { get; init; }
 
+    /// <summary>Set when the user revoked the broker's GitHub App on GitHub (its webhook): the token is dead, and no refresh is tried.</summary>
+    public long? RevokedAt { get; init; }
+
     public override string ToString() => $"RefreshTokenRow {{ InstanceId = {InstanceId}, UserId = {UserId}, Outcome = {Outcome} }}";
 }
 
@@ -48,7 +51,7 @@ public interface IRefreshTokenRepository
 
 internal static class RefreshTokenRows
 {
-    public const string Columns = "token_hash, instance_id, user_id, issued_at, expires_at, claimed_at, answered_at, outcome, answer, revoke_grant_at";
+    public const string Columns = "token_hash, instance_id, user_id, issued_at, expires_at, claimed_at, answered_at, outcome, answer, revoke_grant_at, revoked_at";
 
     public static RefreshTokenRow Read(System.Data.Common.DbDataReader reader) => new(
         reader.GetFieldValue<byte[]>(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4),
@@ -56,6 +59,7 @@ internal static class RefreshTokenRows
         reader.IsDBNull(7) ? null : reader.GetString(7), reader.IsDBNull(8) ? null : reader.GetString(8))
     {
         RevokeGrantAt = reader.IsDBNull(9) ? null : reader.GetInt64(9),
+        RevokedAt = reader.IsDBNull(10) ? null : reader.GetInt64(10),
     };
 }
 

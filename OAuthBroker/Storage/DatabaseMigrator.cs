@@ -188,6 +188,49 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         ) WITHOUT ROWID;
         CREATE INDEX ix_authorization_codes_expires_at ON authorization_codes (expires_at);
         """,
+        // GitHub App webhooks: deliveries seen (by GitHub's delivery id, so a repeat is not processed again), the
+        // installations the install relay created and for which instances, what the user revoked, and the outbox of
+        // events relayed to instances (delivered at least once, in order per installation or user).
+        """
+        ALTER TABLE users ADD COLUMN revoked_at INTEGER NULL;            -- the user revoked the broker's GitHub App
+        ALTER TABLE refresh_tokens ADD COLUMN revoked_at INTEGER NULL;   -- its GitHub App authorization was revoked
+        CREATE TABLE webhook_deliveries (
+            delivery_id TEXT    NOT NULL PRIMARY KEY,  -- X-GitHub-Delivery
+            event       TEXT    NOT NULL,
+            received_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_webhook_deliveries_received_at ON webhook_deliveries (received_at);
+        CREATE TABLE installations (
+            installation_id INTEGER NOT NULL PRIMARY KEY,
+            account_login   TEXT    NULL,
+            status          TEXT    NOT NULL,  -- active, suspended, deleted
+            updated_at      INTEGER NOT NULL
+        );
+        CREATE TABLE installation_instances (
+            installation_id INTEGER NOT NULL,
+            instance_id     TEXT    NOT NULL,
+            user_id         INTEGER NULL,
+            created_at      INTEGER NOT NULL,
+            PRIMARY KEY (installation_id, instance_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE webhook_outbox (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance_id     TEXT    NOT NULL,
+            delivery_id     TEXT    NOT NULL,
+            event           TEXT    NOT NULL,
+            ordering_key    TEXT    NOT NULL,  -- installation:<id> or user:<id>: delivered in id order within it
+            payload         TEXT    NOT NULL,  -- GitHub's event, signed into a JWS at each attempt
+            created_at      INTEGER NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            claimed_until   INTEGER NULL,
+            last_error      TEXT    NULL,
+            delivered_at    INTEGER NULL,
+            dead_at         INTEGER NULL
+        );
+        CREATE INDEX ix_webhook_outbox_pending ON webhook_outbox (instance_id, ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
+        CREATE INDEX ix_webhook_outbox_created_at ON webhook_outbox (created_at);
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

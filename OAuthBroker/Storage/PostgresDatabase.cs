@@ -156,6 +156,49 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         );
         CREATE INDEX ix_authorization_codes_expires_at ON authorization_codes (expires_at);
         """,
+        // GitHub App webhooks: deliveries seen (by GitHub's delivery id, so a repeat is not processed again), the
+        // installations the install relay created and for which instances, what the user revoked, and the outbox of
+        // events relayed to instances (delivered at least once, in order per installation or user).
+        """
+        ALTER TABLE users ADD COLUMN revoked_at bigint  NULL;            -- the user revoked the broker's GitHub App
+        ALTER TABLE refresh_tokens ADD COLUMN revoked_at bigint  NULL;   -- its GitHub App authorization was revoked
+        CREATE TABLE webhook_deliveries (
+            delivery_id text    NOT NULL PRIMARY KEY,  -- X-GitHub-Delivery
+            event       text    NOT NULL,
+            received_at bigint  NOT NULL
+        );
+        CREATE INDEX ix_webhook_deliveries_received_at ON webhook_deliveries (received_at);
+        CREATE TABLE installations (
+            installation_id bigint NOT NULL PRIMARY KEY,
+            account_login   text    NULL,
+            status          text    NOT NULL,  -- active, suspended, deleted
+            updated_at      bigint  NOT NULL
+        );
+        CREATE TABLE installation_instances (
+            installation_id bigint  NOT NULL,
+            instance_id     text    NOT NULL,
+            user_id         bigint  NULL,
+            created_at      bigint  NOT NULL,
+            PRIMARY KEY (installation_id, instance_id)
+        );
+        CREATE TABLE webhook_outbox (
+            id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            instance_id     text    NOT NULL,
+            delivery_id     text    NOT NULL,
+            event           text    NOT NULL,
+            ordering_key    text    NOT NULL,  -- installation:<id> or user:<id>: delivered in id order within it
+            payload         text    NOT NULL,  -- GitHub's event, signed into a JWS at each attempt
+            created_at      bigint  NOT NULL,
+            attempts        bigint  NOT NULL DEFAULT 0,
+            next_attempt_at bigint  NOT NULL,
+            claimed_until   bigint  NULL,
+            last_error      text    NULL,
+            delivered_at    bigint  NULL,
+            dead_at         bigint  NULL
+        );
+        CREATE INDEX ix_webhook_outbox_pending ON webhook_outbox (instance_id, ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
+        CREATE INDEX ix_webhook_outbox_created_at ON webhook_outbox (created_at);
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>

@@ -31,6 +31,8 @@ namespace OAuthBroker.Web;
 [JsonSerializable(typeof(AuditPage))]
 [JsonSerializable(typeof(Admin.UserConnections))]
 [JsonSerializable(typeof(Admin.EndedAccess))]
+[JsonSerializable(typeof(Webhooks.WebhookAnswer))]
+[JsonSerializable(typeof(Webhooks.WebhookList))]
 internal sealed partial class BrokerJsonContext : JsonSerializerContext;
 
 /// <summary>The JSON jose-jwt reads and writes (JOSE headers, JWKs): plain values, as its own mapper gives them.</summary>
