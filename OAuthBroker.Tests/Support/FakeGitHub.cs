@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -75,6 +76,9 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     public string AppClientSecret { get; } = "fake_app_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
 
+    /// <summary>The GitHub App's webhook secret, with which every delivery of <see cref="Delivery"/> is signed.</summary>
+    public string WebhookSecret { get; } = "fake_webhook_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+
     /// <summary>Whether the GitHub App has the "Email addresses" permission: without it, GET /user/emails answers 403.</summary>
     public bool AppEmailPermission { get; set; } = true;
 
@@ -119,7 +123,7 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     /// <summary>Every access and refresh token handed out, and the client secret: none may leak.</summary>
     /// <summary>Every secret value GitHub and the broker exchanged: issued tokens, refresh tokens, the client secret and the PKCE verifiers received.</summary>
-    public IEnumerable<string> Secrets => issuedSecrets.Append(ClientSecret).Append(AppClientSecret)
+    public IEnumerable<string> Secrets => issuedSecrets.Append(ClientSecret).Append(AppClientSecret).Append(WebhookSecret)
         .Concat(TokenRequests.Select(request => request.CodeVerifier).OfType<string>().Where(verifier => verifier.Length >= 43));
 
     public int TokenCallCount => TokenRequests.Count;
@@ -174,6 +178,7 @@ public sealed class FakeGitHub : IAsyncDisposable
         ["GitHubApp:Slug"] = AppSlug,
         ["GitHubApp:BaseUrl"] = BaseUrl,
         ["GitHubApp:ApiUrl"] = ApiUrl,
+        ["GitHubApp:WebhookSecret"] = WebhookSecret,
         ["Broker:KeyEncryptionKey"] = KeyEncryptionKey,
         ["RateLimits:LoginPerClientPerMinute"] = "0",
         ["RateLimits:LoginPerInstancePerMinute"] = "0",
@@ -183,6 +188,60 @@ public sealed class FakeGitHub : IAsyncDisposable
     /// <summary>Configuration keys as environment variables (Section__Key), for a broker in its own process.</summary>
     public static Dictionary<string, string?> AsEnvironment(IEnumerable<KeyValuePair<string, string?>> settings) =>
         settings.ToDictionary(setting => setting.Key.Replace(":", "__", StringComparison.Ordinal), setting => (string?)(setting.Value ?? ""));
+
+    /// <summary>
+    /// A webhook delivery to the broker as GitHub makes one: a JSON body, <c>X-GitHub-Event</c>, a GUID
+    /// <c>X-GitHub-Delivery</c>, the app's hook headers, and <c>X-Hub-Signature-256</c> (and the legacy SHA-1
+    /// <c>X-Hub-Signature</c>) computed over the exact bytes sent, with <paramref name="secret"/> (the app's by default).
+    /// </summary>
+    public HttpRequestMessage Delivery(string eventName, JsonObject payload, string? deliveryId = null, string? secret = null)
+    {
+        ArgumentNullException.ThrowIfNull(payload);
+        var body = Encoding.UTF8.GetBytes(payload.ToJsonString());
+        var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/github") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Headers.TryAddWithoutValidation("User-Agent", "GitHub-Hookshot/7d5b2f1");
+        request.Headers.Add("X-GitHub-Event", eventName);
+        request.Headers.Add("X-GitHub-Delivery", deliveryId ?? Guid.NewGuid().ToString());
+        request.Headers.Add("X-GitHub-Hook-ID", "424242");
+        request.Headers.Add("X-GitHub-Hook-Installation-Target-Type", "integration");
+        request.Headers.Add("X-GitHub-Hook-Installation-Target-ID", "31337");
+        var key = Encoding.UTF8.GetBytes(secret ?? WebhookSecret);
+        request.Headers.Add("X-Hub-Signature-256", "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(key, body)));
+#pragma warning disable CA5350 // GitHub still sends the SHA-1 signature beside the SHA-256 one; the broker ignores it.
+        request.Headers.Add("X-Hub-Signature", "sha1=" + Convert.ToHexStringLower(HMACSHA1.HashData(key, body)));
+#pragma warning restore CA5350
+        return request;
+    }
+
+    /// <summary><c>github_app_authorization</c>: the user revoked the app (GitHub sends only the action and the sender).</summary>
+    public static JsonObject AppAuthorizationRevoked(FakeGitHubUser user)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        return new JsonObject { ["action"] = "revoked", ["sender"] = Sender(user) };
+    }
+
+    /// <summary><c>installation</c> or <c>installation_repositories</c> for installation <paramref name="installationId"/> on <paramref name="account"/>.</summary>
+    public static JsonObject InstallationEvent(string action, long installationId, string account, FakeGitHubUser sender)
+    {
+        ArgumentNullException.ThrowIfNull(sender);
+        return new JsonObject
+        {
+            ["action"] = action,
+            ["installation"] = new JsonObject
+            {
+                ["id"] = installationId,
+                ["account"] = new JsonObject { ["login"] = account, ["id"] = 9000 + installationId, ["type"] = "Organization" },
+                ["app_slug"] = AppSlug,
+                ["repository_selection"] = "selected",
+            },
+            ["repositories_added"] = new JsonArray(new JsonObject { ["id"] = 1296269, ["full_name"] = account + "/hello-world", ["private"] = false }),
+            ["repositories_removed"] = new JsonArray(),
+            ["sender"] = Sender(sender),
+        };
+    }
+
+    private static JsonObject Sender(FakeGitHubUser user) => new() { ["login"] = user.Login, ["id"] = user.Id, ["type"] = "User", ["site_admin"] = false };
 
     public static async Task<FakeGitHub> StartAsync()
     {

@@ -59,7 +59,7 @@ public sealed class WebhookOptionsValidator : IValidateOptions<WebhookOptions>
             errors.Add("Webhooks:MaxBodyBytes must be between 1024 and 26214400 (GitHub's own cap, 25 MB).");
         }
 
-        Check(options.RetryFor, TimeSpan.FromMinutes(1), TimeSpan.FromDays(7), "RetryFor", errors);
+        Check(options.RetryFor, TimeSpan.FromSeconds(1), TimeSpan.FromDays(7), "RetryFor", errors);
         Check(options.FirstRetryDelay, TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(1), "FirstRetryDelay", errors);
         Check(options.MaxRetryDelay, options.FirstRetryDelay, TimeSpan.FromDays(1), "MaxRetryDelay", errors);
         Check(options.DeliveryTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(1), "DeliveryTimeout", errors);

@@ -30,6 +30,9 @@ public sealed partial class WebhookRelay(
     /// <summary>The JWS's <c>typ</c>: a relayed event is never mistaken for a sign-in token.</summary>
     public const string TokenType = "github-event+jwt";
 
+    /// <summary>How long a relayed event's JWS is valid (<c>exp</c>); instances should also refuse a <c>jti</c> seen before.</summary>
+    public static readonly TimeSpan EventLifetime = TimeSpan.FromMinutes(10);
+
     private const int BatchSize = 200;
     private static readonly JsonWebTokenHandler Handler = new();
     private readonly Dictionary<string, Task> running = new(StringComparer.Ordinal);
@@ -147,7 +150,7 @@ public sealed partial class WebhookRelay(
 
         using var request = new HttpRequestMessage(HttpMethod.Post, url.ToString())
         {
-            Content = new StringContent(Sign(message), Encoding.ASCII, "application/jose"),
+            Content = new StringContent(Sign(message)) { Headers = { ContentType = new MediaTypeHeaderValue("application/jose") } },
         };
         request.Headers.Add("X-OAuthBroker-Event", message.Event);
         request.Headers.Add("X-OAuthBroker-Delivery", message.DeliveryId);
@@ -179,7 +182,10 @@ public sealed partial class WebhookRelay(
             writer.WriteStartObject();
             writer.WriteString("iss", broker.Value.Issuer);
             writer.WriteString("aud", message.InstanceId);
-            writer.WriteNumber("iat", time.GetUtcNow().ToUnixTimeSeconds());
+            var now = time.GetUtcNow().ToUnixTimeSeconds();
+            writer.WriteNumber("iat", now);
+            // Made afresh at each attempt, so it can be short: a body captured on the way is soon worthless.
+            writer.WriteNumber("exp", now + (long)EventLifetime.TotalSeconds);
             writer.WriteString("jti", message.DeliveryId);
             writer.WriteString("event", message.Event);
             writer.WritePropertyName("payload");
