@@ -65,6 +65,7 @@ public sealed class FakeGitHub : IAsyncDisposable
     private readonly ConcurrentDictionary<string, IssuedToken> tokens = new();
     private readonly ConcurrentDictionary<string, string> refreshTokens = new();
     private readonly ConcurrentQueue<string> issuedSecrets = new();
+    private readonly ConcurrentDictionary<long, (string Account, long[] Users)> installations = new();
     private int refreshCalls;
     private int revokeCalls;
     private int grantRevokeCalls;
@@ -75,6 +76,19 @@ public sealed class FakeGitHub : IAsyncDisposable
     public string ClientSecret { get; } = "fake_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
 
     public string AppClientSecret { get; } = "fake_app_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+
+    /// <summary>The app's callback URL as registered on GitHub (the broker's <c>/auth/github/callback</c>), where its installation page returns.</summary>
+    public string? AppCallbackUrl { get; set; }
+
+    /// <summary>What the installation page does: <c>install</c>, <c>update</c>, or <c>request</c> (a member asks an owner).</summary>
+    public string InstallSetupAction { get; set; } = "install";
+
+    /// <summary>The app setting "Request user authorization (OAuth) during installation": the return carries a code.</summary>
+    public bool InstallRequestsUserAuthorization { get; set; } = true;
+
+    public long NextInstallationId { get; set; } = 4242;
+
+    public string InstallationAccount { get; set; } = "octo-org";
 
     /// <summary>The GitHub App's webhook secret, with which every delivery of <see cref="Delivery"/> is signed.</summary>
     public string WebhookSecret { get; } = "fake_webhook_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
@@ -269,6 +283,8 @@ public sealed class FakeGitHub : IAsyncDisposable
         web.MapPost("/login/oauth/access_token", (Func<HttpContext, Task<IResult>>)ExchangeAsync);
         web.MapGet("/api/v3/user", (Func<HttpContext, Task<IResult>>)GetUserAsync);
         web.MapGet("/api/v3/user/emails", GetEmails);
+        web.MapGet("/apps/{slug}/installations/new", Install);
+        web.MapGet("/api/v3/user/installations", ListInstallations);
         web.MapDelete("/api/v3/applications/{clientId}/token", (Func<HttpContext, string, Task<IResult>>)RevokeAsync);
         web.MapDelete("/api/v3/applications/{clientId}/grant", (Func<HttpContext, string, Task<IResult>>)RevokeGrantAsync);
     }
@@ -543,6 +559,56 @@ public sealed class FakeGitHub : IAsyncDisposable
             ["avatar_url"] = user.AvatarUrl,
             ["type"] = "User",
         });
+    }
+
+    /// <summary>
+    /// The app's installation page, with the user choosing an account and installing at once. GitHub then sends the
+    /// browser to the app's callback URL with <c>installation_id</c> (absent for a <c>request</c>, which awaits an owner),
+    /// <c>setup_action</c>, the <c>state</c> it was given, and a <c>code</c> (issued without PKCE) when the app requests
+    /// user authorization during installation; otherwise to its setup URL without a code.
+    /// </summary>
+    private IResult Install(string slug, HttpRequest request)
+    {
+        if (slug != AppSlug || AppCallbackUrl is null)
+        {
+            return Results.NotFound();
+        }
+
+        var parameters = new Dictionary<string, string?> { ["setup_action"] = InstallSetupAction, ["state"] = request.Query["state"].ToString() };
+        if (InstallSetupAction != "request")
+        {
+            var id = NextInstallationId;
+            installations.AddOrUpdate(id, _ => (InstallationAccount, [User.Id]), (_, existing) => (existing.Account, [.. existing.Users, User.Id]));
+            parameters["installation_id"] = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (InstallRequestsUserAuthorization)
+        {
+            var code = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
+            codes[code] = new IssuedCode(AppClientId, AppCallbackUrl, null, null, "", User, DateTimeOffset.UtcNow.AddMinutes(10));
+            parameters["code"] = code;
+        }
+
+        return Results.Redirect(QueryHelpers.AddQueryString(AppCallbackUrl, parameters));
+    }
+
+    /// <summary>GET /user/installations: the app's installations the user's token reaches; only a GitHub App's user token may ask.</summary>
+    private IResult ListInstallations(HttpRequest request)
+    {
+        if (Authenticate(request, out var token) is { } refusal)
+        {
+            return refusal;
+        }
+
+        if (token!.ClientId != AppClientId)
+        {
+            return Results.Json(new { message = "You must authenticate with an access token authorized to a GitHub App in order to list installations" }, statusCode: 403);
+        }
+
+        var reachable = installations.Where(pair => pair.Value.Users.Contains(token.User.Id))
+            .Select(pair => new { id = pair.Key, account = new { login = pair.Value.Account, type = "Organization" }, app_slug = AppSlug, target_type = "Organization" })
+            .ToList();
+        return Results.Json(new { total_count = reachable.Count, installations = reachable });
     }
 
     private IResult GetEmails(HttpRequest request)

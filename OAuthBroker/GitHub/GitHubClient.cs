@@ -21,19 +21,25 @@ public sealed class GitHubClient(HttpClient http, TimeProvider time, BrokerMetri
     private const int MaxTokenLength = 4096;
 
     /// <summary>POST /login/oauth/access_token with the PKCE verifier (RFC 7636 section 4.5).</summary>
-    public async Task<GitHubResult<GitHubToken>> ExchangeCodeAsync(GitHubIntegrationOptions settings, string code, string codeVerifier, string redirectUri, CancellationToken cancellationToken)
+    /// <remarks><paramref name="codeVerifier"/> is null only for a code GitHub issued during an app installation, which had no challenge.</remarks>
+    public async Task<GitHubResult<GitHubToken>> ExchangeCodeAsync(GitHubIntegrationOptions settings, string code, string? codeVerifier, string redirectUri, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        var form = new Dictionary<string, string>
+        {
+            ["client_id"] = settings.ClientId,
+            ["client_secret"] = settings.ClientSecret,
+            ["code"] = code,
+            ["redirect_uri"] = redirectUri,
+        };
+        if (codeVerifier is not null)
+        {
+            form["code_verifier"] = codeVerifier;
+        }
+
         using var request = new HttpRequestMessage(HttpMethod.Post, settings.TokenEndpoint)
         {
-            Content = new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["client_id"] = settings.ClientId,
-                ["client_secret"] = settings.ClientSecret,
-                ["code"] = code,
-                ["redirect_uri"] = redirectUri,
-                ["code_verifier"] = codeVerifier,
-            }),
+            Content = new FormUrlEncodedContent(form),
         };
         // Without this GitHub answers form-encoded.
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
@@ -184,6 +190,42 @@ public sealed class GitHubClient(HttpClient http, TimeProvider time, BrokerMetri
         }
 
         return user;
+    }
+
+    /// <summary>
+    /// The account of installation <paramref name="installationId"/> of this GitHub App when the user's token reaches
+    /// it (<c>GET /user/installations</c>, the first 100); neither a value nor a failure when it does not: GitHub's own advice for a spoofable
+    /// <c>installation_id</c> in a redirect.
+    /// </summary>
+    public async Task<GitHubResult<GitHubInstallation>> FindInstallationAsync(GitHubIntegrationOptions settings, GitHubToken token, long installationId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(token);
+        using var request = ApiRequest(settings.ApiUrl.TrimEnd('/') + "/user/installations?per_page=100", token);
+        var (document, failure) = await SendAsync(request, "user_installations", "GET /user/installations", cancellationToken);
+        if (failure is not null)
+        {
+            return failure;
+        }
+
+        using (document)
+        {
+            if (document!.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("installations", out var installations) || installations.ValueKind != JsonValueKind.Array)
+            {
+                return new GitHubFailure(GitHubFailureKind.Malformed, "GET /user/installations answered without an installations list");
+            }
+
+            foreach (var entry in installations.EnumerateArray())
+            {
+                if (entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty("id", out var id) && id.TryGetInt64(out var value) && value == installationId)
+                {
+                    var account = entry.TryGetProperty("account", out var owner) && owner.ValueKind == JsonValueKind.Object ? String(owner, "login") : null;
+                    return new GitHubInstallation(installationId, account is not null && GitHubStrings.IsLogin(account) ? account : null);
+                }
+            }
+        }
+
+        return new GitHubResult<GitHubInstallation>(null, null);
     }
 
     // The address is a nicety: if the list cannot be read, the login goes on without it.

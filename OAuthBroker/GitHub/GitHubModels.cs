@@ -47,3 +47,6 @@ public readonly record struct GitHubResult<T>(T? Value, GitHubFailure? Failure)
 
     public static implicit operator GitHubResult<T>(GitHubFailure failure) => new(null, failure);
 }
+
+/// <summary>An installation of the broker's GitHub App that a user's token reaches, and the account it is installed on.</summary>
+public sealed record GitHubInstallation(long Id, string? AccountLogin);

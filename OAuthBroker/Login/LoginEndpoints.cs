@@ -45,6 +45,8 @@ public static partial class LoginEndpoints
         var group = endpoints.MapGroup("/auth/github").WithTags("Login");
         group.MapGet("", StartAsync);
         group.MapGet("/callback", CallbackAsync);
+        group.MapGet("/install", (HttpContext context, AllowlistProvider allowlist, PendingLoginStore logins, GitHubIntegrations gitHub, IOptions<BrokerOptions> broker, AuditLog audit,
+            ILogger<PendingLoginStore> logger, CancellationToken cancellationToken) => StartAsync(context, allowlist, logins, gitHub, broker, audit, logger, cancellationToken, install: true));
         return endpoints;
     }
 
@@ -57,7 +59,8 @@ public static partial class LoginEndpoints
         IOptions<BrokerOptions> broker,
         AuditLog audit,
         ILogger<PendingLoginStore> logger,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        bool install = false)
     {
         var query = context.Request.Query;
         var refuse = (string? instanceId, string reason) => RefuseAsync(context, audit, logger, instanceId, reason, cancellationToken);
@@ -100,6 +103,15 @@ public static partial class LoginEndpoints
             return await RefuseAsync(context, audit, logger, instance.Id, GitHubIntegrations.MissingGitHubApp, cancellationToken, StatusCodes.Status503ServiceUnavailable);
         }
 
+        // GET /auth/github/install: the same checks, then GitHub's installation page instead of its authorize page.
+        if (install)
+        {
+            return gitHub.GitHubApp is { InstallationPage: { } installationPage } && instance.Provider == GitHubProviders.GitHubApp
+                ? await BeginAuthorizationAsync(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), instanceState, "", responseMode, cancellationToken,
+                    request: InstallRelay.Mark, installationPage: installationPage)
+                : await refuse(instance.Id, "The install relay is for entries with \"provider\": \"github-app\", on a broker whose GitHubApp section names the app's Slug.");
+        }
+
         var requestedScope = query["scope"].Count == 0 ? null : query["scope"].ToString();
         if (!Scopes.TryResolve(requestedScope, gitHub.OAuthApp.DefaultScopes, instance.AllowedScopes, out var scope, out var scopeError))
         {
@@ -116,7 +128,7 @@ public static partial class LoginEndpoints
     /// </summary>
     public static async Task<IResult> BeginAuthorizationAsync(
         HttpContext context, PendingLoginStore logins, GitHubIntegrationOptions gitHub, BrokerOptions broker,
-        string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken, string? request = null)
+        string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken, string? request = null, string? installationPage = null)
     {
         if (!context.RequestServices.GetRequiredService<PendingLoginCeiling>().TryAdmit(out var retryAfter))
         {
@@ -128,6 +140,12 @@ public static partial class LoginEndpoints
         var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, request, cancellationToken);
         context.RequestServices.GetRequiredService<BrokerMetrics>().LoginStarted(instanceId);
         BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, BrowserBinding.IsSecure(context, broker), broker);
+        // GitHub passes state through its installation page and back to the app's callback (or setup) URL.
+        if (installationPage is not null)
+        {
+            return TypedResults.Redirect(QueryHelpers.AddQueryString(installationPage, "state", started.State));
+        }
+
         var authorize = QueryHelpers.AddQueryString(gitHub.AuthorizeEndpoint, new Dictionary<string, string?>
         {
             ["client_id"] = gitHub.ClientId,
@@ -229,6 +247,11 @@ public static partial class LoginEndpoints
                 : Error("server_error", "GitHub could not complete the authorization."));
         }
 
+        if (InstallRelay.Handles(login))
+        {
+            return await InstallRelay.CompleteAsync(context, login, instance, integration, logins, gitHub, users, issuer, broker.Value, logger, record, cancellationToken);
+        }
+
         var code = query["code"].ToString();
         if (code.Length is 0 or > MaxCodeLength)
         {
@@ -279,7 +302,7 @@ public static partial class LoginEndpoints
             StatusCodes.Status400BadRequest);
     }
 
-    private static IResult GitHubFailed(ILogger logger, PendingLogin login, BrokerOptions broker, AllowlistInstance instance, GitHubFailure failure)
+    internal static IResult GitHubFailed(ILogger logger, PendingLogin login, BrokerOptions broker, AllowlistInstance instance, GitHubFailure failure)
     {
         Log.GitHubFailed(logger, instance.Id, failure.Kind, failure.Reason);
         return ToInstance(login, broker, Error(failure.OAuthError, failure.Kind == GitHubFailureKind.Unavailable
@@ -287,14 +310,14 @@ public static partial class LoginEndpoints
             : "GitHub did not complete the sign-in."));
     }
 
-    private static KeyValuePair<string, string?>[] Error(string code, string description) =>
+    internal static KeyValuePair<string, string?>[] Error(string code, string description) =>
         [new("error", code), new("error_description", description)];
 
     /// <summary>
     /// The redirect back to the instance; its own state always comes back verbatim, and <c>iss</c> names the broker
     /// (RFC 9207), so an instance that signs in through more than one provider can tell which one answered.
     /// </summary>
-    private static IResult ToInstance(PendingLogin login, BrokerOptions broker, KeyValuePair<string, string?>[] parameters) =>
+    internal static IResult ToInstance(PendingLogin login, BrokerOptions broker, KeyValuePair<string, string?>[] parameters) =>
         InstanceResponse.To(login.RedirectUri, login.ResponseMode, [.. parameters, new("state", login.InstanceState), new("iss", broker.Issuer)]);
 
     private static async Task<IResult> RefuseAsync(
@@ -312,7 +335,7 @@ public static partial class LoginEndpoints
     /// <summary>An instance's or client's own state, passed back verbatim: absent, or at most <see cref="MaxInstanceStateLength"/> characters without control characters.</summary>
     public static bool IsAcceptableState(string? state) => state is null || (state.Length <= MaxInstanceStateLength && !state.Any(char.IsControl));
 
-    private static partial class Log
+    internal static partial class Log
     {
         [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Login started for instance {InstanceId} with scope '{Scope}'")]
         public static partial void Started(ILogger logger, string instanceId, string scope);

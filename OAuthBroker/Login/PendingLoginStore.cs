@@ -10,7 +10,7 @@ namespace OAuthBroker.Login;
 /// <summary>A login between <c>/auth/github</c> and GitHub's return to the callback.</summary>
 public sealed record PendingLogin(string InstanceId, string RedirectUri, string? InstanceState, string Scope, string CodeVerifier, string ResponseMode)
 {
-    /// <summary>An OpenID Connect client's request (JSON); null for the broker's own redirect.</summary>
+    /// <summary>An OpenID Connect client's request (JSON), the install relay's mark (<see cref="InstallRelay"/>); null for the broker's own redirect.</summary>
     public string? Request { get; init; }
 
     public override string ToString() => $"PendingLogin {{ InstanceId = {InstanceId}, RedirectUri = {RedirectUri} }}";

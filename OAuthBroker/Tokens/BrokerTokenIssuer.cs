@@ -18,7 +18,8 @@ public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptio
     /// Claim names follow the Trackeep integration guide so existing instances keep working. The lifetime depends on
     /// how the token travels (<see cref="BrokerOptions.TokenLifetimeFor"/>).
     /// </summary>
-    public string Issue(AllowlistInstance instance, BrokerUser user, GitHubToken token, string responseMode)
+    /// <param name="extraClaims">Claims of a particular flow (the install relay's <c>installation_id</c>…), added as they are.</param>
+    public string Issue(AllowlistInstance instance, BrokerUser user, GitHubToken token, string responseMode, IReadOnlyDictionary<string, object>? extraClaims = null)
     {
         var now = time.GetUtcNow();
         var claims = new Dictionary<string, object>
@@ -54,6 +55,11 @@ public sealed class BrokerTokenIssuer(SigningKeyStore keys, IOptions<BrokerOptio
                     claims["refresh_token_expires_at"] = refreshExpiresAt.ToUnixTimeSeconds();
                 }
             }
+        }
+
+        foreach (var (name, value) in extraClaims ?? new Dictionary<string, object>())
+        {
+            claims[name] = value;
         }
 
         var signingKey = keys.Active;
