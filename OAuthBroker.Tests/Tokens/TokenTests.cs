@@ -112,7 +112,8 @@ public sealed class TokenTests(BrokerFixture fixture) : IClassFixture<BrokerFixt
             "response_modes_supported", "authorization_response_iss_parameter_supported", "scopes_supported", "token_signing_alg_values_supported",
             "access_token_encryption_alg_values_supported", "access_token_encryption_enc_values_supported",
             "subject_types_supported", "id_token_signing_alg_values_supported", "claims_supported", "prompt_values_supported",
-            "claims_parameter_supported", "request_parameter_supported", "request_uri_parameter_supported", "end_session_endpoint");
+            "claims_parameter_supported", "request_parameter_supported", "request_uri_parameter_supported", "end_session_endpoint",
+            "github_app_installation_endpoint", "github_org_access_endpoint");
         root.GetProperty("userinfo_endpoint").GetString().Should().Be("http://localhost/oauth/userinfo");
         root.GetProperty("response_types_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal(["code"], "the authorization-code flow only: no implicit grant");
         root.GetProperty("grant_types_supported").EnumerateArray().Select(e => e.GetString()).Should().Equal(["authorization_code", "refresh_token"], "left out, the list would default to authorization_code and implicit");

@@ -123,6 +123,25 @@ public sealed class InstallRelayTests : TokenLifecycleTest
         }
     }
 
+    [Fact]
+    public async Task The_organisation_access_page_links_to_this_apps_page_on_GitHub_and_back_to_an_allowed_instance_only()
+    {
+        using var client = Broker.CreateClient();
+        var oauthApp = await client.GetStringAsync("/auth/github/org-access?redirect_uri=" + Uri.EscapeDataString("https://legacy.example.com/oauth/done"));
+        oauthApp.Should().Contain("OAuth App access restrictions")
+            .And.Contain($"href=\"{GitHub.BaseUrl}/settings/connections/applications/{FakeGitHub.ClientId}\"")
+            .And.Contain("href=\"https://legacy.example.com/oauth/done\"");
+        var gitHubApp = await client.GetStringAsync("/auth/github/org-access?redirect_uri=" + Uri.EscapeDataString(StandardInstances.TrackeepCallback));
+        gitHubApp.Should().Contain($"href=\"{GitHub.BaseUrl}/apps/{FakeGitHub.AppSlug}/installations/new\"");
+
+        using var refused = await client.GetAsync("/auth/github/org-access?redirect_uri=" + Uri.EscapeDataString("https://evil.example.net/cb"));
+        refused.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        (await refused.Content.ReadAsStringAsync()).Should().NotContain("href=\"https://evil.example.net");
+        var metadata = JsonNode.Parse(await client.GetStringAsync("/.well-known/oauth-authorization-server"))!;
+        ((string?)metadata["github_org_access_endpoint"]).Should().Be(Broker.PublicUrl.TrimEnd('/') + "/auth/github/org-access");
+        ((string?)metadata["github_app_installation_endpoint"]).Should().Be(Broker.PublicUrl.TrimEnd('/') + "/auth/github/install");
+    }
+
     private IWebhookStore Store => Broker.Services.GetRequiredService<IWebhookStore>();
 
     private static string InstallUrl(string redirectUri = StandardInstances.TrackeepCallback) =>

@@ -45,6 +45,7 @@ public static partial class LoginEndpoints
         var group = endpoints.MapGroup("/auth/github").WithTags("Login");
         group.MapGet("", StartAsync);
         group.MapGet("/callback", CallbackAsync);
+        group.MapGet("/org-access", OrgAccessPage.ShowAsync);
         group.MapGet("/install", (HttpContext context, AllowlistProvider allowlist, PendingLoginStore logins, GitHubIntegrations gitHub, IOptions<BrokerOptions> broker, AuditLog audit,
             ILogger<PendingLoginStore> logger, CancellationToken cancellationToken) => StartAsync(context, allowlist, logins, gitHub, broker, audit, logger, cancellationToken, install: true));
         return endpoints;

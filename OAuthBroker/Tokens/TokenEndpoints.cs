@@ -72,6 +72,13 @@ public static class TokenEndpoints
         metadata["token_signing_alg_values_supported"] = new[] { broker.Value.SigningAlgorithm };
         metadata["access_token_encryption_alg_values_supported"] = EncryptionAlgorithms;
         metadata["access_token_encryption_enc_values_supported"] = ContentEncryptions;
+        // The broker's own pages an instance sends a user to: the GitHub App's install relay, and the organisation-access help.
+        if (gitHub.GitHubApp?.InstallationPage is not null)
+        {
+            metadata["github_app_installation_endpoint"] = broker.Value.Issuer + "/auth/github/install";
+        }
+
+        metadata["github_org_access_endpoint"] = broker.Value.Issuer + Login.OrgAccessPage.Path;
         return TypedResults.Ok(metadata);
     }
 }
