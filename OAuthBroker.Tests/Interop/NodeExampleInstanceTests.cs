@@ -157,6 +157,52 @@ public sealed class NodeExampleInstanceTests : FakeGitHubTest
         GitHub.RevokeCallCount.Should().Be(1);
     }
 
+    [Fact]
+    public async Task Example_instance_verifies_a_relayed_GitHub_App_event_with_jose_and_refuses_a_forged_one()
+    {
+        var key = InstanceKey.Rsa();
+        var nodePort = LoopbackPort.Free();
+        var port = LoopbackPort.Free();
+        var document = System.Text.Json.Nodes.JsonNode.Parse(new AllowlistBuilder().Add("node-example", ["http://127.0.0.1/auth/callback"], key).ToJson())!;
+        var entry = document["instances"]![0]!.AsObject();
+        entry.Remove("scopes");
+        entry["provider"] = "github-app";
+        entry["webhookUrl"] = $"http://127.0.0.1:{nodePort}/webhooks";
+        await using var broker = new BrokerFactory(GitHub, Folder, document.ToJsonString(), new Dictionary<string, string?>
+        {
+            ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}",
+            ["Webhooks:PollInterval"] = "00:00:00.050",
+        });
+        broker.UseKestrel(port);
+        broker.StartServer();
+        using var instance = await NodeProcess.StartAsync("examples/node-instance", "server.mjs", new Dictionary<string, string>
+        {
+            ["BROKER_URL"] = broker.PublicUrl,
+            ["INSTANCE_ID"] = "node-example",
+            ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson,
+            ["PORT"] = nodePort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        await Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<OAuthBroker.Webhooks.IWebhookStore>(broker.Services)
+            .RecordInstallationAsync(5150, "node-example", null, "octo-org", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), CancellationToken.None);
+        using var client = broker.CreateClient();
+
+        using var delivered = await client.SendAsync(GitHub.Delivery("installation", FakeGitHub.InstallationEvent("suspend", 5150, "octo-org", GitHub.User), deliveryId: "node-1"));
+
+        delivered.StatusCode.Should().Be(HttpStatusCode.OK);
+        using var http = new HttpClient();
+        string events = "[]";
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(20), async () => (events = await http.GetStringAsync(instance.Url + "/webhooks")) != "[]")).Should().BeTrue();
+        using var received = JsonDocument.Parse(events);
+        var first = received.RootElement.EnumerateArray().Single();
+        first.GetProperty("event").GetString().Should().Be("installation");
+        first.GetProperty("delivery").GetString().Should().Be("node-1");
+        first.GetProperty("action").GetString().Should().Be("suspend");
+        first.GetProperty("installation").GetInt64().Should().Be(5150);
+
+        using var forged = await http.PostAsync(instance.Url + "/webhooks", new StringContent("eyJhbGciOiJub25lIn0.eyJhdWQiOiJub2RlLWV4YW1wbGUifQ."));
+        forged.StatusCode.Should().Be(HttpStatusCode.Unauthorized, "an unsigned event is refused by jose");
+    }
+
     private BrokerFactory StartBroker(InstanceKey key, IDictionary<string, object>? clientKey = null)
     {
         var port = LoopbackPort.Free();

@@ -7,7 +7,8 @@
 // RESPONSE_MODE chooses how the broker hands the result back: query (default), fragment or form_post.
 // With INSTANCE_CLIENT_JWK (this instance's private signing key, whose public half is "clientKey" in its allowlist
 // entry) it also refreshes (POST /refresh) and revokes (POST /revoke) the last sign-in's GitHub token through the
-// broker, authenticating with a private_key_jwt assertion.
+// broker, authenticating with a private_key_jwt assertion. With "webhookUrl": "<this instance>/webhooks" in its entry
+// (a GitHub App entry), it verifies the GitHub App events the broker relays to it and lists them at GET /webhooks.
 import { createServer } from 'node:http';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -53,13 +54,32 @@ function html(response, body) {
   response.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signing in</title></head><body>${body}</body></html>`);
 }
 
-async function formFields(request) {
+async function readBody(request) {
   let body = '';
   for await (const chunk of request) {
     body += chunk;
-    if (body.length > 64 * 1024) throw Object.assign(new Error('form too large'), { code: 'FORM_TOO_LARGE' });
+    if (body.length > 1024 * 1024) throw Object.assign(new Error('body too large'), { code: 'BODY_TOO_LARGE' });
   }
-  return new URLSearchParams(body);
+  return body;
+}
+
+async function formFields(request) {
+  return new URLSearchParams(await readBody(request));
+}
+
+// GitHub App events the broker relays to this instance (its entry's "webhookUrl" pointing at /webhooks): each is a
+// JWS from the broker, checked like its JWTs plus its own type, and handled once per jti (the relay is at least once).
+const seenEvents = new Set();
+const events = [];
+
+async function webhook(request, response) {
+  const { payload, protectedHeader } = await jwtVerify(await readBody(request), brokerKeys, {
+    issuer: brokerUrl, audience: instanceId, typ: 'github-event+jwt', algorithms: ['ES256', 'RS256'], clockTolerance: 30, maxTokenAge: '10m',
+  });
+  if (seenEvents.has(payload.jti)) return json(response, 200, { duplicate: true });
+  seenEvents.add(payload.jti);
+  events.push({ event: payload.event, delivery: payload.jti, action: payload.payload?.action ?? null, installation: payload.payload?.installation?.id ?? null, kid: protectedHeader.kid });
+  return json(response, 200, { received: true });
 }
 
 // fragment: the result is after '#', which browsers never send to a server; this page hands it to ours, same-origin.
@@ -197,6 +217,8 @@ const server = createServer(async (request, response) => {
     if (url.pathname === '/auth/complete' && request.method === 'POST') return await signIn(await formFields(request), request, response);
     if (url.pathname === '/refresh' && request.method === 'POST') return await refresh(response);
     if (url.pathname === '/revoke' && request.method === 'POST') return await revoke(response);
+    if (url.pathname === '/webhooks' && request.method === 'POST') return await webhook(request, response);
+    if (url.pathname === '/webhooks' && request.method === 'GET') return json(response, 200, events);
     json(response, 404, { error: 'not_found' });
   } catch (error) {
     json(response, 401, { error: 'invalid_token', reason: error.code ?? error.name });
