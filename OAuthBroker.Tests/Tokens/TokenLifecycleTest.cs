@@ -45,8 +45,8 @@ public abstract class TokenLifecycleTest : FakeGitHubTest
         return (key.Decrypt(jwt.GetPayloadValue<string>("access_token")), key.Decrypt(jwt.GetPayloadValue<string>("refresh_token")));
     }
 
-    /// <summary>Verified as an instance verifies it: the broker's JWKS, its issuer, the instance as audience.</summary>
-    protected async Task<JsonWebToken> VerifiedAsync(string token, string audience = "trackeep-home")
+    /// <summary>Verified as an instance verifies it: the broker's JWKS, its issuer, the instance as audience (and <paramref name="type"/> as <c>typ</c> when given).</summary>
+    protected async Task<JsonWebToken> VerifiedAsync(string token, string audience = "trackeep-home", string? type = null)
     {
         using var client = Broker.CreateClient();
         var jwks = new JsonWebKeySet(await client.GetStringAsync("/.well-known/jwks.json"));
@@ -55,6 +55,7 @@ public abstract class TokenLifecycleTest : FakeGitHubTest
             ValidIssuer = Broker.PublicUrl.TrimEnd('/'),
             ValidAudience = audience,
             IssuerSigningKeys = jwks.Keys,
+            ValidTypes = type is null ? null : [type],
         });
         result.IsValid.Should().BeTrue(result.Exception?.Message);
         return (JsonWebToken)result.SecurityToken;

@@ -5,8 +5,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.IdentityModel.JsonWebTokens;
-using Microsoft.IdentityModel.Tokens;
 using OAuthBroker.Tests.Support;
 using OAuthBroker.Tests.Tokens;
 using OAuthBroker.Webhooks;
@@ -110,7 +108,7 @@ public sealed class WebhookTests : TokenLifecycleTest
         (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(20), () => Task.FromResult(!trackeep.Received.IsEmpty))).Should().BeTrue();
         var received = trackeep.Received.Single();
         received.ContentType.Should().Be("application/jose");
-        var jws = await VerifiedEventAsync(received.Body, "trackeep-home");
+        var jws = await VerifiedAsync(received.Body, "trackeep-home", WebhookRelay.TokenType);
         jws.Id.Should().Be("d6b5a0e0-0001-4000-8000-000000000001");
         jws.GetPayloadValue<string>("event").Should().Be(WebhookEvents.AppAuthorization);
         ((long)JsonNode.Parse(jws.GetPayloadValue<System.Text.Json.JsonElement>("payload").GetRawText())!["sender"]!["id"]!).Should().Be(revoking.Id);
@@ -162,7 +160,7 @@ public sealed class WebhookTests : TokenLifecycleTest
         (await Broker.Services.GetRequiredService<IWebhookStore>().FindInstallationStatusAsync(77, CancellationToken.None)).Should().Be("deleted");
         foreach (var received in legacy.Received)
         {
-            (await VerifiedEventAsync(received.Body, "legacy-rsa")).GetPayloadValue<string>("event").Should().Be(received.Event);
+            (await VerifiedAsync(received.Body, "legacy-rsa", WebhookRelay.TokenType)).GetPayloadValue<string>("event").Should().Be(received.Event);
         }
     }
 
@@ -263,22 +261,6 @@ public sealed class WebhookTests : TokenLifecycleTest
         using var response = await client.SendAsync(request);
         response.StatusCode.Should().Be(HttpStatusCode.OK);
         return (await response.Content.ReadFromJsonAsync<JsonObject>())!;
-    }
-
-    /// <summary>As an instance verifies a relayed event: the broker's JWKS, issuer, itself as audience, and the event type.</summary>
-    private async Task<JsonWebToken> VerifiedEventAsync(string jws, string audience)
-    {
-        using var client = Broker.CreateClient();
-        var jwks = new JsonWebKeySet(await client.GetStringAsync("/.well-known/jwks.json"));
-        var result = await new JsonWebTokenHandler().ValidateTokenAsync(jws, new TokenValidationParameters
-        {
-            ValidIssuer = Broker.PublicUrl.TrimEnd('/'),
-            ValidAudience = audience,
-            IssuerSigningKeys = jwks.Keys,
-            ValidTypes = [WebhookRelay.TokenType],
-        });
-        result.IsValid.Should().BeTrue(result.Exception?.Message);
-        return (JsonWebToken)result.SecurityToken;
     }
 
     private static HttpRequestMessage Raw(string body, string signature)
