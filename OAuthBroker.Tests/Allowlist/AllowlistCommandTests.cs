@@ -105,6 +105,26 @@ public sealed class AllowlistCommandTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task A_GitHub_App_entry_with_a_webhook_url_and_events_is_added_and_a_webhook_on_an_OAuth_App_entry_refused()
+    {
+        var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "hooked", "--redirect", "https://hooked.example.com/cb", "--identity-only", "--provider", "github-app",
+            "--webhook-url", "https://hooked.example.com/github-events", "--webhook-event", "installation", "--webhook-event", "installation_repositories");
+
+        result.ExitCode.Should().Be(0, result.Error);
+        var entry = (await EntriesAsync())["hooked"];
+        ((string?)entry["webhookUrl"]).Should().Be("https://hooked.example.com/github-events");
+        entry["webhookEvents"]!.AsArray().Select(name => (string?)name).Should().Equal("installation", "installation_repositories");
+        var refused = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "hooked-2", "--redirect", "https://hooked2.example.com/cb", "--identity-only",
+            "--webhook-url", "https://hooked2.example.com/github-events");
+        refused.ExitCode.Should().NotBe(0);
+        refused.Error.Should().Contain("webhookUrl");
+        var unknownEvent = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "hooked-3", "--redirect", "https://hooked3.example.com/cb", "--identity-only", "--provider", "github-app",
+            "--webhook-url", "http://hooked3.example.com/plain", "--webhook-event", "push");
+        unknownEvent.ExitCode.Should().NotBe(0);
+        unknownEvent.Error.Should().Contain("webhookUrl").And.Contain("webhookEvents");
+    }
+
+    [Fact]
     public async Task Identity_only_instance_needs_no_key()
     {
         var result = await AdminCli.RunAsync(broker, "allowlist", "add", "--id", "who-am-i", "--redirect", "https://who.example.com/cb", "--identity-only");

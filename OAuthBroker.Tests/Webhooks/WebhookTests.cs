@@ -180,6 +180,14 @@ public sealed class WebhookTests : TokenLifecycleTest
         ((string?)dead["instance"]).Should().Be("trackeep-home");
         trackeep.Attempts.Should().BeGreaterThan(1, "it was retried before it was given up");
 
+        using (var page = new HttpRequestMessage(HttpMethod.Get, "/admin/webhooks"))
+        {
+            page.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ApiToken);
+            using var shown = await client.SendAsync(page);
+            shown.StatusCode.Should().Be(HttpStatusCode.OK);
+            (await shown.Content.ReadAsStringAsync()).Should().Contain("id=\"dead-letters\"").And.Contain("dead-1").And.Contain("HTTP 500").And.Contain("Redeliver");
+        }
+
         trackeep.Status = _ => StatusCodes.Status200OK;
         using var redeliver = new HttpRequestMessage(HttpMethod.Post, $"/admin/api/webhooks/{(long)dead["id"]!}/redeliver");
         redeliver.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ApiToken);

@@ -152,7 +152,7 @@ public static class AdminPage
     private static bool IsDisabled(JsonObject entry) => entry["disabled"] is JsonValue disabled && disabled.TryGetValue<bool>(out var value) && value;
 
     /// <summary>Builds the entry from the form; a generated secret is returned once so the page can show it.</summary>
-    private static readonly HashSet<string> FormFields = ["id", "redirectUris", "provider", "requireState", "refresh", "public", "scopes", "encryptionKey", "deliverAccessToken", "postLogoutRedirectUris"];
+    private static readonly HashSet<string> FormFields = ["id", "redirectUris", "provider", "requireState", "refresh", "public", "scopes", "encryptionKey", "deliverAccessToken", "postLogoutRedirectUris", "webhookUrl"];
 
     private static (JsonObject? Entry, string? Secret, string? ClientSecret, string? Error) EntryFromForm(IFormCollection form, JsonObject? existing)
     {
@@ -191,6 +191,11 @@ public static class AdminPage
         if (form["public"] == "true")
         {
             entry["public"] = true;
+        }
+
+        if (form["webhookUrl"].ToString().Trim() is { Length: > 0 } webhookUrl)
+        {
+            entry["webhookUrl"] = webhookUrl;
         }
 
         if (Lines(form["postLogoutRedirectUris"]) is { Length: > 0 } postLogout)
@@ -253,6 +258,7 @@ public static class AdminPage
         var uris = previous?["redirectUris"].ToString() ?? string.Join("\n", Strings(entry?["redirectUris"]));
         var scopes = previous?["scopes"].ToString() ?? string.Join(' ', Strings(entry?["scopes"]));
         var postLogoutUris = previous?["postLogoutRedirectUris"].ToString() ?? string.Join("\n", Strings(entry?["postLogoutRedirectUris"]));
+        var webhookUrl = previous?["webhookUrl"].ToString() ?? (string?)entry?["webhookUrl"] ?? "";
         var hasKey = entry?["encryptionKey"] is JsonObject;
         // New entries require state; an existing entry shows what it has (entries from before the setting have none).
         var requireState = previous is not null ? previous["requireState"] == "true"
@@ -268,6 +274,7 @@ public static class AdminPage
             .Append(CultureInvariant($"<p><label>Signs users in through <select name=\"provider\">{providers}</select></label> (a GitHub App takes no scopes: leave them empty)</p>"))
             .Append(CultureInvariant($"<p><label>Scopes (empty: the default) <input name=\"scopes\" size=\"40\" value=\"{HtmlPage.Encode(scopes)}\"></label></p>"))
             .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"requireState\" value=\"true\"{(requireState ? " checked" : "")}> Require the instance's own <code>state</code> on every login</label></p>"))
+            .Append(CultureInvariant($"<p><label>Webhook URL for the GitHub App's events (github-app only; empty: none) <input name=\"webhookUrl\" size=\"50\" value=\"{HtmlPage.Encode(webhookUrl)}\"></label></p>"))
             .Append(CultureInvariant($"<p><label>OpenID Connect post-logout redirect URIs, one per line (compared exactly)<br><textarea name=\"postLogoutRedirectUris\" rows=\"2\" cols=\"60\">{HtmlPage.Encode(postLogoutUris)}</textarea></label></p>"))
             .Append(CultureInvariant($"<p><label><input type=\"checkbox\" name=\"refresh\" value=\"true\"{(refresh ? " checked" : "")}> Deliver GitHub's refresh token and let the instance refresh through <code>/oauth/token</code> (needs a client secret)</label><br>"))
             .Append(CultureInvariant($"<label><input type=\"checkbox\" name=\"public\" value=\"true\"{(isPublic ? " checked" : "")}> A public OpenID Connect client (no secret, PKCE required)</label><br>"))

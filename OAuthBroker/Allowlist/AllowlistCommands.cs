@@ -64,7 +64,9 @@ public static class AllowlistCommands
         provider.AcceptOnlyFromAmong([.. GitHub.GitHubProviders.All]);
         var isPublic = new Option<bool>("--public") { Description = "An OpenID Connect client that cannot keep a secret (single-page or native app): no client credential, PKCE required." };
         var postLogout = new Option<string[]>("--post-logout-redirect") { Description = "Where an OpenID Connect logout may send the browser back to (repeat for more).", AllowMultipleArgumentsPerToken = false };
-        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional, provider, isPublic, postLogout };
+        var webhookUrl = new Option<string>("--webhook-url") { Description = "Where the broker relays this instance's GitHub App events (github-app entries; https, or http on loopback)." };
+        var webhookEvents = new Option<string[]>("--webhook-event") { Description = "An event to relay (repeat for more; default: github_app_authorization, installation, installation_repositories).", AllowMultipleArgumentsPerToken = false };
+        var add = new Command("add", "Add an instance.") { id, redirects, scopes, keyFile, algorithm, generateSecret, identityOnly, stateOptional, provider, isPublic, postLogout, webhookUrl, webhookEvents };
         add.SetAction(async (parse, cancellationToken) =>
         {
             var chosen = new[] { parse.GetValue(keyFile) is not null, parse.GetValue(generateSecret), parse.GetValue(identityOnly) }.Count(flag => flag);
@@ -93,6 +95,16 @@ public static class AllowlistCommands
             if (parse.GetValue(postLogout) is { Length: > 0 } postLogoutUris)
             {
                 entry["postLogoutRedirectUris"] = new JsonArray([.. postLogoutUris.Select(uri => JsonValue.Create(uri))]);
+            }
+
+            if (parse.GetValue(webhookUrl) is { } webhook)
+            {
+                entry["webhookUrl"] = webhook;
+            }
+
+            if (parse.GetValue(webhookEvents) is { Length: > 0 } events)
+            {
+                entry["webhookEvents"] = new JsonArray([.. events.Select(name => JsonValue.Create(name))]);
             }
 
             if (parse.GetValue(scopes) is { Length: > 0 } scopeList)
