@@ -29,6 +29,8 @@ public sealed class WebhookDurabilityTests : FakeGitHubTest
         environment["Webhooks__PollInterval"] = "00:00:00.050";
         environment["Webhooks__FirstRetryDelay"] = "00:00:00.100";
         environment["Webhooks__MaxRetryDelay"] = "00:00:00.300";
+        // A claim the SIGKILL leaves behind lapses after two timeouts and five seconds.
+        environment["Webhooks__DeliveryTimeout"] = "00:00:02";
         var baseUrl = environment["Urls"]!;
         GitHub.AppCallbackUrl = baseUrl + "/auth/github/callback";
 
@@ -57,7 +59,7 @@ public sealed class WebhookDurabilityTests : FakeGitHubTest
 
             owner.Status = _ => StatusCodes.Status200OK;
             broker = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll(), baseUrl, environment);
-            (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(30), () => Task.FromResult(owner.Received.Select(received => received.Delivery).Distinct().Count() == 5)))
+            (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(45), () => Task.FromResult(owner.Received.Select(received => received.Delivery).Distinct().Count() == 5)))
                 .Should().BeTrue(broker.Output + broker.Error);
 
             owner.Received.Select(received => received.Delivery).Distinct().Should().Equal("durable-1", "durable-2", "durable-3", "durable-4", "durable-5");

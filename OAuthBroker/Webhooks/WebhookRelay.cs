@@ -76,7 +76,9 @@ public sealed partial class WebhookRelay(
         foreach (var group in due.GroupBy(message => message.InstanceId, StringComparer.Ordinal).Where(group => !running.ContainsKey(group.Key)))
         {
             var claimed = new List<WebhookMessage>();
-            var until = now + (long)(options.Value.DeliveryTimeout.TotalMilliseconds * (group.Count() + 1)) + 30_000;
+            // Long enough for every claimed attempt to time out and be written down; after it, a replica that died
+            // mid-delivery no longer holds the events back.
+            var until = now + (long)(options.Value.DeliveryTimeout.TotalMilliseconds * (group.Count() + 1)) + 5_000;
             foreach (var message in group)
             {
                 if (await store.ClaimAsync(message.Id, now, until, stoppingToken))
