@@ -25,10 +25,10 @@ internal sealed class ServerProcess : IDisposable
 
     public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, int port, IDictionary<string, string?> environment)
     {
-        // A .dll runs on the shared runtime; anything else is taken to be a native (AOT-compiled) executable.
-        var native = !dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
-        var start = new ProcessStartInfo(native ? dll : "dotnet") { WorkingDirectory = workingDirectory, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        if (!native)
+        // A .dll runs on the shared runtime, an .mjs on Node; anything else is taken to be a native (AOT-compiled) executable.
+        var runner = dll.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? "dotnet" : dll.EndsWith(".mjs", StringComparison.OrdinalIgnoreCase) ? "node" : null;
+        var start = new ProcessStartInfo(runner ?? dll) { WorkingDirectory = workingDirectory, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (runner is not null)
         {
             start.ArgumentList.Add(dll);
         }
@@ -39,6 +39,7 @@ internal sealed class ServerProcess : IDisposable
         }
 
         start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        start.Environment["PORT"] = port.ToString(CultureInfo.InvariantCulture);
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var clock = Stopwatch.StartNew();
         var process = Process.Start(start)!;

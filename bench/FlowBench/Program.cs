@@ -27,6 +27,7 @@ var jitDll = Path.Combine(root, "OAuthBroker/bin/Release/net10.0/OAuthBroker.dll
 var nativeExecutable = Path.Combine(root, "artifacts/native/OAuthBroker");
 var brokerDll = brokerAt >= 0 ? Path.GetFullPath(args[brokerAt + 1]) : File.Exists(nativeExecutable) ? nativeExecutable : jitDll;
 var referenceDll = Path.Combine(root, "bench/ReferenceBroker/bin/Release/net10.0/ReferenceBroker.dll");
+var grantPeer = Path.Combine(root, "bench/GrantPeer/server.mjs");
 var work = Directory.CreateTempSubdirectory("oauthbroker-bench-").FullName;
 var results = new List<FlowResult>();
 var notes = new Dictionary<string, object>();
@@ -38,7 +39,7 @@ instanceKey["alg"] = "RSA-OAEP-256";
 
 try
 {
-    // --profile SECONDS [reference|reference-crypto|large|postgres]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
+    // --profile SECONDS [grant|reference|reference-crypto|large|postgres]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
     var profileAt = Array.IndexOf(args, "--profile");
     if (profileAt >= 0)
     {
@@ -54,7 +55,8 @@ try
         var port = ServerProcess.FreePort();
         // "postgres": the broker on a throw-away PostgreSQL cluster (its folder, with server.log, under /tmp/oauthbroker-pg-*).
         var database = args.Contains("postgres") ? await (await PostgresCluster.StartNewAsync()).CreateDatabaseAsync() : null;
-        using var server = args.Contains("reference") ? await StartReferenceAsync(folder, port)
+        using var server = args.Contains("grant") ? await StartGrantAsync(folder, port)
+            : args.Contains("reference") ? await StartReferenceAsync(folder, port)
             : args.Contains("reference-crypto") ? await StartReferenceAsync(folder, port, withTokenCrypto: true)
             : await StartBrokerAsync(folder, port, database: database);
         await SettleAsync(server);
@@ -110,8 +112,10 @@ try
     using var smallBroker = await StartBrokerAsync(small, ServerProcess.FreePort());
     using var largeBroker = await StartBrokerAsync(large, ServerProcess.FreePort());
     using var jitBroker = await StartBrokerAsync(smallJit, ServerProcess.FreePort(), jitDll);
+    using var grant = await StartGrantAsync(work, ServerProcess.FreePort());
     List<(string Target, string Scenario, ServerProcess Server)> targets =
     [
+        ("grant", "Grant 5 on express (no database, no token crypto)", grant),
         ("reference", "floor", reference),
         ("reference", "floor + token crypto", referenceCrypto),
         ("broker", "10 instances", smallBroker),
@@ -165,6 +169,7 @@ try
     referenceCrypto.Dispose();
     largeBroker.Dispose();
     jitBroker.Dispose();
+    grant.Dispose();
     postgresBroker?.Dispose();
 
     // 4. Memory over many flows: resident set after each fifth, to show a plateau rather than a drift.
@@ -253,6 +258,13 @@ Task<ServerProcess> StartReferenceAsync(string folder, int port, bool withTokenC
     return ServerProcess.StartAsync(referenceDll, folder, port, environment);
 }
 
+// The peer (bench/GrantPeer, npm ci there first): Grant 5 with express-session, the same hops, state and PKCE on.
+Task<ServerProcess> StartGrantAsync(string folder, int port) => ServerProcess.StartAsync(grantPeer, folder, port, new Dictionary<string, string?>
+{
+    ["GITHUB_BASE_URL"] = gitHub.BaseUrl, ["GITHUB_API_URL"] = gitHub.ApiUrl, ["GITHUB_CLIENT_ID"] = FakeGitHub.ClientId, ["GITHUB_CLIENT_SECRET"] = gitHub.ClientSecret,
+    ["CALLBACK"] = FlowDriver.Callback, ["SESSION_SECRET"] = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)), ["NODE_ENV"] = "production",
+});
+
 Task<ServerProcess> StartBrokerAsync(string folder, int port, string? executable = null, string? database = null)
 {
     var settings = gitHub.BrokerSettings();
@@ -308,6 +320,7 @@ static void PrintSummary(List<FlowResult> results, Dictionary<string, object> no
     }
 
     double Cpu(string target, string scenario) => results.Single(r => r.Target == target && r.Scenario == scenario && r.Concurrency == 16).CpuMsPerFlow;
+    double Throughput(string target, string scenario, int concurrency) => results.Single(r => r.Target == target && r.Scenario == scenario && r.Concurrency == concurrency).FlowsPerSecond;
     double P99(string target, string scenario) => results.Single(r => r.Target == target && r.Scenario == scenario && r.Concurrency == 16).P99Ms;
     var ratio = Cpu("broker", "10 instances") / Cpu("reference", "floor");
     var growthCpu = Cpu("broker", "10,000 instances, 1M users") / Cpu("broker", "10 instances");
@@ -321,11 +334,16 @@ static void PrintSummary(List<FlowResult> results, Dictionary<string, object> no
     notes["cpuPerFlowRatioToCryptoFloorAtC16"] = Math.Round(ratioToCryptoFloor, 2);
     notes["growthCpuPerFlowRatioAtC16"] = Math.Round(growthCpu, 2);
     notes["growthP99RatioAtC16"] = Math.Round(growthP99, 2);
+    var grantThroughput16 = Throughput("broker", "10 instances", 16) / Throughput("grant", "Grant 5 on express (no database, no token crypto)", 16);
+    var grantThroughput64 = Throughput("broker", "10 instances", 64) / Throughput("grant", "Grant 5 on express (no database, no token crypto)", 64);
+    notes["throughputRatioToGrantAtC16"] = Math.Round(grantThroughput16, 2);
+    notes["throughputRatioToGrantAtC64"] = Math.Round(grantThroughput64, 2);
     Console.WriteLine();
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker CPU per flow / reference at c=16: {ratio:0.00} (target <= 1.5)"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker CPU per flow / reference at c=16: {ratio:0.00}"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"JIT build of the broker, CPU per flow / reference at c=16: {jitRatio:0.00}"));
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reference with the token's crypto / reference at c=16: {cryptoFloorRatio:0.00}; broker / that floor: {ratioToCryptoFloor:0.00}"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Reference with the token's crypto / reference at c=16: {cryptoFloorRatio:0.00}; broker / that floor: {ratioToCryptoFloor:0.00} (target <= 1.5)"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker p99 at c=16: {P99("broker", "10 instances"):0.00} ms (target < 25)"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Broker throughput / Grant's: x{grantThroughput16:0.00} at c=16, x{grantThroughput64:0.00} at c=64 (target >= 2)"));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Growth (10,000 instances, 1M users vs small) at c=16: CPU/flow x{growthCpu:0.00}, p99 x{growthP99:0.00} (target within 1.10)"));
     PrintPostgresComparison(results, notes);
 }
