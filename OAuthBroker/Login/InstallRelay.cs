@@ -68,34 +68,27 @@ public static class InstallRelay
         }
 
         // A code GitHub issued on its installation page had no PKCE challenge (the broker sends none there).
-        var token = await gitHub.ExchangeCodeAsync(integration, code, fromInstallationPage ? null : login.CodeVerifier, broker.CallbackUrl, cancellationToken);
-        if (token.Failure is { } exchangeFailure)
+        var (token, gitHubUser, failed) = await LoginEndpoints.ExchangeAndIdentifyAsync(
+            gitHub, integration, code, fromInstallationPage ? null : login.CodeVerifier, login, instance, broker, logger, record, cancellationToken);
+        if (failed is not null)
         {
-            await record(instance.Id, null, LoginOutcomes.GitHubError, exchangeFailure.Reason);
-            return LoginEndpoints.GitHubFailed(logger, login, broker, instance, exchangeFailure);
-        }
-
-        var gitHubUser = await gitHub.GetUserAsync(integration, token.Value!, cancellationToken);
-        if (gitHubUser.Failure is { } userFailure)
-        {
-            await record(instance.Id, null, LoginOutcomes.GitHubError, userFailure.Reason);
-            return LoginEndpoints.GitHubFailed(logger, login, broker, instance, userFailure);
+            return failed;
         }
 
         var claims = new Dictionary<string, object> { ["setup_action"] = setupAction };
         string? account = null;
         if (installationId is { } id)
         {
-            var found = await gitHub.FindInstallationAsync(integration, token.Value!, id, cancellationToken);
+            var found = await gitHub.FindInstallationAsync(integration, token!, id, cancellationToken);
             if (found.Failure is { } listFailure)
             {
-                await record(instance.Id, gitHubUser.Value!.Login, LoginOutcomes.GitHubError, listFailure.Reason);
+                await record(instance.Id, gitHubUser!.Login, LoginOutcomes.GitHubError, listFailure.Reason);
                 return LoginEndpoints.GitHubFailed(logger, login, broker, instance, listFailure);
             }
 
             if (found.Value is null)
             {
-                await record(instance.Id, gitHubUser.Value!.Login, LoginOutcomes.Refused, $"installation {id} is not one this user's token reaches (a spoofed installation_id?)");
+                await record(instance.Id, gitHubUser!.Login, LoginOutcomes.Refused, $"installation {id} is not one this user's token reaches (a spoofed installation_id?)");
                 return LoginEndpoints.ToInstance(login, broker, LoginEndpoints.Error("installation_unverified", "GitHub does not show this installation to the signed-in user."));
             }
 
@@ -107,7 +100,7 @@ public static class InstallRelay
             claims["installation_status"] = "pending_approval";
         }
 
-        var user = await users.RecordLoginAsync(gitHubUser.Value!, new LoginGrant(instance.Id, integration.Provider, token.Value!.Scope), cancellationToken);
+        var user = await users.RecordLoginAsync(gitHubUser!, new LoginGrant(instance.Id, integration.Provider, token!.Scope), cancellationToken);
         if (installationId is { } owned)
         {
             // Its webhook events now belong to this instance.
@@ -115,8 +108,8 @@ public static class InstallRelay
                 context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         }
 
-        var jwt = issuer.Issue(instance, user, token.Value!, login.ResponseMode, claims);
-        await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token.Value!, cancellationToken);
+        var jwt = issuer.Issue(instance, user, token!, login.ResponseMode, claims);
+        await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token!, cancellationToken);
         LoginEndpoints.Log.Completed(logger, instance.Id, user.Login, user.Id);
         await record(instance.Id, user.Login, LoginOutcomes.Succeeded, installationId is null ? "installation requested, pending approval" : $"installation {installationId} ({setupAction})");
         return LoginEndpoints.ToInstance(login, broker, [new("token", jwt), new("user", user.Login)]);

@@ -260,38 +260,55 @@ public static partial class LoginEndpoints
             return ToInstance(login, broker.Value, Error("server_error", "GitHub returned no usable authorization code."));
         }
 
-        var token = await gitHub.ExchangeCodeAsync(integration, code, login.CodeVerifier, broker.Value.CallbackUrl, cancellationToken);
+        var (token, gitHubUser, failed) = await ExchangeAndIdentifyAsync(gitHub, integration, code, login.CodeVerifier, login, instance, broker.Value, logger, record, cancellationToken);
+        if (failed is not null)
+        {
+            return failed;
+        }
+
+        // GitHub issued a token for this login whether or not the instance receives it: it counts towards the ten.
+        var user = await users.RecordLoginAsync(gitHubUser!, new LoginGrant(instance.Id, integration.Provider, token!.Scope), cancellationToken);
+        // An OpenID Connect client gets a one-time code, redeemed at the token endpoint.
+        if (login.Request is not null)
+        {
+            var authorizationCode = await context.RequestServices.GetRequiredService<Oidc.OidcFlow>().IssueCodeAsync(instance, user, token, login, cancellationToken);
+            // As for the broker JWT: an instance with a client credential may revoke the GitHub token it receives.
+            await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token, cancellationToken);
+            Log.Completed(logger, instance.Id, user.Login, user.Id);
+            await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
+            return ToInstance(login, broker.Value, [new("code", authorizationCode)]);
+        }
+
+        var jwt = issuer.Issue(instance, user, token, login.ResponseMode);
+        await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token, cancellationToken);
+        Log.Completed(logger, instance.Id, user.Login, user.Id);
+        await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
+        return ToInstance(login, broker.Value, [new("token", jwt), new("user", user.Login)]);
+    }
+
+    /// <summary>
+    /// The code exchanged for GitHub's token and the token's user read; a failure of either is recorded and answered to
+    /// the instance, and returned as the result to send.
+    /// </summary>
+    internal static async Task<(GitHubToken? Token, GitHubUser? User, IResult? Failed)> ExchangeAndIdentifyAsync(
+        GitHubClient gitHub, GitHubIntegrationOptions integration, string code, string? codeVerifier, PendingLogin login, AllowlistInstance instance, BrokerOptions broker, ILogger logger,
+        Func<string, string?, string, string?, Task> record, CancellationToken cancellationToken)
+    {
+        var token = await gitHub.ExchangeCodeAsync(integration, code, codeVerifier, broker.CallbackUrl, cancellationToken);
         if (token.Failure is { } exchangeFailure)
         {
             await record(instance.Id, null, LoginOutcomes.GitHubError, exchangeFailure.Reason);
-            return GitHubFailed(logger, login, broker.Value, instance, exchangeFailure);
+            return (null, null, GitHubFailed(logger, login, broker, instance, exchangeFailure));
         }
 
         var gitHubUser = await gitHub.GetUserAsync(integration, token.Value!, cancellationToken);
         if (gitHubUser.Failure is { } userFailure)
         {
             await record(instance.Id, null, LoginOutcomes.GitHubError, userFailure.Reason);
-            return GitHubFailed(logger, login, broker.Value, instance, userFailure);
+            return (null, null, GitHubFailed(logger, login, broker, instance, userFailure));
         }
 
-        // GitHub issued a token for this login whether or not the instance receives it: it counts towards the ten.
-        var user = await users.RecordLoginAsync(gitHubUser.Value!, new LoginGrant(instance.Id, integration.Provider, token.Value!.Scope), cancellationToken);
-        // An OpenID Connect client gets a one-time code, redeemed at the token endpoint.
-        if (login.Request is not null)
-        {
-            var authorizationCode = await context.RequestServices.GetRequiredService<Oidc.OidcFlow>().IssueCodeAsync(instance, user, token.Value!, login, cancellationToken);
-            // As for the broker JWT: an instance with a client credential may revoke the GitHub token it receives.
-            await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token.Value!, cancellationToken);
-            Log.Completed(logger, instance.Id, user.Login, user.Id);
-            await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
-            return ToInstance(login, broker.Value, [new("code", authorizationCode)]);
-        }
-
-        var jwt = issuer.Issue(instance, user, token.Value!, login.ResponseMode);
-        await context.RequestServices.GetRequiredService<Lifecycle.RefreshRelay>().RecordIssuedAsync(instance, user, token.Value!, cancellationToken);
-        Log.Completed(logger, instance.Id, user.Login, user.Id);
-        await record(instance.Id, user.Login, LoginOutcomes.Succeeded, null);
-        return ToInstance(login, broker.Value, [new("token", jwt), new("user", user.Login)]);
+        return (token.Value, gitHubUser.Value, null);
     }
 
     /// <summary>GitHub sent the user back after the login expired: offer the way back to the instance to start again.</summary>
