@@ -63,8 +63,10 @@ public abstract class WebhookStoreContract<TBackend> : StorageContract<TBackend>
         dead.DeadAt.Should().Be(50_000);
         dead.LastError.Should().Be("HTTP 503");
         (await store.FindDueAsync(60_000, 10, CancellationToken.None)).Single().DeliveryId.Should().Be("e2");
-        (await store.RedeliverAsync(first.Id, 70_000, CancellationToken.None)).Should().BeTrue();
-        (await store.RedeliverAsync(first.Id, 70_000, CancellationToken.None)).Should().BeFalse("it is pending again, not dead");
+        var requeued = await store.RedeliverAsync(first.Id, 70_000, CancellationToken.None);
+        requeued!.Id.Should().Be(first.Id);
+        requeued.DeadAt.Should().BeNull();
+        (await store.RedeliverAsync(first.Id, 70_000, CancellationToken.None)).Should().BeNull("it is pending again, not dead");
         var back = (await store.ListAsync(dead: false, 10, CancellationToken.None)).Single(message => message.Id == first.Id);
         back.Attempts.Should().Be(0);
         back.CreatedAt.Should().Be(70_000, "a redelivery gets a fresh retry window");

@@ -36,15 +36,14 @@ public static class AdminWebhooks
 
     private static async Task<WebhookSummary?> RequeueAsync(long id, HttpContext context, IWebhookStore store, AuditLog audit, TimeProvider time, CancellationToken cancellationToken)
     {
-        if (!await store.RedeliverAsync(id, time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken))
+        if (await store.RedeliverAsync(id, time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken) is not { } requeued)
         {
             return null;
         }
 
-        var requeued = (await store.ListAsync(dead: false, Listed, cancellationToken)).FirstOrDefault(message => message.Id == id);
-        await audit.RecordAdminAsync(context.User.Identity?.Name ?? "unknown", "webhook_redeliver", requeued?.InstanceId, null,
+        await audit.RecordAdminAsync(context.User.Identity?.Name ?? "unknown", "webhook_redeliver", requeued.InstanceId, null,
             new System.Text.Json.Nodes.JsonObject { ["event"] = id }, ClientAddress.Of(context), cancellationToken);
-        return requeued is null ? null : WebhookSummary.Of(requeued);
+        return WebhookSummary.Of(requeued);
     }
 
     private static async Task<IResult> ShowAsync(HttpContext context, IWebhookStore store, IAntiforgery antiforgery, CancellationToken cancellationToken)

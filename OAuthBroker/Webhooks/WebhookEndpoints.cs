@@ -112,9 +112,9 @@ public static partial class WebhookEndpoints
             }
 
             // The app's authorization is gone, and every token of it with it: they no longer count towards GitHub's ten.
-            if (route.Effects.RevokedGitHubUserId is { } gitHubId && await users.FindByGitHubIdAsync(gitHubId, cancellationToken) is { } user)
+            if (route.RevokedUserId is { } userId)
             {
-                await users.ForgetInstancesAsync(user.Id, GitHubProviders.GitHubApp, cancellationToken);
+                await users.ForgetInstancesAsync(userId, GitHubProviders.GitHubApp, cancellationToken);
             }
 
             return TypedResults.Ok(new WebhookAnswer(route.Action == "ignored" ? "ignored" : "accepted", route.Targets.Count));

@@ -57,8 +57,8 @@ public interface IWebhookStore
     /// <summary>Dead-lettered messages (<paramref name="dead"/>) or pending ones, newest first.</summary>
     Task<IReadOnlyList<WebhookMessage>> ListAsync(bool dead, int limit, CancellationToken cancellationToken);
 
-    /// <summary>Puts a dead-lettered message back in the queue, due now, with a fresh retry window; false when it is not dead-lettered.</summary>
-    Task<bool> RedeliverAsync(long id, long now, CancellationToken cancellationToken);
+    /// <summary>Puts a dead-lettered message back in the queue, due now, with a fresh retry window; null when it is not dead-lettered.</summary>
+    Task<WebhookMessage?> RedeliverAsync(long id, long now, CancellationToken cancellationToken);
 
     /// <summary>Records that <paramref name="instanceId"/>'s install relay created or updated the installation.</summary>
     Task RecordInstallationAsync(long installationId, string instanceId, long? userId, string? accountLogin, long now, CancellationToken cancellationToken);
@@ -80,6 +80,11 @@ internal static class WebhookSql
 
     public const string Pending = "delivered_at IS NULL AND dead_at IS NULL";
 
+    /// <summary>A dead letter put back in the queue and returned as it now is, with the dialect's parameters for the time and the id.</summary>
+    public static string Redeliver(string now, string id) =>
+        $"UPDATE webhook_outbox SET dead_at = NULL, attempts = 0, created_at = {now}, next_attempt_at = {now}, claimed_until = NULL "
+        + $"WHERE id = {id} AND dead_at IS NOT NULL AND delivered_at IS NULL RETURNING {MessageColumns}";
+
     /// <summary>The installation upsert, with the dialect's four parameters for id, account, status and time.</summary>
     public static string UpsertInstallation(string id, string login, string status, string now) =>
         $"INSERT INTO installations (installation_id, account_login, status, updated_at) VALUES ({id}, {login}, {status}, {now}) "
@@ -89,6 +94,7 @@ internal static class WebhookSql
 public sealed class SqliteWebhookStore(SqliteConnectionFactory connections) : IWebhookStore
 {
     private static readonly string UpsertInstallation = WebhookSql.UpsertInstallation("@id", "@login", "@status", "@now");
+    private static readonly string RedeliverSql = WebhookSql.Redeliver("@now", "@id");
 
     public async Task<bool> AcceptAsync(WebhookDelivery delivery, IReadOnlyList<OutboxTarget> targets, WebhookEffects effects, CancellationToken cancellationToken)
     {
@@ -171,11 +177,10 @@ public sealed class SqliteWebhookStore(SqliteConnectionFactory connections) : IW
             : $"SELECT {WebhookSql.MessageColumns} FROM webhook_outbox WHERE {WebhookSql.Pending} ORDER BY id DESC LIMIT @limit").With("@limit", limit), cancellationToken);
     }
 
-    public async Task<bool> RedeliverAsync(long id, long now, CancellationToken cancellationToken)
+    public async Task<WebhookMessage?> RedeliverAsync(long id, long now, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenAsync(cancellationToken);
-        return await lease.Prepared("UPDATE webhook_outbox SET dead_at = NULL, attempts = 0, created_at = @now, next_attempt_at = @now, claimed_until = NULL WHERE id = @id AND dead_at IS NOT NULL AND delivered_at IS NULL")
-            .With("@now", now).With("@id", id).ExecuteNonQueryAsync(cancellationToken) == 1;
+        return (await ReadAsync(lease.Prepared(RedeliverSql).With("@now", now).With("@id", id), cancellationToken)).SingleOrDefault();
     }
 
     public async Task RecordInstallationAsync(long installationId, string instanceId, long? userId, string? accountLogin, long now, CancellationToken cancellationToken)
@@ -231,6 +236,7 @@ public sealed class SqliteWebhookStore(SqliteConnectionFactory connections) : IW
 public sealed class PostgresWebhookStore(PostgresDatabase database) : IWebhookStore
 {
     private static readonly string UpsertInstallation = WebhookSql.UpsertInstallation("$1", "$2", "$3", "$4");
+    private static readonly string RedeliverSql = WebhookSql.Redeliver("$1", "$2");
 
     public async Task<bool> AcceptAsync(WebhookDelivery delivery, IReadOnlyList<OutboxTarget> targets, WebhookEffects effects, CancellationToken cancellationToken)
     {
@@ -297,9 +303,8 @@ public sealed class PostgresWebhookStore(PostgresDatabase database) : IWebhookSt
             ? $"SELECT {WebhookSql.MessageColumns} FROM webhook_outbox WHERE dead_at IS NOT NULL ORDER BY id DESC LIMIT $1"
             : $"SELECT {WebhookSql.MessageColumns} FROM webhook_outbox WHERE {WebhookSql.Pending} ORDER BY id DESC LIMIT $1", WebhookSql.Read, cancellationToken, limit);
 
-    public async Task<bool> RedeliverAsync(long id, long now, CancellationToken cancellationToken) =>
-        await database.ExecuteAsync("UPDATE webhook_outbox SET dead_at = NULL, attempts = 0, created_at = $1, next_attempt_at = $1, claimed_until = NULL WHERE id = $2 AND dead_at IS NOT NULL AND delivered_at IS NULL",
-            cancellationToken, now, id) == 1;
+    public async Task<WebhookMessage?> RedeliverAsync(long id, long now, CancellationToken cancellationToken) =>
+        (await database.QueryAsync(RedeliverSql, WebhookSql.Read, cancellationToken, now, id)).SingleOrDefault();
 
     public async Task RecordInstallationAsync(long installationId, string instanceId, long? userId, string? accountLogin, long now, CancellationToken cancellationToken)
     {
