@@ -17,15 +17,14 @@ public static partial class AdminSignIn
 {
     public const string PseudoInstanceId = "__admin__";
 
-    public static async Task<IResult> StartAsync(
-        HttpContext context, PendingLoginStore logins, IOptions<GitHubOptions> gitHub, IOptions<BrokerOptions> broker, IOptions<AdminOptions> admin, CancellationToken cancellationToken)
+    public static IResult Start(HttpContext context, PendingLoginStore logins, IOptions<GitHubOptions> gitHub, IOptions<BrokerOptions> broker, IOptions<AdminOptions> admin)
     {
         if (!admin.Value.SignInEnabled)
         {
             return HtmlPage.Error("Admin sign-in", "Signing in with GitHub is not enabled (Admin:GitHubIds and Admin:GitHubLogins are empty); use the API token.", StatusCodes.Status404NotFound);
         }
 
-        return await LoginEndpoints.BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, PseudoInstanceId, "/admin", null, "read:user", InstanceResponse.Query, cancellationToken);
+        return LoginEndpoints.BeginAuthorization(context, logins, gitHub.Value, broker.Value, PseudoInstanceId, "/admin", null, "read:user", InstanceResponse.Query);
     }
 
     public static async Task<IResult> CompleteAsync(
