@@ -410,7 +410,7 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_version_3_database_keeps_its_users_and_drops_the_logins_in_flight()
+    public async Task A_version_3_database_keeps_its_users_and_gets_the_pending_logins_found_by_expiry()
     {
         await MigrateFromAsync(3, """
             INSERT INTO users (github_id, login, first_login_at, last_login_at) VALUES (42, 'octocat', 1, 1);
@@ -421,11 +421,15 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
         await using var after = await connections.OpenAsync();
         (await after.Connection.ExecuteScalarAsync<int>("PRAGMA user_version")).Should().Be(DatabaseMigrator.LatestVersion);
         (await after.Connection.ExecuteScalarAsync<string>("SELECT login FROM users WHERE github_id = 42")).Should().Be("octocat");
-        await AssertLoginsSealedIntoTheStateAsync(after);
+        (await after.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM pending_logins")).Should().Be(0, "logins in flight at the upgrade are started again");
+        var columns = (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_table_info('pending_logins')")).ToList();
+        columns.Should().Contain(["id", "state_hash", "expires_at", "response_mode"]);
+        (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_index_list('pending_logins')")).Should().Equal("ix_pending_logins_expires_at");
+        columns.Should().NotContain("protected_verifier", "the PKCE verifier is derived from the browser's secret, not stored");
     }
 
     [Fact]
-    public async Task A_version_4_database_drops_stored_verifiers_with_the_logins_in_flight_and_used()
+    public async Task A_version_4_database_drops_stored_verifiers_and_logins_in_flight_but_keeps_used_ones()
     {
         await MigrateFromAsync(4, """
             INSERT INTO pending_logins (state_hash, browser_hash, instance_id, redirect_uri, scope, protected_verifier, response_mode, created_at, expires_at, consumed_at)
@@ -435,18 +439,9 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
 
         await using var after = await connections.OpenAsync();
         (await after.Connection.ExecuteScalarAsync<int>("PRAGMA user_version")).Should().Be(DatabaseMigrator.LatestVersion);
-        await AssertLoginsSealedIntoTheStateAsync(after);
-    }
-
-    /// <summary>
-    /// Since pending logins are sealed into their state, no table holds them (nor a stored verifier); logins in flight
-    /// at the upgrade are started again (their old states are unknown to the new broker), and used ones need no mark.
-    /// </summary>
-    private static async Task AssertLoginsSealedIntoTheStateAsync(SqliteLease after)
-    {
-        (await after.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM sqlite_master WHERE name = 'pending_logins'")).Should().Be(0);
-        (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_table_info('used_logins')")).Should().Equal(["expires_at", "login_id"], "only the ids of used logins are kept");
-        (await after.Connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM used_logins")).Should().Be(0);
+        (await after.Connection.QueryAsync<byte[]>("SELECT state_hash FROM pending_logins")).Should().BeEquivalentTo(new[] { new byte[] { 2 } },
+            "a used login is kept so that its replay is still told apart; one in flight had its verifier stored and must start again");
+        (await after.Connection.QueryAsync<string>("SELECT name FROM pragma_table_info('pending_logins')")).Should().NotContain("protected_verifier");
     }
 
     /// <summary>Builds a database at schema <paramref name="version"/> holding <paramref name="rows"/>, then migrates it to the latest.</summary>

@@ -52,8 +52,8 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
 
     public string DataPath => Path.Combine(Folder.Path, "data");
 
-    /// <summary>Rows of the broker's used-login marks (a pending login has no row), counted from outside the broker as another process would.</summary>
-    public Task<long> CountUsedLoginsAsync() => ScalarAsync("SELECT COUNT(*) FROM used_logins");
+    /// <summary>Rows of the broker's pending logins, counted from outside the broker as another process would.</summary>
+    public Task<long> CountPendingLoginsAsync() => ScalarAsync("SELECT COUNT(*) FROM pending_logins");
 
     /// <summary>One number from the broker's database (SQLite or PostgreSQL), read from outside the broker as another process would.</summary>
     public async Task<long> ScalarAsync(string sql) => Convert.ToInt64(await ValueAsync(sql), System.Globalization.CultureInfo.InvariantCulture);

@@ -21,7 +21,7 @@ public abstract class StorageBackend : IAsyncLifetime
     public abstract Task DisposeAsync();
 
     /// <summary>Each call a separate repository; on PostgreSQL with a connection pool of its own, as another replica has.</summary>
-    public abstract IUsedLoginRepository UsedLogins();
+    public abstract IPendingLoginRepository PendingLogins();
 
     public abstract IUserStore Users(TimeProvider time);
 
@@ -80,7 +80,7 @@ public sealed class SqliteBackend : StorageBackend
     }
 
     /// <summary>SQLite is one process's database: every store shares its one connection.</summary>
-    public override IUsedLoginRepository UsedLogins() => new SqliteUsedLoginRepository(connections);
+    public override IPendingLoginRepository PendingLogins() => new SqlitePendingLoginRepository(connections);
 
     public override IUserStore Users(TimeProvider time) => new SqliteUserStore(connections, time);
 
@@ -134,7 +134,7 @@ public sealed class PostgresBackend : StorageBackend
         }
     }
 
-    public override IUsedLoginRepository UsedLogins() => new PostgresUsedLoginRepository(Open());
+    public override IPendingLoginRepository PendingLogins() => new PostgresPendingLoginRepository(Open());
 
     public override IUserStore Users(TimeProvider time) => new PostgresUserStore(Open(), time);
 

@@ -40,7 +40,7 @@ public static partial class AccountPage
     {
         var group = endpoints.MapGroup("/account").WithTags("Account");
         group.MapGet("", ShowAsync);
-        group.MapGet("/sign-in", SignIn);
+        group.MapGet("/sign-in", SignInAsync);
         group.MapPost("/disconnect", DisconnectAsync);
         group.MapPost("/sign-out", SignOut);
         return endpoints;
@@ -99,8 +99,8 @@ public static partial class AccountPage
         return HtmlPage.Render("Your connections", body.ToString());
     }
 
-    private static IResult SignIn(HttpContext context, PendingLoginStore logins, GitHubIntegrations integrations, IOptions<BrokerOptions> broker) =>
-        LoginEndpoints.BeginAuthorization(context, logins, integrations.OAuthApp, broker.Value, PseudoInstancePrefix + ViewIntent + ":" + GitHubProviders.OAuthApp, "/account", null, "read:user", InstanceResponse.Query);
+    private static Task<IResult> SignInAsync(HttpContext context, PendingLoginStore logins, GitHubIntegrations integrations, IOptions<BrokerOptions> broker, CancellationToken cancellationToken) =>
+        LoginEndpoints.BeginAuthorizationAsync(context, logins, integrations.OAuthApp, broker.Value, PseudoInstancePrefix + ViewIntent + ":" + GitHubProviders.OAuthApp, "/account", null, "read:user", InstanceResponse.Query, cancellationToken);
 
     private static async Task<IResult> DisconnectAsync(
         HttpContext context, PendingLoginStore logins, GitHubIntegrations integrations, IAntiforgery antiforgery, IDataProtectionProvider dataProtection, IOptions<BrokerOptions> broker, CancellationToken cancellationToken)
@@ -122,7 +122,7 @@ public static partial class AccountPage
         }
 
         // A fresh GitHub sign-in proves who is asking, and its token is what GitHub's grant revocation takes.
-        return LoginEndpoints.BeginAuthorization(context, logins, chosen, broker.Value, PseudoInstancePrefix + DisconnectIntent + ":" + chosen.Provider, "/account", null, "read:user", InstanceResponse.Query);
+        return await LoginEndpoints.BeginAuthorizationAsync(context, logins, chosen, broker.Value, PseudoInstancePrefix + DisconnectIntent + ":" + chosen.Provider, "/account", null, "read:user", InstanceResponse.Query, cancellationToken);
     }
 
     private static RedirectHttpResult SignOut(HttpContext context, IOptions<BrokerOptions> broker)

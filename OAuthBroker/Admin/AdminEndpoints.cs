@@ -25,7 +25,7 @@ public static class AdminEndpoints
             return endpoints;
         }
 
-        endpoints.MapGet("/admin/login", AdminSignIn.Start).WithTags("Admin").AllowAnonymous();
+        endpoints.MapGet("/admin/login", AdminSignIn.StartAsync).WithTags("Admin").AllowAnonymous();
         endpoints.MapGet("/admin/signed-out", (IOptions<BrokerOptions> broker) => Web.HtmlPage.Render(
                 "Signed out", $"<p>You are signed out of the broker's admin page.</p><p><a id=\"sign-in\" href=\"{Web.HtmlPage.Encode(broker.Value.BrowserPath("/admin/login"))}\">Sign in again</a></p>"))
             .WithTags("Admin").AllowAnonymous();

@@ -17,14 +17,15 @@ public static partial class AdminSignIn
 {
     public const string PseudoInstanceId = "__admin__";
 
-    public static IResult Start(HttpContext context, PendingLoginStore logins, IOptions<GitHubOptions> gitHub, IOptions<BrokerOptions> broker, IOptions<AdminOptions> admin)
+    public static async Task<IResult> StartAsync(
+        HttpContext context, PendingLoginStore logins, IOptions<GitHubOptions> gitHub, IOptions<BrokerOptions> broker, IOptions<AdminOptions> admin, CancellationToken cancellationToken)
     {
         if (!admin.Value.SignInEnabled)
         {
             return HtmlPage.Error("Admin sign-in", "Signing in with GitHub is not enabled (Admin:GitHubIds and Admin:GitHubLogins are empty); use the API token.", StatusCodes.Status404NotFound);
         }
 
-        return LoginEndpoints.BeginAuthorization(context, logins, gitHub.Value, broker.Value, PseudoInstanceId, "/admin", null, "read:user", InstanceResponse.Query);
+        return await LoginEndpoints.BeginAuthorizationAsync(context, logins, gitHub.Value, broker.Value, PseudoInstanceId, "/admin", null, "read:user", InstanceResponse.Query, cancellationToken);
     }
 
     public static async Task<IResult> CompleteAsync(

@@ -63,8 +63,8 @@ public static class InstallRelay
             }
 
             // The app does not request user authorization during installation: sign the user in through it, then check.
-            return LoginEndpoints.BeginAuthorization(context, logins, integration, broker, login.InstanceId, login.RedirectUri, login.InstanceState, login.Scope, login.ResponseMode,
-                request: string.Create(CultureInfo.InvariantCulture, $"{AfterInstallPrefix}{pending}:{setupAction}"));
+            return await LoginEndpoints.BeginAuthorizationAsync(context, logins, integration, broker, login.InstanceId, login.RedirectUri, login.InstanceState, login.Scope, login.ResponseMode,
+                cancellationToken, request: string.Create(CultureInfo.InvariantCulture, $"{AfterInstallPrefix}{pending}:{setupAction}"));
         }
 
         // A code GitHub issued on its installation page had no PKCE challenge (the broker sends none there).

@@ -33,7 +33,7 @@ public static partial class LoginEndpoints
 
     public static IServiceCollection AddLogin(this IServiceCollection services)
     {
-        services.AddStore<IUsedLoginRepository, SqliteUsedLoginRepository, PostgresUsedLoginRepository>();
+        services.AddStore<IPendingLoginRepository, SqlitePendingLoginRepository, PostgresPendingLoginRepository>();
         services.AddSingleton<PendingLoginStore>();
         services.AddSingleton<PendingLoginCeiling>();
         services.AddSingleton<IPurgeable>(provider => provider.GetRequiredService<PendingLoginStore>());
@@ -108,7 +108,7 @@ public static partial class LoginEndpoints
         if (install)
         {
             return gitHub.GitHubApp is { InstallationPage: { } installationPage } && instance.Provider == GitHubProviders.GitHubApp
-                ? BeginAuthorization(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), instanceState, "", responseMode,
+                ? await BeginAuthorizationAsync(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), instanceState, "", responseMode, cancellationToken,
                     request: InstallRelay.Mark, installationPage: installationPage)
                 : await refuse(instance.Id, "The install relay is for entries with \"provider\": \"github-app\", on a broker whose GitHubApp section names the app's Slug.");
         }
@@ -120,16 +120,16 @@ public static partial class LoginEndpoints
         }
 
         Log.Started(logger, instance.Id, scope);
-        return BeginAuthorization(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, responseMode);
+        return await BeginAuthorizationAsync(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), instanceState, scope, responseMode, cancellationToken);
     }
 
     /// <summary>
-    /// Seals a pending login bound to this browser into the state and sends the browser to GitHub's authorize page; beyond the
+    /// Records a pending login bound to this browser and sends the browser to GitHub's authorize page; beyond the
     /// ceiling on pending logins, answers 503 with Retry-After and writes nothing.
     /// </summary>
-    public static IResult BeginAuthorization(
+    public static async Task<IResult> BeginAuthorizationAsync(
         HttpContext context, PendingLoginStore logins, GitHubIntegrationOptions gitHub, BrokerOptions broker,
-        string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, string? request = null, string? installationPage = null)
+        string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, CancellationToken cancellationToken, string? request = null, string? installationPage = null)
     {
         if (!context.RequestServices.GetRequiredService<PendingLoginCeiling>().TryAdmit(out var retryAfter))
         {
@@ -138,7 +138,7 @@ public static partial class LoginEndpoints
             return Refusal.For(context.Request, "Too many sign-ins", "The broker is handling as many sign-ins as it takes at once; try again shortly.", StatusCodes.Status503ServiceUnavailable);
         }
 
-        var started = logins.Create(instanceId, redirectUri, instanceState, scope, responseMode, request);
+        var started = await logins.CreateAsync(instanceId, redirectUri, instanceState, scope, responseMode, request, cancellationToken);
         context.RequestServices.GetRequiredService<BrokerMetrics>().LoginStarted(instanceId);
         BrowserBinding.Set(context.Response, started.State, started.BrowserSecret, BrowserBinding.IsSecure(context, broker), broker);
         // GitHub passes state through its installation page and back to the app's callback (or setup) URL.

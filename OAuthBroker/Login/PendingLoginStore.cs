@@ -1,7 +1,7 @@
+using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.DataProtection;
 using OAuthBroker.Storage;
 using OAuthBroker.Telemetry;
 
@@ -31,111 +31,114 @@ public enum LoginRefusal
 }
 
 /// <summary>
-/// One-time login state that costs no database row until the login comes back. The state sent to GitHub is the
-/// pending login itself (instance, redirect URI, the instance's state, scope, response mode, expiry, a random login id
-/// and the SHA-256 of the browser-binding cookie), sealed with Data Protection under the key ring every replica shares:
-/// authenticated encryption, so it can be neither read nor forged nor edited. One-time use is the single insert of the
-/// login's id at the callback, which succeeds once however many replays race for it on however many replicas. The
-/// PKCE verifier is derived from the browser's secret, which only that browser holds.
+/// Server-side, one-time login state. The state sent to GitHub carries the login's expiry time and 256 random bits;
+/// it and the browser-binding cookie (another 256 random bits) are stored only as SHA-256 hashes. The expiry finds
+/// the row: new rows and lookups stay at the end of the table's index however many recent logins it holds, and the
+/// hash is then compared in constant time. The PKCE verifier is not stored at all: it is derived from the browser's
+/// secret, which only that browser holds (the database keeps a hash of it under another label).
 /// </summary>
-public sealed class PendingLoginStore(IUsedLoginRepository usedLogins, IDataProtectionProvider dataProtection, TimeProvider time, BrokerMetrics metrics) : IPurgeable
+public sealed class PendingLoginStore(IPendingLoginRepository rows, TimeProvider time, BrokerMetrics metrics) : IPurgeable
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
 
-    /// <summary>A used login's id is kept this long past its expiry so that a replay is told "already used", then deleted.</summary>
+    /// <summary>Consumed and expired rows are kept this long so a replay is told "already used", then deleted.</summary>
     public static readonly TimeSpan Retention = TimeSpan.FromHours(1);
 
-    /// <summary>
-    /// The longest state the callback reads: a sealed login with every field at its bound (redirect URI 2,048, the
-    /// instance's state 512, scopes and an OpenID Connect request) stays below it.
-    /// </summary>
-    public const int MaxStateLength = 12 * 1024;
-
     private const int SecretBytes = 32;
-    private const int LoginIdBytes = 16;
-    private const byte PayloadVersion = 1;
+
+    /// <summary>Length of a state: 8 bytes of expiry (big-endian Unix milliseconds) and 32 random bytes, base64url-encoded.</summary>
+    private const int StateLength = 54;
+    private const int StateBytes = 8 + SecretBytes;
     private static readonly byte[] VerifierLabel = "OAuthBroker PKCE code_verifier v1:"u8.ToArray();
 
-    private readonly IDataProtector sealer = dataProtection.CreateProtector("OAuthBroker.Login.PendingLogin.v1");
-
-    public StartedLogin Create(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, string? request)
+    public async Task<StartedLogin> CreateAsync(string instanceId, string redirectUri, string? instanceState, string scope, string responseMode, string? request, CancellationToken cancellationToken)
     {
-        var expiresAt = time.GetUtcNow().Add(Lifetime).ToUnixTimeMilliseconds();
-        Span<byte> random = stackalloc byte[SecretBytes + LoginIdBytes];
+        var now = time.GetUtcNow();
+        var expiresAt = now.Add(Lifetime).ToUnixTimeMilliseconds();
+        Span<byte> random = stackalloc byte[2 * SecretBytes];
         RandomNumberGenerator.Fill(random);
-        var browserSecret = Base64Url.EncodeToString(random[..SecretBytes]);
-        var sealedLogin = new SealedLogin(expiresAt, random[SecretBytes..].ToArray(), Hash(browserSecret), instanceId, redirectUri, instanceState, scope, responseMode, request);
+        var state = NewState(expiresAt, random[..SecretBytes]);
+        var browserSecret = Base64Url.EncodeToString(random[SecretBytes..]);
         random.Clear();
-        var state = Base64Url.EncodeToString(sealer.Protect(sealedLogin.Write()));
-        return new StartedLogin(state, browserSecret, S256Challenge(CodeVerifier(browserSecret)));
+        using (metrics.TimeDatabase("pending_login_insert"))
+        {
+            await rows.InsertAsync(
+                new PendingLoginRow(0, Hash(state), Hash(browserSecret), instanceId, redirectUri, instanceState, scope, responseMode, now.ToUnixTimeMilliseconds(), expiresAt, null) { Request = request },
+                cancellationToken);
+        }
+
+        var challenge = S256Challenge(CodeVerifier(browserSecret));
+        return new StartedLogin(state, browserSecret, challenge);
     }
 
     /// <summary>
-    /// Takes the login <paramref name="state"/> carries if it belongs to this browser, is unexpired and unused. The
-    /// repository's insert makes this atomic: of any number of concurrent replays exactly one succeeds.
+    /// Takes the login for <paramref name="state"/> if it belongs to this browser, is unexpired and unused. The
+    /// repository's conditional update makes this atomic: of any number of concurrent replays exactly one succeeds.
     /// </summary>
     /// <remarks>For an expired login, <c>ExpiredRedirectUri</c> says where it was going, so the user can be offered a way back.</remarks>
     public async Task<(PendingLogin? Login, LoginRefusal? Refusal, string? ExpiredRedirectUri)> TryConsumeAsync(string? state, string? browserSecret, CancellationToken cancellationToken)
     {
-        if (Unseal(state) is not { } login)
+        if (!TryReadExpiry(state, out var expiresAt))
         {
             return (null, LoginRefusal.UnknownState, null);
         }
 
-        if (!IsEncoded256Bits(browserSecret) || !CryptographicOperations.FixedTimeEquals(Hash(browserSecret!), login.BrowserHash))
+        // A secret that is not one of ours cannot match; the look-up still runs, to tell "another browser" from "unknown".
+        var wellFormed = IsEncoded256Bits(browserSecret);
+        var browserHash = wellFormed ? Hash(browserSecret!) : new byte[SHA256.HashSizeInBytes];
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        ConsumeAttempt attempt;
+        using (metrics.TimeDatabase("pending_login_consume"))
+        {
+            attempt = await rows.ConsumeAsync(expiresAt, Hash(state!), browserHash, now, cancellationToken);
+        }
+
+        // The repository found the row and decided the consume; these checks only name the refusal.
+        if (attempt.Row is not { } row)
+        {
+            return (null, LoginRefusal.UnknownState, null);
+        }
+
+        if (!wellFormed || !CryptographicOperations.FixedTimeEquals(browserHash, row.BrowserHash))
         {
             return (null, LoginRefusal.OtherBrowser, null);
         }
 
-        bool firstUse;
-        using (metrics.TimeDatabase("pending_login_consume"))
-        {
-            firstUse = await usedLogins.TryMarkUsedAsync(login.ExpiresAt, login.LoginId, cancellationToken);
-        }
-
-        if (!firstUse)
+        if (row.ConsumedAt is not null)
         {
             return (null, LoginRefusal.AlreadyUsed, null);
         }
 
-        if (login.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds())
+        if (row.ExpiresAt <= now)
         {
-            return (null, LoginRefusal.Expired, login.RedirectUri);
+            return (null, LoginRefusal.Expired, row.RedirectUri);
         }
 
-        return (new PendingLogin(login.InstanceId, login.RedirectUri, login.InstanceState, login.Scope, CodeVerifier(browserSecret!), login.ResponseMode) { Request = login.Request }, null, null);
+        if (!attempt.Consumed)
+        {
+            return (null, LoginRefusal.AlreadyUsed, null);
+        }
+
+        return (new PendingLogin(row.InstanceId, row.RedirectUri, row.InstanceState, row.Scope, CodeVerifier(browserSecret!), row.ResponseMode) { Request = row.Request }, null, null);
     }
 
-    public string Name => "used_logins";
+    public string Name => "pending_logins";
 
-    /// <summary>Deletes the ids of logins that expired more than <see cref="Retention"/> ago; returns how many.</summary>
-    public Task<int> PurgeAsync(CancellationToken cancellationToken) =>
-        usedLogins.DeleteExpiredAsync(time.GetUtcNow().Subtract(Retention).ToUnixTimeMilliseconds(), cancellationToken);
+    /// <summary>Deletes logins that ended or expired more than <see cref="Retention"/> ago; returns how many.</summary>
+    public Task<int> PurgeAsync(CancellationToken cancellationToken)
+    {
+        var cutoff = time.GetUtcNow().Subtract(Retention).ToUnixTimeMilliseconds();
+        // A login is consumed before it expires, so every row to delete expires before cutoff + Lifetime: the expiry
+        // index finds them all, without reading the table.
+        return rows.DeleteEndedAsync(cutoff, cutoff + (long)Lifetime.TotalMilliseconds, cancellationToken);
+    }
 
     public static byte[] Hash(string secret) => SHA256.HashData(Encoding.ASCII.GetBytes(secret));
 
-    private SealedLogin? Unseal(string? state)
-    {
-        if (state is not { Length: > 0 and <= MaxStateLength } || !state.All(IsBase64UrlCharacter))
-        {
-            return null;
-        }
-
-        try
-        {
-            return SealedLogin.Read(sealer.Unprotect(Base64Url.DecodeFromChars(state)));
-        }
-        catch (Exception exception) when (exception is CryptographicException or FormatException or EndOfStreamException)
-        {
-            // Not sealed by this broker's key ring (forged, edited, truncated, or from a key since deleted).
-            return null;
-        }
-    }
-
     /// <summary>
     /// RFC 7636 section 4.1: a 43-character verifier from 256 bits. Derived from the browser secret (a hash under its
-    /// own label, so the hash of the secret sealed into the state does not give it away), it needs no storage: who can
-    /// compute it already holds this browser's binding cookie for this one login.
+    /// own label, so the stored hash of the secret does not give it away), it needs no storage and no encryption: who
+    /// can compute it already holds this browser's binding cookie for this one login.
     /// </summary>
     private static string CodeVerifier(string browserSecret)
     {
@@ -143,6 +146,28 @@ public sealed class PendingLoginStore(IUsedLoginRepository usedLogins, IDataProt
         VerifierLabel.CopyTo(input);
         Encoding.ASCII.GetBytes(browserSecret, input[VerifierLabel.Length..]);
         return Base64Url.EncodeToString(SHA256.HashData(input));
+    }
+
+    private static string NewState(long expiresAt, ReadOnlySpan<byte> random)
+    {
+        Span<byte> bytes = stackalloc byte[StateBytes];
+        BinaryPrimitives.WriteInt64BigEndian(bytes, expiresAt);
+        random.CopyTo(bytes[8..]);
+        return Base64Url.EncodeToString(bytes);
+    }
+
+    private static bool TryReadExpiry(string? state, out long expiresAt)
+    {
+        expiresAt = 0;
+        Span<byte> bytes = stackalloc byte[StateBytes];
+        if (state is not { Length: StateLength } || !state.All(IsBase64UrlCharacter)
+            || !Base64Url.TryDecodeFromChars(state, bytes, out var written) || written != StateBytes)
+        {
+            return false;
+        }
+
+        expiresAt = BinaryPrimitives.ReadInt64BigEndian(bytes);
+        return expiresAt > 0;
     }
 
     /// <summary>PKCE's S256 challenge of <paramref name="verifier"/> (RFC 7636 section 4.2).</summary>
@@ -154,58 +179,4 @@ public sealed class PendingLoginStore(IUsedLoginRepository usedLogins, IDataProt
     public static bool IsEncoded256Bits(string? value) => value is { Length: 43 } && value.All(IsBase64UrlCharacter);
 
     private static bool IsBase64UrlCharacter(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_';
-
-    /// <summary>The pending login as sealed into the state: a version byte, then the fields in order, strings length-prefixed in UTF-8.</summary>
-    private sealed record SealedLogin(
-        long ExpiresAt, byte[] LoginId, byte[] BrowserHash, string InstanceId, string RedirectUri, string? InstanceState, string Scope, string ResponseMode, string? Request)
-    {
-        public byte[] Write()
-        {
-            using var buffer = new MemoryStream(256);
-            using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
-            {
-                writer.Write(PayloadVersion);
-                writer.Write(ExpiresAt);
-                writer.Write(LoginId);
-                writer.Write(BrowserHash);
-                writer.Write(InstanceId);
-                writer.Write(RedirectUri);
-                WriteOptional(writer, InstanceState);
-                writer.Write(Scope);
-                writer.Write(ResponseMode);
-                WriteOptional(writer, Request);
-            }
-
-            return buffer.ToArray();
-        }
-
-        public static SealedLogin Read(byte[] payload)
-        {
-            using var reader = new BinaryReader(new MemoryStream(payload, writable: false), Encoding.UTF8);
-            if (reader.ReadByte() != PayloadVersion)
-            {
-                throw new FormatException("Unknown sealed login version.");
-            }
-
-            var login = new SealedLogin(
-                reader.ReadInt64(), reader.ReadBytes(LoginIdBytes), reader.ReadBytes(SHA256.HashSizeInBytes), reader.ReadString(), reader.ReadString(),
-                ReadOptional(reader), reader.ReadString(), reader.ReadString(), ReadOptional(reader));
-            return login.LoginId.Length == LoginIdBytes && login.BrowserHash.Length == SHA256.HashSizeInBytes && reader.BaseStream.Position == payload.Length
-                ? login
-                : throw new FormatException("Truncated sealed login.");
-        }
-
-        public override string ToString() => $"SealedLogin {{ InstanceId = {InstanceId} }}";
-
-        private static void WriteOptional(BinaryWriter writer, string? value)
-        {
-            writer.Write(value is not null);
-            if (value is not null)
-            {
-                writer.Write(value);
-            }
-        }
-
-        private static string? ReadOptional(BinaryReader reader) => reader.ReadBoolean() ? reader.ReadString() : null;
-    }
 }

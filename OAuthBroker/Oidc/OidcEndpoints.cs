@@ -181,7 +181,7 @@ public static partial class OidcEndpoints
         var request = JsonSerializer.Serialize(new OidcRequest(oidcScopes, nonce, challenge), OidcJsonContext.Default.OidcRequest);
         var oidcScopeList = string.Join(' ', oidcScopes);
         Log.Started(logger, instance.Id, oidcScopeList, scope);
-        return LoginEndpoints.BeginAuthorization(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), state, scope, responseMode, request);
+        return await LoginEndpoints.BeginAuthorizationAsync(context, logins, integration, broker.Value, instance.Id, target.Uri.ToString(), state, scope, responseMode, cancellationToken, request);
     }
 
     /// <summary>GET or POST /oauth/userinfo with the access token of a code's redemption (OpenID Connect Core 5.3).</summary>

@@ -231,16 +231,6 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         CREATE INDEX ix_webhook_outbox_pending ON webhook_outbox (instance_id, ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
         CREATE INDEX ix_webhook_outbox_created_at ON webhook_outbox (created_at);
         """,
-        """
-        -- Pending logins are sealed into their state and cost no row; the callback inserts the login's id once.
-        -- Logins in flight at the upgrade are started again.
-        DROP TABLE pending_logins;
-        CREATE TABLE used_logins (
-            expires_at INTEGER NOT NULL,  -- Unix milliseconds; first, so new ids go to the end of the key
-            login_id   BLOB    NOT NULL,  -- 128 random bits sealed into the login's state
-            PRIMARY KEY (expires_at, login_id)
-        ) WITHOUT ROWID;
-        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -199,14 +199,6 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         CREATE INDEX ix_webhook_outbox_pending ON webhook_outbox (instance_id, ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
         CREATE INDEX ix_webhook_outbox_created_at ON webhook_outbox (created_at);
         """,
-        """
-        DROP TABLE pending_logins;
-        CREATE TABLE used_logins (
-            expires_at bigint NOT NULL,
-            login_id   bytea  NOT NULL,
-            PRIMARY KEY (expires_at, login_id)
-        );
-        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>
@@ -268,13 +260,9 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
     /// <see cref="SqliteConnectionFactory.PurgeBatch"/> at a time, as the SQLite purge does: a large backlog is deleted
     /// without one long transaction over rows logins still use. Table and condition are the caller's constants.
     /// </summary>
-    public Task<int> DeleteInBatchesAsync(string table, string condition, CancellationToken cancellationToken, params object?[] values) =>
-        DeleteInBatchesByKeyAsync(table, "id", condition, cancellationToken, values);
-
-    /// <summary>As <see cref="DeleteInBatchesAsync"/>, for a table whose key is the columns <paramref name="key"/>.</summary>
-    public async Task<int> DeleteInBatchesByKeyAsync(string table, string key, string condition, CancellationToken cancellationToken, params object?[] values)
+    public async Task<int> DeleteInBatchesAsync(string table, string condition, CancellationToken cancellationToken, params object?[] values)
     {
-        var sql = $"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {condition} LIMIT {SqliteConnectionFactory.PurgeBatch})";
+        var sql = $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT {SqliteConnectionFactory.PurgeBatch})";
         var total = 0;
         int deleted;
         do

@@ -146,14 +146,14 @@ public sealed class SqliteConnectionFactory : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Deletes the rows of <paramref name="table"/> (keyed by the columns <paramref name="key"/>) matching <paramref name="condition"/>,
+    /// Deletes the rows of <paramref name="table"/> (which has an <c>id</c> key) matching <paramref name="condition"/>,
     /// <see cref="PurgeBatch"/> at a time, giving the connection back between batches: a purge of a large backlog
     /// does not stop logins for its whole length. Table and condition are the caller's constants, never input.
     /// </summary>
-    public async Task<int> DeleteInBatchesAsync(string table, string condition, IReadOnlyDictionary<string, object> parameters, CancellationToken cancellationToken, string key = "id")
+    public async Task<int> DeleteInBatchesAsync(string table, string condition, IReadOnlyDictionary<string, object> parameters, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        var sql = $"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {condition} LIMIT {PurgeBatch})";
+        var sql = $"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT {PurgeBatch})";
         var total = 0;
         int deleted;
         do

@@ -109,7 +109,6 @@ public class BrokerServices
         collection.AddSingleton(TimeProvider.System);
         collection.AddSingleton(Options.Create(new BrokerOptions { PublicUrl = "https://broker.example.com", DataPath = folder, SigningAlgorithm = SigningAlgorithm }));
         collection.AddStorage().AddTokens();
-        collection.AddStore<IUsedLoginRepository, SqliteUsedLoginRepository, PostgresUsedLoginRepository>();
         collection.AddSingleton<PendingLoginStore>();
         collection.AddSingleton(AllowlistDefaults.From(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build()));
         collection.AddSingleton<AllowlistProvider>();
@@ -134,11 +133,11 @@ public class BrokerServices
     [Benchmark]
     public string IssueJwt() => issuer.Issue(identityOnly, user, new GitHubToken("gho_x", "bearer", "read:user", null), "form_post");
 
-    /// <summary>A pending login sealed into its state and consumed (its id inserted once), as /auth/github and its callback do.</summary>
+    /// <summary>A pending login created and consumed, as /auth/github and its callback do.</summary>
     [Benchmark]
     public async Task<PendingLogin?> StateCreateAndConsume()
     {
-        var started = logins.Create("bench", "https://instance.example.com/cb", "s", "read:user", InstanceResponse.Query, null);
+        var started = await logins.CreateAsync("bench", "https://instance.example.com/cb", "s", "read:user", InstanceResponse.Query, null, default);
         var (login, _, _) = await logins.TryConsumeAsync(started.State, started.BrowserSecret, default);
         return login;
     }
