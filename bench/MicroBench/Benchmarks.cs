@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using BenchmarkDotNet.Attributes;
 using Jose;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -107,8 +108,17 @@ public class BrokerServices
         var collection = new ServiceCollection();
         collection.AddLogging();
         collection.AddSingleton(TimeProvider.System);
+        // What the host gives the broker: its settings (a key-encryption key for the key ring, as production requires) and environment.
+        collection.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Broker:KeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) }).Build());
+        collection.AddSingleton<Microsoft.Extensions.Hosting.IHostEnvironment>(new Microsoft.Extensions.Hosting.Internal.HostingEnvironment
+        {
+            EnvironmentName = Microsoft.Extensions.Hosting.Environments.Production, ApplicationName = "MicroBench", ContentRootPath = folder,
+        });
         collection.AddSingleton(Options.Create(new BrokerOptions { PublicUrl = "https://broker.example.com", DataPath = folder, SigningAlgorithm = SigningAlgorithm }));
         collection.AddStorage().AddTokens();
+        OAuthBroker.Telemetry.TelemetrySetup.AddBrokerMetrics(collection);
+        collection.AddStore<IPendingLoginRepository, SqlitePendingLoginRepository, PostgresPendingLoginRepository>();
         collection.AddSingleton<PendingLoginStore>();
         collection.AddSingleton(AllowlistDefaults.From(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build()));
         collection.AddSingleton<AllowlistProvider>();
