@@ -13,6 +13,7 @@ using OAuthBroker.Broker;
 using OAuthBroker.GitHub;
 using OAuthBroker.Login;
 using OAuthBroker.Storage;
+using OAuthBroker.Telemetry;
 using OAuthBroker.Tokens;
 using OAuthBroker.Users;
 
@@ -109,7 +110,7 @@ public class BrokerServices
         collection.AddLogging();
         collection.AddSingleton(TimeProvider.System);
         // What the host gives the broker: its settings (a key-encryption key for the key ring, as production requires) and environment.
-        collection.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+        collection.AddSingleton<IConfiguration>(new ConfigurationBuilder()
             .AddInMemoryCollection(new Dictionary<string, string?> { ["Broker:KeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) }).Build());
         collection.AddSingleton<Microsoft.Extensions.Hosting.IHostEnvironment>(new Microsoft.Extensions.Hosting.Internal.HostingEnvironment
         {
@@ -117,7 +118,7 @@ public class BrokerServices
         });
         collection.AddSingleton(Options.Create(new BrokerOptions { PublicUrl = "https://broker.example.com", DataPath = folder, SigningAlgorithm = SigningAlgorithm }));
         collection.AddStorage().AddTokens();
-        OAuthBroker.Telemetry.TelemetrySetup.AddBrokerMetrics(collection);
+        collection.AddBrokerMetrics();
         collection.AddStore<IPendingLoginRepository, SqlitePendingLoginRepository, PostgresPendingLoginRepository>();
         collection.AddSingleton<PendingLoginStore>();
         collection.AddSingleton(AllowlistDefaults.From(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build()));
