@@ -333,6 +333,9 @@ public sealed class AdminApiTests : FakeGitHubTest
             using var givingUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
             var send = async () => await SendAsync(api, HttpMethod.Post, "/admin/api/instances", NewEntry("waited", "https://waited.example.com/cb"), etag, givingUp.Token);
             await send.Should().ThrowAsync<OperationCanceledException>();
+            // The server learns the client went away when its socket closes, which on a loaded machine can take longer
+            // than the wait's 20 ms poll: the lock stays held until it surely has.
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
         }
 
         // The lock is free now. A wait that did not end with its request would take it within its next 20 ms poll

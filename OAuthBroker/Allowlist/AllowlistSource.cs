@@ -86,6 +86,8 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options) : IAllo
         var deadline = DateTime.UtcNow + LockTimeout;
         while (true)
         {
+            // A caller that gave up before the lock came free takes it no more than one that gives up while waiting.
+            cancellationToken.ThrowIfCancellationRequested();
             try
             {
                 // FileShare.None is an flock(2) on Unix, so it also excludes other processes (the CLI beside the service).
