@@ -164,6 +164,9 @@ public sealed class LimitTests : FakeGitHubTest
         using var bigBody = new HttpRequestMessage(HttpMethod.Post, "/admin/api/instances") { Content = new StringContent("{\"id\":\"" + new string('x', 2 * 1024 * 1024) + "\"}", Encoding.UTF8, "application/json") };
         bigBody.Headers.Authorization = new("Bearer", "limit-test-token-0123456789abcdef0123");
         bigBody.Headers.TryAddWithoutValidation("If-Match", "*");
+        // The body waits for the server's go-ahead, as careful clients send large ones: a refusal then arrives without a
+        // race against the client still writing into a closed connection (a broken pipe, seen once in CI).
+        bigBody.Headers.ExpectContinue = true;
         var status = (await client.SendAsync(bigBody)).StatusCode;
         status.Should().BeOneOf(HttpStatusCode.RequestEntityTooLarge, HttpStatusCode.BadRequest);
 
