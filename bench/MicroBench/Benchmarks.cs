@@ -6,6 +6,8 @@ using BenchmarkDotNet.Attributes;
 using Jose;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Internal;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using OAuthBroker.Allowlist;
@@ -110,18 +112,15 @@ public class BrokerServices
         collection.AddLogging();
         collection.AddSingleton(TimeProvider.System);
         // What the host gives the broker: its settings (a key-encryption key for the key ring, as production requires) and environment.
-        collection.AddSingleton<IConfiguration>(new ConfigurationBuilder()
-            .AddInMemoryCollection(new Dictionary<string, string?> { ["Broker:KeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) }).Build());
-        collection.AddSingleton<Microsoft.Extensions.Hosting.IHostEnvironment>(new Microsoft.Extensions.Hosting.Internal.HostingEnvironment
-        {
-            EnvironmentName = Microsoft.Extensions.Hosting.Environments.Production, ApplicationName = "MicroBench", ContentRootPath = folder,
-        });
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Broker:KeyEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) }).Build();
+        collection.AddSingleton<IConfiguration>(configuration);
+        collection.AddSingleton<IHostEnvironment>(new HostingEnvironment { EnvironmentName = Environments.Production, ApplicationName = "MicroBench", ContentRootPath = folder });
         collection.AddSingleton(Options.Create(new BrokerOptions { PublicUrl = "https://broker.example.com", DataPath = folder, SigningAlgorithm = SigningAlgorithm }));
         collection.AddStorage().AddTokens();
         collection.AddBrokerMetrics();
-        collection.AddStore<IPendingLoginRepository, SqlitePendingLoginRepository, PostgresPendingLoginRepository>();
-        collection.AddSingleton<PendingLoginStore>();
-        collection.AddSingleton(AllowlistDefaults.From(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build()));
+        collection.AddLogin();
+        collection.AddSingleton(AllowlistDefaults.From(configuration));
         collection.AddSingleton<AllowlistProvider>();
         services = collection.BuildServiceProvider();
         services.GetRequiredService<DatabaseMigrator>().MigrateAsync(default).GetAwaiter().GetResult();
