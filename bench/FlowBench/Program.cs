@@ -39,7 +39,8 @@ instanceKey["alg"] = "RSA-OAEP-256";
 
 try
 {
-    // --profile SECONDS [grant|reference|reference-crypto|large|postgres]: one target at c=16 for that long, its pid printed first, for perf or dotnet-trace.
+    // --profile SECONDS [grant|reference|reference-crypto|large|postgres] [--concurrency N]: one target at c=16 (or N)
+    // for that long, its pid printed first, for perf or dotnet-trace.
     var profileAt = Array.IndexOf(args, "--profile");
     if (profileAt >= 0)
     {
@@ -62,7 +63,9 @@ try
         await SettleAsync(server);
         Console.WriteLine($"pid {server.ProcessId}");
         await Task.Delay(2000);
-        Report(await RunAsync("profile", "c=16", server, 16, TimeSpan.Zero, TimeSpan.FromSeconds(seconds)));
+        var concurrencyAt = Array.IndexOf(args, "--concurrency");
+        var concurrency = concurrencyAt >= 0 ? int.Parse(args[concurrencyAt + 1], CultureInfo.InvariantCulture) : 16;
+        Report(await RunAsync("profile", $"c={concurrency}", server, concurrency, TimeSpan.Zero, TimeSpan.FromSeconds(seconds)));
         return;
     }
 
