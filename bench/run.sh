@@ -4,7 +4,7 @@
 # (bench/FlowBench) and the BenchmarkDotNet micro-benchmarks (bench/MicroBench). Not part of the test suite; timings
 # are reported, never asserted. Results go to bench/results/. Pass --quick for a short smoke run of the flow part.
 # For profiling: dotnet bench/FlowBench/bin/Release/net10.0/FlowBench.dll --profile SECONDS [grant|reference|reference-crypto|large|postgres] [--concurrency N] runs one server
-# at concurrency 16 after its settle and prints its pid (for perf stat, perf record or dotnet-trace).
+# at concurrency 16 (or N) after its settle and prints its pid (for perf stat, perf record or dotnet-trace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build OAuthBroker/OAuthBroker.csproj -c Release -v quiet
