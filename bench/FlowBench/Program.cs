@@ -45,6 +45,8 @@ try
     if (profileAt >= 0)
     {
         var seconds = int.Parse(args[profileAt + 1], CultureInfo.InvariantCulture);
+        var concurrencyAt = Array.IndexOf(args, "--concurrency");
+        var concurrency = concurrencyAt >= 0 ? int.Parse(args[concurrencyAt + 1], CultureInfo.InvariantCulture) : 16;
         // "large": the growth scenario, 10,000 instances and 1,000,000 users.
         var growth = args.Contains("large");
         var folder = ServerFolder("profile", growth ? 10_000 : 10);
@@ -63,8 +65,6 @@ try
         await SettleAsync(server);
         Console.WriteLine($"pid {server.ProcessId}");
         await Task.Delay(2000);
-        var concurrencyAt = Array.IndexOf(args, "--concurrency");
-        var concurrency = concurrencyAt >= 0 ? int.Parse(args[concurrencyAt + 1], CultureInfo.InvariantCulture) : 16;
         Report(await RunAsync("profile", $"c={concurrency}", server, concurrency, TimeSpan.Zero, TimeSpan.FromSeconds(seconds)));
         return;
     }
