@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
@@ -8,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -51,6 +53,9 @@ public sealed record TokenRequest(string? ClientId, string? Code, string? Redire
 /// (S256) checks, single-use codes, private e-mail addresses, a User-Agent requirement, and injectable faults.
 /// API paths use the GitHub Enterprise layout (/api/v3) so the broker's Enterprise support is exercised.
 /// </summary>
+/// <summary>A request the fake GitHub answered, as its transport saw it.</summary>
+public sealed record FakeGitHubRequest(string Protocol, string ConnectionId, string Path);
+
 public sealed class FakeGitHub : IAsyncDisposable
 {
     public const string ClientId = "Iv1.fake0client0id";
@@ -71,7 +76,21 @@ public sealed class FakeGitHub : IAsyncDisposable
     private int grantRevokeCalls;
     private int userCalls;
 
+    private readonly ConcurrentQueue<FakeGitHubRequest> requests = new();
+
     private FakeGitHub(WebApplication app) => this.app = app;
+
+    private static X509Certificate2 SelfSignedLoopbackCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=fake GitHub on 127.0.0.1", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: false, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+    }
 
     public string ClientSecret { get; } = "fake_secret_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
 
@@ -257,13 +276,45 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     private static JsonObject Sender(FakeGitHubUser user) => new() { ["login"] = user.Login, ["id"] = user.Id, ["type"] = "User", ["site_admin"] = false };
 
-    public static async Task<FakeGitHub> StartAsync()
+    /// <summary>The certificate of a fake started with <c>tls: true</c>: self-signed, for 127.0.0.1 (with its private key).</summary>
+    public X509Certificate2? Certificate { get; private set; }
+
+    /// <summary>With <c>tls: true</c>, every request this fake answered: its HTTP version as Kestrel read it ("HTTP/1.1", "HTTP/2"), its connection and path.</summary>
+    public IReadOnlyCollection<FakeGitHubRequest> Requests => [.. requests];
+
+    /// <summary>
+    /// <paramref name="tls"/>: GitHub's own transport, HTTPS that speaks only HTTP/2 (github.com and api.github.com
+    /// negotiate it), so that a client which cannot is refused at the handshake. Otherwise plain HTTP/1.1.
+    /// </summary>
+    public static async Task<FakeGitHub> StartAsync(bool tls = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        var certificate = tls ? SelfSignedLoopbackCertificate() : null;
+        if (certificate is null)
+        {
+            builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        }
+        else
+        {
+            builder.WebHost.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.UseHttps(certificate);
+            }));
+        }
+
         builder.Logging.ClearProviders();
         var app = builder.Build();
-        var fake = new FakeGitHub(app);
+        var fake = new FakeGitHub(app) { Certificate = certificate };
+        if (tls)
+        {
+            app.Use((context, next) =>
+            {
+                fake.requests.Enqueue(new FakeGitHubRequest(context.Request.Protocol, context.Connection.Id, context.Request.Path.Value ?? ""));
+                return next(context);
+            });
+        }
+
         fake.Map(app);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
@@ -275,6 +326,7 @@ public sealed class FakeGitHub : IAsyncDisposable
     {
         await app.StopAsync();
         await app.DisposeAsync();
+        Certificate?.Dispose();
     }
 
     private void Map(WebApplication web)

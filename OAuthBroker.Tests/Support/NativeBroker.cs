@@ -25,8 +25,11 @@ public sealed class NativeBroker : IAsyncDisposable
 
     public string Output => process.Output + process.Error;
 
-    /// <summary>Starts the executable in <paramref name="folder"/>, on <paramref name="port"/> (a free one when not given: a restart passes its old one).</summary>
-    public static async Task<NativeBroker> StartAsync(FakeGitHub gitHub, string folder, string allowlistJson, IDictionary<string, string?>? overrides = null, int? port = null)
+    /// <summary>
+    /// Starts the executable in <paramref name="folder"/>, on <paramref name="port"/> (a free one when not given: a
+    /// restart passes its old one). <paramref name="build"/> <c>dll</c> runs the JIT build the same way instead.
+    /// </summary>
+    public static async Task<NativeBroker> StartAsync(FakeGitHub gitHub, string folder, string allowlistJson, IDictionary<string, string?>? overrides = null, int? port = null, string build = "native")
     {
         port ??= LoopbackPort.Free();
         var publicUrl = $"http://127.0.0.1:{port}";
@@ -49,7 +52,7 @@ public sealed class NativeBroker : IAsyncDisposable
 
         var environment = FakeGitHub.AsEnvironment(settings);
         environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        var process = await BrokerProcess.StartReadyAsync(BrokerCommand.Native(), publicUrl, environment, workingDirectory: folder);
+        var process = await BrokerProcess.StartReadyAsync(BrokerCommand.Named(build), publicUrl, environment, workingDirectory: folder);
         return new NativeBroker(process, gitHub, publicUrl, settings["Broker:DataPath"]!);
     }
 

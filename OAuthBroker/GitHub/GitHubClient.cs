@@ -283,6 +283,10 @@ public sealed class GitHubClient(HttpClient http, TimeProvider time, BrokerMetri
     {
         var started = time.GetTimestamp();
         (T? Value, GitHubFailure? Failure) result;
+        // HTTP/2 where TLS offers it (github.com and api.github.com do): all concurrent logins share one connection per
+        // host instead of one connection, and one TLS handshake, each. Plain http (a test double) stays on HTTP/1.1.
+        request.Version = HttpVersion.Version20;
+        request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
         try
         {
             using var response = await http.SendAsync(request, cancellationToken);
@@ -367,6 +371,8 @@ public static class GitHubSetup
                 // GitHub's API refuses requests without a User-Agent.
                 client.DefaultRequestHeaders.UserAgent.ParseAdd("OAuthBroker/1.0");
             })
+            // Beyond the streams one HTTP/2 connection allows (GitHub's server sets the number), open another rather than queue.
+            .UseSocketsHttpHandler((handler, _) => handler.EnableMultipleHttp2Connections = true)
             // The factory's request logging adds a scope and two log calls to every GitHub call; our own failure log says what matters.
             .RemoveAllLoggers()
             .AddResilienceHandler("github", (pipeline, context) =>
