@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Security;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.WebUtilities;
 using OAuthBroker.Tests.Support;
 
@@ -21,7 +22,7 @@ public sealed class GitHubTransportTests : IDisposable
     [InlineData("native")]
     public async Task Concurrent_logins_reach_GitHub_over_HTTP2_on_one_shared_connection(string build)
     {
-        await using var gitHub = await FakeGitHub.StartAsync(tls: true);
+        await using var gitHub = await FakeGitHub.StartAsync(tls: HttpProtocols.Http2);
         var trustedCertificates = Path.Combine(folder.Path, "fake-github.pem");
         await File.WriteAllTextAsync(trustedCertificates, gitHub.Certificate!.ExportCertificatePem());
         var allowlist = new AllowlistBuilder().Add("trackeep", [Callback], InstanceKey.Rsa()).ToJson();

@@ -197,6 +197,7 @@ public sealed class FakeGitHub : IAsyncDisposable
         issuedSecrets.Clear();
         TokenRequests.Clear();
         AuthorizeRequests.Clear();
+        requests.Clear();
     }
 
     /// <summary>What a broker needs to use this fake, as configuration keys; rate limits are off (every test client is one address).</summary>
@@ -276,21 +277,21 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     private static JsonObject Sender(FakeGitHubUser user) => new() { ["login"] = user.Login, ["id"] = user.Id, ["type"] = "User", ["site_admin"] = false };
 
-    /// <summary>The certificate of a fake started with <c>tls: true</c>: self-signed, for 127.0.0.1 (with its private key).</summary>
+    /// <summary>The certificate of a fake started with TLS: self-signed, for 127.0.0.1 (with its private key).</summary>
     public X509Certificate2? Certificate { get; private set; }
 
-    /// <summary>With <c>tls: true</c>, every request this fake answered: its HTTP version as Kestrel read it ("HTTP/1.1", "HTTP/2"), its connection and path.</summary>
+    /// <summary>With TLS, every request this fake answered: its HTTP version as Kestrel read it ("HTTP/1.1", "HTTP/2"), its connection and path.</summary>
     public IReadOnlyCollection<FakeGitHubRequest> Requests => [.. requests];
 
     /// <summary>
-    /// <paramref name="tls"/>: GitHub's own transport, HTTPS that speaks only HTTP/2 (github.com and api.github.com
-    /// negotiate it), so that a client which cannot is refused at the handshake. Otherwise plain HTTP/1.1.
+    /// <paramref name="tls"/>: HTTPS with these protocols, as GitHub's own transport (github.com and api.github.com
+    /// negotiate HTTP/2); <c>Http2</c> alone refuses a client that cannot at the handshake. Without it, plain HTTP/1.1.
     /// </summary>
-    public static async Task<FakeGitHub> StartAsync(bool tls = false)
+    public static async Task<FakeGitHub> StartAsync(HttpProtocols? tls = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        var certificate = tls ? SelfSignedLoopbackCertificate() : null;
-        if (certificate is null)
+        var certificate = tls is null ? null : SelfSignedLoopbackCertificate();
+        if (tls is not { } protocols || certificate is null)
         {
             builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
         }
@@ -298,7 +299,7 @@ public sealed class FakeGitHub : IAsyncDisposable
         {
             builder.WebHost.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
             {
-                listen.Protocols = HttpProtocols.Http2;
+                listen.Protocols = protocols;
                 listen.UseHttps(certificate);
             }));
         }
@@ -306,7 +307,7 @@ public sealed class FakeGitHub : IAsyncDisposable
         builder.Logging.ClearProviders();
         var app = builder.Build();
         var fake = new FakeGitHub(app) { Certificate = certificate };
-        if (tls)
+        if (certificate is not null)
         {
             app.Use((context, next) =>
             {

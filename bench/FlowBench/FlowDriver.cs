@@ -28,7 +28,18 @@ internal sealed record FlowResult(string Target, string Scenario, int Concurrenc
 /// <summary>Virtual browsers, each with its own cookie jar, through the whole login flow; bounded in time and count.</summary>
 internal static class FlowDriver
 {
-    private static readonly HttpClient GitHubPages = new(new SocketsHttpHandler { AllowAutoRedirect = false, MaxConnectionsPerServer = 1024 });
+    private static readonly HttpClient GitHubPages = new(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        MaxConnectionsPerServer = 1024,
+        SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, certificate, _, errors) => errors == System.Net.Security.SslPolicyErrors.None || certificate?.GetCertHashString() == TrustedCertificateHash,
+        },
+    });
+
+    /// <summary>With --tls: the fake GitHub's self-signed certificate, which the driver trusts on its authorize page.</summary>
+    public static string? TrustedCertificateHash { get; set; }
 
     public const string Callback = "https://instance.bench.example/auth/callback";
 

@@ -23,6 +23,9 @@ internal sealed class ServerProcess : IDisposable
 
     public TimeSpan TimeToReady { get; }
 
+    /// <summary>Set for every server this run starts (with --tls: the fake GitHub's certificate, trusted).</summary>
+    public static Dictionary<string, string?> Everywhere { get; } = [];
+
     public static async Task<ServerProcess> StartAsync(string dll, string workingDirectory, int port, IDictionary<string, string?> environment)
     {
         // A .dll runs on the shared runtime, an .mjs on Node; anything else is taken to be a native (AOT-compiled) executable.
@@ -34,6 +37,11 @@ internal sealed class ServerProcess : IDisposable
         }
 
         foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        foreach (var (key, value) in Everywhere)
         {
             start.Environment[key] = value;
         }

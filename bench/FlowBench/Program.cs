@@ -1,7 +1,8 @@
 // Full-flow benchmark: the broker and a minimal reference broker, each in its own process, driven through the whole
 // login flow against a fake GitHub on 127.0.0.1. Reports throughput, latency percentiles, errors by kind, server CPU
 // per flow and peak memory, growth with 10,000 instances and 1,000,000 users, memory over 100,000 flows, and time to
-// ready. Usage: dotnet run -c Release --project bench/FlowBench [-- --quick]
+// ready. Usage: dotnet run -c Release --project bench/FlowBench [-- --quick] [--tls]; --tls serves the fake GitHub over
+// HTTPS (HTTP/1.1 and HTTP/2, as GitHub does) and writes flow-tls.json.
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -32,7 +33,17 @@ var work = Directory.CreateTempSubdirectory("oauthbroker-bench-").FullName;
 var results = new List<FlowResult>();
 var notes = new Dictionary<string, object>();
 
-await using var gitHub = await FakeGitHub.StartAsync();
+// --tls: the fake GitHub over HTTPS (HTTP/1.1 and HTTP/2, as GitHub), its certificate trusted by every server.
+await using var gitHub = await FakeGitHub.StartAsync(args.Contains("--tls") ? Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1AndHttp2 : null);
+if (gitHub.Certificate is { } gitHubCertificate)
+{
+    var trusted = Path.Combine(work, "fake-github.pem");
+    File.WriteAllText(trusted, gitHubCertificate.ExportCertificatePem());
+    ServerProcess.Everywhere["SSL_CERT_FILE"] = trusted;
+    ServerProcess.Everywhere["NODE_EXTRA_CA_CERTS"] = trusted;
+    FlowDriver.TrustedCertificateHash = gitHubCertificate.GetCertHashString();
+}
+
 using var rsa = RSA.Create(2048);
 var instanceKey = new Jwk(rsa, isPrivate: false).ToDictionary();
 instanceKey["alg"] = "RSA-OAEP-256";
@@ -221,8 +232,9 @@ Directory.CreateDirectory(output);
 // NaN stands for "not measured" (no flows, no database of its own).
 var json = JsonSerializer.Serialize(new { machine = $"{Environment.ProcessorCount} cores", date = DateTimeOffset.UtcNow, quick, results, notes },
     new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
-File.WriteAllText(Path.Combine(output, quick ? "flow-quick.json" : "flow.json"), json);
-Console.WriteLine($"Wrote {Path.Combine(output, quick ? "flow-quick.json" : "flow.json")}");
+var resultFile = Path.Combine(output, (quick ? "flow-quick" : "flow") + (gitHub.Certificate is null ? "" : "-tls") + ".json");
+File.WriteAllText(resultFile, json);
+Console.WriteLine($"Wrote {resultFile}");
 
 // A server's working folder, with an allowlist of that many instances.
 string ServerFolder(string name, int instances)

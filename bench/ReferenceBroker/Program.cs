@@ -38,20 +38,18 @@ app.MapGet("/auth/github/callback", async (HttpContext context, IHttpClientFacto
     }
 
     var http = clients.CreateClient("github");
-    using var exchange = new HttpRequestMessage(HttpMethod.Post, gitHub + "/login/oauth/access_token")
+    using var exchange = Request(HttpMethod.Post, gitHub + "/login/oauth/access_token");
+    exchange.Content = new FormUrlEncodedContent(new Dictionary<string, string>
     {
-        Content = new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["client_id"] = app.Configuration["GitHub:ClientId"]!, ["client_secret"] = app.Configuration["GitHub:ClientSecret"]!,
-            ["code"] = context.Request.Query["code"].ToString(), ["redirect_uri"] = publicUrl + "/auth/github/callback",
-        }),
-    };
+        ["client_id"] = app.Configuration["GitHub:ClientId"]!, ["client_secret"] = app.Configuration["GitHub:ClientSecret"]!,
+        ["code"] = context.Request.Query["code"].ToString(), ["redirect_uri"] = publicUrl + "/auth/github/callback",
+    });
     exchange.Headers.Accept.ParseAdd("application/json");
     using var tokenResponse = await http.SendAsync(exchange);
     using var token = JsonDocument.Parse(await tokenResponse.Content.ReadAsStringAsync());
     var accessToken = token.RootElement.GetProperty("access_token").GetString();
 
-    using var userRequest = new HttpRequestMessage(HttpMethod.Get, api + "/user");
+    using var userRequest = Request(HttpMethod.Get, api + "/user");
     userRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
     using var userResponse = await http.SendAsync(userRequest);
     using var user = JsonDocument.Parse(await userResponse.Content.ReadAsStringAsync());
@@ -59,7 +57,7 @@ app.MapGet("/auth/github/callback", async (HttpContext context, IHttpClientFacto
     // The same hop as the broker: a private address is read from /user/emails.
     if (user.RootElement.GetProperty("email").ValueKind == JsonValueKind.Null)
     {
-        using var emailsRequest = new HttpRequestMessage(HttpMethod.Get, api + "/user/emails");
+        using var emailsRequest = Request(HttpMethod.Get, api + "/user/emails");
         emailsRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         using var emailsResponse = await http.SendAsync(emailsRequest);
         using var emails = JsonDocument.Parse(await emailsResponse.Content.ReadAsStringAsync());
@@ -73,3 +71,6 @@ app.MapGet("/auth/github/callback", async (HttpContext context, IHttpClientFacto
 
 app.MapGet("/readyz", () => "ok");
 app.Run();
+
+// As the broker: HTTP/2 where TLS negotiates it (FlowBench --tls), HTTP/1.1 on plain http.
+static HttpRequestMessage Request(HttpMethod method, string url) => new(method, url) { Version = System.Net.HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
