@@ -47,15 +47,15 @@ public sealed record FakeGitHubUser(long Id, string Login, string? Name, string?
 
 public sealed record TokenRequest(string? ClientId, string? Code, string? RedirectUri, string? CodeVerifier, string? Accept);
 
+/// <summary>A request the fake GitHub answered, as its transport saw it.</summary>
+public sealed record FakeGitHubRequest(string Protocol, string ConnectionId, string Path);
+
 /// <summary>
 /// A GitHub stand-in on 127.0.0.1 that behaves like github.com where it matters to the broker: the authorize redirect,
 /// a code exchange that answers errors with HTTP 200, form-encoded answers without Accept: application/json, PKCE
 /// (S256) checks, single-use codes, private e-mail addresses, a User-Agent requirement, and injectable faults.
 /// API paths use the GitHub Enterprise layout (/api/v3) so the broker's Enterprise support is exercised.
 /// </summary>
-/// <summary>A request the fake GitHub answered, as its transport saw it.</summary>
-public sealed record FakeGitHubRequest(string Protocol, string ConnectionId, string Path);
-
 public sealed class FakeGitHub : IAsyncDisposable
 {
     public const string ClientId = "Iv1.fake0client0id";
