@@ -2,7 +2,8 @@
 # Every benchmark, in Release: the full-flow comparison of the broker (the native executable the Dockerfile ships,
 # and the JIT build beside it) with the peer (Grant 5 on express, bench/GrantPeer) and the minimal reference broker
 # (bench/FlowBench) and the BenchmarkDotNet micro-benchmarks (bench/MicroBench). Not part of the test suite; timings
-# are reported, never asserted. Results go to bench/results/. Pass --quick for a short smoke run of the flow part.
+# are reported, never asserted. Results go to bench/results/. Pass --quick for a short smoke run of the flow part, and
+# --tls to serve the fake GitHub over HTTPS with HTTP/2, as GitHub does (results in flow-tls.json).
 # For profiling: dotnet bench/FlowBench/bin/Release/net10.0/FlowBench.dll --profile SECONDS [grant|reference|reference-crypto|large|postgres] [--concurrency N] runs one server
 # at concurrency 16 (or N) after its settle and prints its pid (for perf stat, perf record or dotnet-trace).
 set -euo pipefail
