@@ -290,18 +290,19 @@ public sealed class FakeGitHub : IAsyncDisposable
     public static async Task<FakeGitHub> StartAsync(HttpProtocols? tls = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        var certificate = tls is null ? null : SelfSignedLoopbackCertificate();
-        if (tls is not { } protocols || certificate is null)
+        X509Certificate2? certificate = null;
+        if (tls is { } protocols)
         {
-            builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
-        }
-        else
-        {
+            certificate = SelfSignedLoopbackCertificate();
             builder.WebHost.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
             {
                 listen.Protocols = protocols;
                 listen.UseHttps(certificate);
             }));
+        }
+        else
+        {
+            builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
         }
 
         builder.Logging.ClearProviders();
