@@ -25,8 +25,9 @@ public static class Readiness
                     return;
                 }
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException or System.Net.Sockets.SocketException)
             {
+                // Not listening yet; a connection closed while it is opened surfaces as a bare SocketException.
             }
 
             await Task.Delay(50);
