@@ -1,4 +1,5 @@
 using OAuthBroker.Tests.Support;
+using OAuthBroker.GitHub;
 using OAuthBroker.Webhooks;
 
 namespace OAuthBroker.Tests.Storage;
@@ -24,6 +25,27 @@ public abstract class WebhookStoreContract<TBackend> : StorageContract<TBackend>
         results.Count(accepted => accepted).Should().Be(1);
         (await stores[0].ListAsync(dead: false, 100, CancellationToken.None)).Should().HaveCount(2, "one row per target, written once");
         (await stores[1].FindInstallationStatusAsync(5, CancellationToken.None)).Should().Be("deleted");
+    }
+
+    [Fact]
+    public async Task A_revoked_app_authorization_drops_the_users_records_of_the_apps_tokens_with_the_delivery_and_only_those()
+    {
+        var users = Backend.Users(TimeProvider.System);
+        var revoking = await users.RecordLoginAsync(new GitHubUser(9001, "revoking", null, null, null), new("trackeep-home", GitHubProviders.GitHubApp, ""), CancellationToken.None);
+        await users.RecordLoginAsync(new GitHubUser(9001, "revoking", null, null, null), new("legacy-rsa", GitHubProviders.OAuthApp, "read:user"), CancellationToken.None);
+        var other = await users.RecordLoginAsync(new GitHubUser(9002, "other", null, null, null), new("trackeep-home", GitHubProviders.GitHubApp, ""), CancellationToken.None);
+        var store = Backend.Webhooks();
+        var delivery = new WebhookDelivery("revoke-1", WebhookEvents.AppAuthorization, "{\"action\":\"revoked\"}", 1_000);
+        var effects = new WebhookEffects { RevokedGitHubUserId = 9001, RevokedInstanceIds = ["trackeep-home"] };
+
+        (await store.AcceptAsync(delivery, [new OutboxTarget("trackeep-home", "user:9001")], effects, CancellationToken.None)).Should().BeTrue();
+
+        (await users.ListInstancesAsync(revoking.Id, CancellationToken.None)).Should().ContainSingle("the OAuth App's token is not the app's to revoke")
+            .Which.Provider.Should().Be(GitHubProviders.OAuthApp);
+        (await users.ListInstancesAsync(other.Id, CancellationToken.None)).Should().ContainSingle("another user's tokens are untouched");
+        await users.RecordLoginAsync(new GitHubUser(9001, "revoking", null, null, null), new("trackeep-home", GitHubProviders.GitHubApp, ""), CancellationToken.None);
+        (await store.AcceptAsync(delivery, [new OutboxTarget("trackeep-home", "user:9001")], effects, CancellationToken.None)).Should().BeFalse();
+        (await users.ListInstancesAsync(revoking.Id, CancellationToken.None)).Should().HaveCount(2, "a delivery seen before has no effect again, on a token issued since");
     }
 
     [Fact]

@@ -115,6 +115,9 @@ public sealed class WebhookTests : TokenLifecycleTest
         legacy.Received.Should().BeEmpty("the revoking user never signed in to legacy-rsa");
 
         (await Broker.ScalarAsync($"SELECT COUNT(*) FROM users WHERE revoked_at IS NOT NULL AND github_id = {revoking.Id}")).Should().Be(1);
+        (await Broker.ScalarAsync($"SELECT COUNT(*) FROM user_instances WHERE user_id = (SELECT id FROM users WHERE github_id = {revoking.Id})")).Should()
+            .Be(0, "none of the app's tokens lives, so none counts towards GitHub's ten");
+        (await Broker.ScalarAsync($"SELECT COUNT(*) FROM user_instances WHERE user_id = (SELECT id FROM users WHERE github_id = {GitHub.User.Id})")).Should().Be(1);
         using var refused = await RefreshAsync(trackeepRefresh, "trackeep-home", TrackeepSecret);
         refused.StatusCode.Should().Be(HttpStatusCode.BadRequest);
         ((string?)(await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]).Should().Be("invalid_grant");

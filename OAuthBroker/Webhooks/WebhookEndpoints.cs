@@ -41,7 +41,7 @@ public static partial class WebhookEndpoints
     }
 
     public static async Task<IResult> ReceiveAsync(
-        HttpContext context, IOptions<GitHubAppOptions> app, IOptions<WebhookOptions> options, WebhookRouter router, IWebhookStore store, IUserStore users,
+        HttpContext context, IOptions<GitHubAppOptions> app, IOptions<WebhookOptions> options, WebhookRouter router, IWebhookStore store,
         AuditLog audit, TimeProvider time, ILogger<WebhookRouter> logger, CancellationToken cancellationToken)
     {
         if (app.Value.WebhookSecret.Length == 0)
@@ -109,12 +109,6 @@ public static partial class WebhookEndpoints
             {
                 await audit.RecordWebhookAsync(route.Targets.Count == 1 ? route.Targets[0].InstanceId : null, route.GitHubLogin, route.Action,
                     $"delivery {deliveryId}, relayed to {route.Targets.Count} instance(s){(route.Reason is null ? "" : "; " + route.Reason)}", cancellationToken);
-            }
-
-            // The app's authorization is gone, and every token of it with it: they no longer count towards GitHub's ten.
-            if (route.RevokedUserId is { } userId)
-            {
-                await users.ForgetInstancesAsync(userId, GitHubProviders.GitHubApp, cancellationToken);
             }
 
             return TypedResults.Ok(new WebhookAnswer(route.Action == "ignored" ? "ignored" : "accepted", route.Targets.Count));

@@ -8,9 +8,6 @@ namespace OAuthBroker.Webhooks;
 /// <summary>What a delivery means for the broker: where it goes, what the broker records, and what the audit says.</summary>
 public sealed record WebhookRoute(IReadOnlyList<OutboxTarget> Targets, WebhookEffects Effects, string Action, string? GitHubLogin, string? Reason)
 {
-    /// <summary>The broker's user who revoked the app, when the broker knows them.</summary>
-    public long? RevokedUserId { get; init; }
-
     public static WebhookRoute Ignored(string eventName) => new([], WebhookEffects.None, "ignored", null, "the broker does not relay " + eventName);
 }
 
@@ -35,10 +32,7 @@ public sealed class WebhookRouter(IUserStore users, IWebhookStore store, Allowli
                 return new(
                     Targets(signedIn, eventName, "user:" + gitHubId),
                     new WebhookEffects { RevokedGitHubUserId = gitHubId, RevokedInstanceIds = signedIn },
-                    "app_authorization_revoked", login ?? user?.Login, user is null ? "not a user of the broker" : null)
-                {
-                    RevokedUserId = user?.Id,
-                };
+                    "app_authorization_revoked", login ?? user?.Login, user is null ? "not a user of the broker" : null);
             }
 
             case WebhookEvents.Installation or WebhookEvents.InstallationRepositories when Long(root, "installation", "id") is { } installationId:

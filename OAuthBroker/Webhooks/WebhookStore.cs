@@ -17,7 +17,10 @@ public sealed record WebhookEffects
 {
     public static readonly WebhookEffects None = new();
 
-    /// <summary>A user (by GitHub id) revoked the app: marked, and the refresh tokens of <see cref="RevokedInstanceIds"/> refused.</summary>
+    /// <summary>
+    /// A user (by GitHub id) revoked the app: marked, the refresh tokens of <see cref="RevokedInstanceIds"/> refused, and
+    /// the user's records of the app's tokens dropped (none of them lives, so none counts towards GitHub's ten).
+    /// </summary>
     public long? RevokedGitHubUserId { get; init; }
 
     public IReadOnlyList<string> RevokedInstanceIds { get; init; } = [];
@@ -80,6 +83,10 @@ internal static class WebhookSql
 
     public const string Pending = "delivered_at IS NULL AND dead_at IS NULL";
 
+    /// <summary>The revoking user's records of one integration's tokens, with the dialect's parameters for the provider and the GitHub id.</summary>
+    public static string ForgetTokenRecords(string provider, string gitHubId) =>
+        $"DELETE FROM user_instances WHERE provider = {provider} AND user_id = (SELECT id FROM users WHERE github_id = {gitHubId})";
+
     /// <summary>A dead letter put back in the queue and returned as it now is, with the dialect's parameters for the time and the id.</summary>
     public static string Redeliver(string now, string id) =>
         $"UPDATE webhook_outbox SET dead_at = NULL, attempts = 0, created_at = {now}, next_attempt_at = {now}, claimed_until = NULL "
@@ -95,6 +102,7 @@ public sealed class SqliteWebhookStore(SqliteConnectionFactory connections) : IW
 {
     private static readonly string UpsertInstallation = WebhookSql.UpsertInstallation("@id", "@login", "@status", "@now");
     private static readonly string RedeliverSql = WebhookSql.Redeliver("@now", "@id");
+    private static readonly string ForgetTokenRecordsSql = WebhookSql.ForgetTokenRecords("@provider", "@github");
 
     public async Task<bool> AcceptAsync(WebhookDelivery delivery, IReadOnlyList<OutboxTarget> targets, WebhookEffects effects, CancellationToken cancellationToken)
     {
@@ -120,6 +128,8 @@ public sealed class SqliteWebhookStore(SqliteConnectionFactory connections) : IW
         if (effects.RevokedGitHubUserId is { } gitHubId)
         {
             await lease.Prepared("UPDATE users SET revoked_at = @now WHERE github_id = @github", transaction).With("@now", now).With("@github", gitHubId).ExecuteNonQueryAsync(cancellationToken);
+            await lease.Prepared(ForgetTokenRecordsSql, transaction)
+                .With("@provider", GitHub.GitHubProviders.GitHubApp).With("@github", gitHubId).ExecuteNonQueryAsync(cancellationToken);
             foreach (var instance in effects.RevokedInstanceIds)
             {
                 await lease.Prepared("UPDATE refresh_tokens SET revoked_at = @now WHERE revoked_at IS NULL AND answered_at IS NULL AND instance_id = @instance AND user_id = (SELECT id FROM users WHERE github_id = @github)", transaction)
@@ -237,6 +247,7 @@ public sealed class PostgresWebhookStore(PostgresDatabase database) : IWebhookSt
 {
     private static readonly string UpsertInstallation = WebhookSql.UpsertInstallation("$1", "$2", "$3", "$4");
     private static readonly string RedeliverSql = WebhookSql.Redeliver("$1", "$2");
+    private static readonly string ForgetTokenRecordsSql = WebhookSql.ForgetTokenRecords("$1", "$2");
 
     public async Task<bool> AcceptAsync(WebhookDelivery delivery, IReadOnlyList<OutboxTarget> targets, WebhookEffects effects, CancellationToken cancellationToken)
     {
@@ -263,6 +274,7 @@ public sealed class PostgresWebhookStore(PostgresDatabase database) : IWebhookSt
         if (effects.RevokedGitHubUserId is { } gitHubId)
         {
             await PostgresDatabase.ExecuteOnAsync(connection, transaction, "UPDATE users SET revoked_at = $1 WHERE github_id = $2", cancellationToken, now, gitHubId);
+            await PostgresDatabase.ExecuteOnAsync(connection, transaction, ForgetTokenRecordsSql, cancellationToken, GitHub.GitHubProviders.GitHubApp, gitHubId);
             foreach (var instance in effects.RevokedInstanceIds)
             {
                 await PostgresDatabase.ExecuteOnAsync(connection, transaction,
