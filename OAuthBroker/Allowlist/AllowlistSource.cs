@@ -44,9 +44,11 @@ public interface IAllowlistWriter : IAsyncDisposable
 }
 
 /// <summary>The allowlist file: read bounded, written atomically (temporary file, flush, rename) under a lock file.</summary>
-public sealed class FileAllowlistSource(IOptions<BrokerOptions> options) : IAllowlistSource
+public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimeProvider time) : IAllowlistSource
 {
-    private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(10);
+
+    private static readonly TimeSpan LockPoll = TimeSpan.FromMilliseconds(20);
 
     private string FilePath => Path.GetFullPath(options.Value.AllowlistPath);
 
@@ -78,12 +80,12 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options) : IAllo
 
     /// <summary>
     /// Waits for the lock file without holding a thread (an admin request must not block one while the CLI edits), and
-    /// gives up when the caller does: a request whose client went away writes nothing.
+    /// gives up when the caller does (a request whose client went away writes nothing) or after <see cref="LockTimeout"/>.
     /// </summary>
     private async Task<FileStream> AcquireLockAsync(CancellationToken cancellationToken)
     {
         var lockPath = FilePath + ".lock";
-        var deadline = DateTime.UtcNow + LockTimeout;
+        var deadline = time.GetUtcNow() + LockTimeout;
         while (true)
         {
             // A caller that gave up before the lock came free takes it no more than one that gives up while waiting.
@@ -94,9 +96,14 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options) : IAllo
                 // The lock file is left in place: deleting it would let two waiters lock two different files.
                 return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (IOException) when (DateTime.UtcNow < deadline)
+            catch (IOException exception)
             {
-                await Task.Delay(20, cancellationToken);
+                if (time.GetUtcNow() >= deadline)
+                {
+                    throw new AllowlistException($"{Location} stayed locked by another writer (the allowlist command, or another broker on the same file) for {LockTimeout.TotalSeconds:0} s; nothing was written: try again once it has finished.", exception);
+                }
+
+                await Task.Delay(LockPoll, time, cancellationToken);
             }
         }
     }
