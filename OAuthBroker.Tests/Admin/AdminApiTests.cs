@@ -344,6 +344,46 @@ public sealed class AdminApiTests : FakeGitHubTest
         File.ReadAllText(served.AllowlistPath).Should().NotContain("waited");
     }
 
+    [Fact]
+    [Trait(StoredIn.Trait, StoredIn.File)]
+    public async Task A_write_that_waits_out_the_CLI_lock_is_answered_503_with_Retry_After_and_writes_nothing()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var clocked = new BrokerFactory(GitHub, new TempDirectory(), Instances.Json, new Dictionary<string, string?>
+        {
+            ["Broker:PublicUrl"] = "https://broker.test",
+            ["Admin:ApiToken"] = ApiToken,
+        }, clock);
+        using var api = clocked.CreateClient();
+        api.DefaultRequestHeaders.Authorization = new("Bearer", ApiToken);
+        api.DefaultRequestHeaders.Accept.ParseAdd("application/problem+json");
+        var etag = await ETagAsync(api);
+        var before = File.ReadAllText(clocked.AllowlistPath);
+        await using (new FileStream(clocked.AllowlistPath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            using var response = await WhileTheClockRunsAsync(clock, SendAsync(api, HttpMethod.Post, "/admin/api/instances", NewEntry("waited-out", "https://waited-out.example.com/cb"), etag));
+            response.StatusCode.Should().Be(HttpStatusCode.ServiceUnavailable);
+            response.Headers.RetryAfter!.Delta.Should().Be(TimeSpan.FromSeconds(5));
+            var problem = await response.Content.ReadFromJsonAsync<JsonObject>();
+            ((string?)problem!["title"]).Should().Be("Allowlist busy");
+            ((string?)problem["detail"]).Should().Contain("locked by another writer").And.Contain("nothing was written");
+        }
+
+        File.ReadAllText(clocked.AllowlistPath).Should().Be(before);
+    }
+
+    /// <summary>Moves the fake clock in 20 ms steps (the lock's poll) for up to 15 s while <paramref name="task"/> runs; a real-time bound keeps a regression from hanging.</summary>
+    private static async Task<T> WhileTheClockRunsAsync<T>(Microsoft.Extensions.Time.Testing.FakeTimeProvider clock, Task<T> task)
+    {
+        for (var waited = TimeSpan.Zero; !task.IsCompleted && waited <= TimeSpan.FromSeconds(15); waited += TimeSpan.FromMilliseconds(20))
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(20));
+            await Task.Delay(1);
+        }
+
+        return await task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     private HttpClient Api()
     {
         var client = Client();

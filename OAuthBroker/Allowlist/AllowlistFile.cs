@@ -421,6 +421,9 @@ public sealed record AllowlistProblem(string Field, string Message)
 
 public sealed class AllowlistException : Exception
 {
+    /// <summary>The allowlist was fine but could not be had just now (another writer held it): the same request may succeed later.</summary>
+    public bool Retryable { get; init; }
+
     public AllowlistException()
     {
     }

@@ -163,6 +163,7 @@ public static class AllowlistSetup
         services.AddSingleton<AllowlistProvider>();
         services.AddSingleton<AllowlistEditor>();
         services.AddHostedService<AllowlistWatcher>();
+        services.AddExceptionHandler<AllowlistBusyHandler>();
         return services;
     }
 }

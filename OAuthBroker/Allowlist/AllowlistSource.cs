@@ -100,7 +100,10 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimePro
             {
                 if (time.GetUtcNow() >= deadline)
                 {
-                    throw new AllowlistException($"{Location} stayed locked by another writer (the allowlist command, or another broker on the same file) for {LockTimeout.TotalSeconds:0} s; nothing was written: try again once it has finished.", exception);
+                    throw new AllowlistException($"{Location} stayed locked by another writer (the allowlist command, or another broker on the same file) for {LockTimeout.TotalSeconds:0} s; nothing was written: try again once it has finished.", exception)
+                    {
+                        Retryable = true,
+                    };
                 }
 
                 await Task.Delay(LockPoll, time, cancellationToken);
