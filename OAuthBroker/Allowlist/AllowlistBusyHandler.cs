@@ -20,8 +20,7 @@ public sealed partial class AllowlistBusyHandler(ILogger<AllowlistBusyHandler> l
         }
 
         Log.Busy(logger, httpContext.Request.Path, busy.Message);
-        httpContext.Response.Headers.RetryAfter = ((int)RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await Refusal.For(httpContext.Request, "Allowlist busy", busy.Message, StatusCodes.Status503ServiceUnavailable).ExecuteAsync(httpContext);
+        await Refusal.UnavailableAsync(httpContext, "Allowlist busy", busy.Message, RetryAfter);
         return true;
     }
 

@@ -22,9 +22,7 @@ public sealed partial class DatabaseUnavailableHandler(ILogger<DatabaseUnavailab
         }
 
         Log.Unavailable(logger, database.GetType().Name, database.SqlState ?? "none", httpContext.Request.Path);
-        httpContext.Response.Headers.RetryAfter = ((int)RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await Refusal.For(httpContext.Request, "Temporarily unavailable", "The broker cannot reach its database just now; try again in a few seconds.", StatusCodes.Status503ServiceUnavailable)
-            .ExecuteAsync(httpContext);
+        await Refusal.UnavailableAsync(httpContext, "Temporarily unavailable", "The broker cannot reach its database just now; try again in a few seconds.", RetryAfter);
         return true;
     }
 

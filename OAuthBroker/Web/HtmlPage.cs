@@ -43,6 +43,14 @@ public static class Refusal
             ? TypedResults.Problem(detail, statusCode: statusCode, title: title)
             : HtmlPage.Error(title, detail, statusCode);
 
+    /// <summary>A 503 with Retry-After, for what should work again shortly: the request was not carried out.</summary>
+    public static Task UnavailableAsync(HttpContext context, string title, string detail, TimeSpan retryAfter)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        RateLimits.SetRetryAfter(context.Response, retryAfter);
+        return For(context.Request, title, detail, StatusCodes.Status503ServiceUnavailable).ExecuteAsync(context);
+    }
+
     private static bool WantsJson(HttpRequest request)
     {
         var accept = request.Headers.Accept.ToString();
