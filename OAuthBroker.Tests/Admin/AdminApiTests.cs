@@ -345,8 +345,7 @@ public sealed class AdminApiTests : FakeGitHubTest
     }
 
     [Fact]
-    [Trait(StoredIn.Trait, StoredIn.File)]
-    public async Task A_write_that_waits_out_the_CLI_lock_is_answered_503_with_Retry_After_and_writes_nothing()
+    public async Task A_write_that_waits_out_the_allowlist_lock_is_answered_503_with_Retry_After_and_writes_nothing()
     {
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var clocked = new BrokerFactory(GitHub, new TempDirectory(), Instances.Json, new Dictionary<string, string?>
@@ -358,8 +357,10 @@ public sealed class AdminApiTests : FakeGitHubTest
         api.DefaultRequestHeaders.Authorization = new("Bearer", ApiToken);
         api.DefaultRequestHeaders.Accept.ParseAdd("application/problem+json");
         var etag = await ETagAsync(api);
-        var before = File.ReadAllText(clocked.AllowlistPath);
-        await using (new FileStream(clocked.AllowlistPath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        var before = await clocked.ReadStoredAllowlistAsync();
+        // Another writer holds the allowlist: the CLI's lock file with SQLite, the row lock of an edit with PostgreSQL
+        // (waited for on the database's clock, so that wait takes its 10 s).
+        await using (await HoldAllowlistAsync(clocked))
         {
             using var response = await WhileTheClockRunsAsync(clock, SendAsync(api, HttpMethod.Post, "/admin/api/instances", NewEntry("waited-out", "https://waited-out.example.com/cb"), etag));
             response.StatusCode.Should().Be(HttpStatusCode.ServiceUnavailable);
@@ -369,7 +370,24 @@ public sealed class AdminApiTests : FakeGitHubTest
             ((string?)problem["detail"]).Should().Contain("locked by another writer").And.Contain("nothing was written");
         }
 
-        File.ReadAllText(clocked.AllowlistPath).Should().Be(before);
+        (await clocked.ReadStoredAllowlistAsync()).Should().Be(before);
+    }
+
+    private static async Task<IAsyncDisposable> HoldAllowlistAsync(BrokerFactory broker)
+    {
+        if (!broker.UsesPostgres)
+        {
+            return new FileStream(broker.AllowlistPath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+
+        var connection = broker.OpenDatabase();
+        await connection.OpenAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT sha256 FROM allowlist WHERE id = 1 FOR UPDATE";
+        (await command.ExecuteScalarAsync()).Should().NotBeNull("the broker seeded the row at its start");
+        return connection;
     }
 
     /// <summary>Moves the fake clock in 20 ms steps (the lock's poll) for up to 15 s while <paramref name="task"/> runs; a real-time bound keeps a regression from hanging.</summary>

@@ -25,7 +25,7 @@ public sealed class AllowlistFileLockTests : IDisposable
         await using (Hold(path))
         {
             waiting = source.LockAsync(CancellationToken.None);
-            await AdvanceAsync(FileAllowlistSource.LockTimeout - TimeSpan.FromSeconds(1), waiting);
+            await AdvanceAsync(AllowlistLock.Timeout - TimeSpan.FromSeconds(1), waiting);
             waiting.IsCompleted.Should().BeFalse("the lock is held and the timeout has not passed");
         }
 
@@ -42,7 +42,7 @@ public sealed class AllowlistFileLockTests : IDisposable
         await using (Hold(path))
         {
             var waiting = source.LockAsync(CancellationToken.None);
-            await AdvanceAsync(FileAllowlistSource.LockTimeout + TimeSpan.FromSeconds(1), waiting);
+            await AdvanceAsync(AllowlistLock.Timeout + TimeSpan.FromSeconds(1), waiting);
 
             var failure = (await waiting.Invoking(task => task.WaitAsync(Bounded)).Should().ThrowAsync<AllowlistException>()).Which;
             failure.Message.Should().Contain(path).And.Contain("locked by another writer").And.Contain("nothing was written");

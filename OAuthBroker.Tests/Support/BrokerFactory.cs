@@ -112,7 +112,7 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
         result.ExitCode.Should().Be(0, result.Error);
     }
 
-    private System.Data.Common.DbConnection OpenDatabase() => UsesPostgres
+    public System.Data.Common.DbConnection OpenDatabase() => UsesPostgres
         ? new Npgsql.NpgsqlConnection(settings["ConnectionStrings:Broker"])
         : new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(DataPath, "broker.db")}");
 

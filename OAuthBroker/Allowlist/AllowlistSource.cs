@@ -43,11 +43,21 @@ public interface IAllowlistWriter : IAsyncDisposable
     Task WriteAsync(byte[] bytes, CancellationToken cancellationToken);
 }
 
+/// <summary>How long a writer waits for the allowlist while another holds it, on either backend, and what it is told after.</summary>
+public static class AllowlistLock
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    public static AllowlistException Busy(string location, Exception cause) => new(
+        $"{location} stayed locked by another writer (the allowlist command, or another admin's edit) for {Timeout.TotalSeconds:0} s; nothing was written: try again once it has finished.", cause)
+    {
+        Retryable = true,
+    };
+}
+
 /// <summary>The allowlist file: read bounded, written atomically (temporary file, flush, rename) under a lock file.</summary>
 public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimeProvider time) : IAllowlistSource
 {
-    public static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(10);
-
     private static readonly TimeSpan LockPoll = TimeSpan.FromMilliseconds(20);
 
     private string FilePath => Path.GetFullPath(options.Value.AllowlistPath);
@@ -80,12 +90,12 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimePro
 
     /// <summary>
     /// Waits for the lock file without holding a thread (an admin request must not block one while the CLI edits), and
-    /// gives up when the caller does (a request whose client went away writes nothing) or after <see cref="LockTimeout"/>.
+    /// gives up when the caller does (a request whose client went away writes nothing) or after <see cref="AllowlistLock.Timeout"/>.
     /// </summary>
     private async Task<FileStream> AcquireLockAsync(CancellationToken cancellationToken)
     {
         var lockPath = FilePath + ".lock";
-        var deadline = time.GetUtcNow() + LockTimeout;
+        var deadline = time.GetUtcNow() + AllowlistLock.Timeout;
         while (true)
         {
             // A caller that gave up before the lock came free takes it no more than one that gives up while waiting.
@@ -100,10 +110,7 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimePro
             {
                 if (time.GetUtcNow() >= deadline)
                 {
-                    throw new AllowlistException($"{Location} stayed locked by another writer (the allowlist command, or another broker on the same file) for {LockTimeout.TotalSeconds:0} s; nothing was written: try again once it has finished.", exception)
-                    {
-                        Retryable = true,
-                    };
+                    throw AllowlistLock.Busy(Location, exception);
                 }
 
                 await Task.Delay(LockPoll, time, cancellationToken);
@@ -171,6 +178,8 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimePro
 public sealed class PostgresAllowlistSource(
     PostgresDatabase database, IDataProtectionProvider dataProtection, IOptions<BrokerOptions> options, AllowlistDefaults defaults, TimeProvider time) : IAllowlistSource
 {
+    private static readonly string LockTimeoutSql = $"SET LOCAL lock_timeout = {(int)AllowlistLock.Timeout.TotalMilliseconds}";
+
     private readonly IDataProtector protector = dataProtection.CreateProtector("OAuthBroker.Allowlist.Document.v1");
 
     public string Location => "The allowlist in PostgreSQL (table allowlist)";
@@ -202,8 +211,19 @@ public sealed class PostgresAllowlistSource(
             }
 
             transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var row = await ReadRowAsync(connection, transaction, null, lockRow: true, cancellationToken)
-                ?? throw new AllowlistException($"{Location} has no row, although it was just seeded.");
+            // As long as the file's lock is waited for, and no longer: then the same retryable refusal.
+            await PostgresDatabase.ExecuteOnAsync(connection, transaction, LockTimeoutSql, cancellationToken);
+            (string Sha256, byte[]? Document)? found;
+            try
+            {
+                found = await ReadRowAsync(connection, transaction, null, lockRow: true, cancellationToken);
+            }
+            catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.LockNotAvailable)
+            {
+                throw AllowlistLock.Busy(Location, exception);
+            }
+
+            var row = found ?? throw new AllowlistException($"{Location} has no row, although it was just seeded.");
             return new Writer(this, connection, transaction, row.Sha256, row.Document!);
         }
         catch
