@@ -390,15 +390,10 @@ public sealed class AdminApiTests : FakeGitHubTest
         return connection;
     }
 
-    /// <summary>Moves the fake clock in 20 ms steps (the lock's poll) for up to 15 s while <paramref name="task"/> runs; a real-time bound keeps a regression from hanging.</summary>
+    /// <summary>Moves the fake clock a lock poll at a time for up to 15 s while <paramref name="task"/> runs; a real-time bound keeps a regression from hanging.</summary>
     private static async Task<T> WhileTheClockRunsAsync<T>(Microsoft.Extensions.Time.Testing.FakeTimeProvider clock, Task<T> task)
     {
-        for (var waited = TimeSpan.Zero; !task.IsCompleted && waited <= TimeSpan.FromSeconds(15); waited += TimeSpan.FromMilliseconds(20))
-        {
-            clock.Advance(TimeSpan.FromMilliseconds(20));
-            await Task.Delay(1);
-        }
-
+        await clock.AdvanceWhilePendingAsync(task, TimeSpan.FromSeconds(15), OAuthBroker.Allowlist.AllowlistLock.Poll);
         return await task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 

@@ -61,13 +61,6 @@ public sealed class AllowlistFileLockTests : IDisposable
     /// <summary>What the allowlist command holds while it edits: the lock file, exclusively (flock).</summary>
     private static FileStream Hold(string path) => new(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
 
-    /// <summary>Moves the clock in poll-sized steps, letting the waiter run between them, until <paramref name="span"/> has passed or it is done.</summary>
-    private async Task AdvanceAsync(TimeSpan span, Task waiter)
-    {
-        for (var passed = TimeSpan.Zero; passed < span && !waiter.IsCompleted; passed += TimeSpan.FromMilliseconds(20))
-        {
-            clock.Advance(TimeSpan.FromMilliseconds(20));
-            await Task.Delay(1);
-        }
-    }
+    /// <summary>Moves the clock a lock poll at a time, until <paramref name="span"/> has passed or <paramref name="waiter"/> is done.</summary>
+    private Task AdvanceAsync(TimeSpan span, Task waiter) => clock.AdvanceWhilePendingAsync(waiter, span, AllowlistLock.Poll);
 }

@@ -48,6 +48,9 @@ public static class AllowlistLock
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often a writer tries the file's lock again (PostgreSQL's row lock wakes its waiter itself).</summary>
+    public static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(20);
+
     public static AllowlistException Busy(string location, Exception cause) => new(
         $"{location} stayed locked by another writer (the allowlist command, or another admin's edit) for {Timeout.TotalSeconds:0} s; nothing was written: try again once it has finished.", cause)
     {
@@ -58,8 +61,6 @@ public static class AllowlistLock
 /// <summary>The allowlist file: read bounded, written atomically (temporary file, flush, rename) under a lock file.</summary>
 public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimeProvider time) : IAllowlistSource
 {
-    private static readonly TimeSpan LockPoll = TimeSpan.FromMilliseconds(20);
-
     private string FilePath => Path.GetFullPath(options.Value.AllowlistPath);
 
     public string Location => $"Allowlist file '{FilePath}'";
@@ -113,7 +114,7 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimePro
                     throw AllowlistLock.Busy(Location, exception);
                 }
 
-                await Task.Delay(LockPoll, time, cancellationToken);
+                await Task.Delay(AllowlistLock.Poll, time, cancellationToken);
             }
         }
     }
