@@ -86,6 +86,40 @@ public sealed partial class TelemetryTests : FakeGitHubTest
         {
             collector.HoldsAnywhere(secret).Should().BeFalse($"'{secret[..Math.Min(6, secret.Length)]}…' must not be exported");
         }
+
+        GitHub.RequestsWithTraceContext.Should().Be(0, "the broker traces its GitHub calls without sending its trace ids to GitHub");
+    }
+
+    [Theory]
+    [InlineData("dll")]
+    [InlineData("native")]
+    public async Task At_every_log_level_no_request_URL_or_redirect_with_a_code_state_or_token_is_logged_nor_trace_ids_sent_to_GitHub(string build)
+    {
+        var environment = BrokerEnvironment.For(GitHub, Folder.Path, Instances.Json);
+        var url = environment["Urls"]!;
+        // An operator chasing a problem turns everything up, ASP.NET Core's own request and result logs included.
+        environment["Logging__LogLevel__Default"] = "Trace";
+        environment["Logging__LogLevel__Microsoft.AspNetCore"] = "Trace";
+        environment["Logging__LogLevel__Microsoft.AspNetCore.Hosting.Diagnostics"] = "Trace";
+        environment["Logging__LogLevel__Microsoft.AspNetCore.Http.Result"] = "Trace";
+        await using var broker = await BrokerProcess.StartReadyAsync(BrokerCommand.Named(build), url, environment);
+
+        var (callback, cookie) = await HttpLogin.StartAndApproveAsync(url);
+        using var back = await HttpLogin.ReturnAsync(url, callback, cookie);
+        var token = QueryHelpers.ParseQuery(back.Headers.Location!.Query)["token"].ToString();
+        token.Should().NotBeEmpty();
+        var query = QueryHelpers.ParseQuery(new Uri(callback).Query);
+
+        (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(5), () => Task.FromResult(broker.Output.Contains("Login completed", StringComparison.Ordinal))))
+            .Should().BeTrue("the log at Trace is real output:\n" + broker.Output);
+        var log = broker.Output + broker.Error;
+        log.Should().Contain("dbug:", "Debug entries are written, so the levels took effect");
+        foreach (var secret in GitHub.Secrets.Append(query["state"].ToString()).Append(query["code"].ToString()).Append(token).Append(token.Split('.')[2]))
+        {
+            log.Should().NotContain(secret, $"'{secret[..Math.Min(6, secret.Length)]}…' must not be logged");
+        }
+
+        GitHub.RequestsWithTraceContext.Should().Be(0, "no trace header reaches GitHub");
     }
 
     [Fact]

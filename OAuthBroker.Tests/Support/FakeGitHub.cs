@@ -73,6 +73,7 @@ public sealed class FakeGitHub : IAsyncDisposable
     private readonly ConcurrentDictionary<long, (string Account, long[] Users)> installations = new();
     private int refreshCalls;
     private int revokeCalls;
+    private int requestsWithTraceContext;
     private int grantRevokeCalls;
     private int userCalls;
 
@@ -160,6 +161,9 @@ public sealed class FakeGitHub : IAsyncDisposable
         .Concat(TokenRequests.Select(request => request.CodeVerifier).OfType<string>().Where(verifier => verifier.Length >= 43));
 
     public int TokenCallCount => TokenRequests.Count;
+
+    /// <summary>Requests that carried a W3C or legacy trace header (traceparent, tracestate, baggage, Request-Id, Correlation-Context).</summary>
+    public int RequestsWithTraceContext => Volatile.Read(ref requestsWithTraceContext);
 
     /// <summary>DELETE /applications/{client_id}/token calls, whatever their outcome.</summary>
     public int RevokeCallCount => Volatile.Read(ref revokeCalls);
@@ -308,6 +312,16 @@ public sealed class FakeGitHub : IAsyncDisposable
         builder.Logging.ClearProviders();
         var app = builder.Build();
         var fake = new FakeGitHub(app) { Certificate = certificate };
+        app.Use((context, next) =>
+        {
+            var headers = context.Request.Headers;
+            if (headers.ContainsKey("traceparent") || headers.ContainsKey("tracestate") || headers.ContainsKey("baggage") || headers.ContainsKey("Request-Id") || headers.ContainsKey("Correlation-Context"))
+            {
+                Interlocked.Increment(ref fake.requestsWithTraceContext);
+            }
+
+            return next(context);
+        });
         if (certificate is not null)
         {
             app.Use((context, next) =>

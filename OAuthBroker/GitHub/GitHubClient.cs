@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -371,8 +372,13 @@ public static class GitHubSetup
                 // GitHub's API refuses requests without a User-Agent.
                 client.DefaultRequestHeaders.UserAgent.ParseAdd("OAuthBroker/1.0");
             })
-            // Beyond the streams one HTTP/2 connection allows (GitHub's server sets the number), open another rather than queue.
-            .UseSocketsHttpHandler((handler, _) => handler.EnableMultipleHttp2Connections = true)
+            .UseSocketsHttpHandler((handler, _) =>
+            {
+                // Beyond the streams one HTTP/2 connection allows (GitHub's server sets the number), open another rather than queue.
+                handler.EnableMultipleHttp2Connections = true;
+                // GitHub is another party: the broker's trace ids (traceparent, baggage) stay here, even while it traces.
+                handler.ActivityHeadersPropagator = DistributedContextPropagator.CreateNoOutputPropagator();
+            })
             // The factory's request logging adds a scope and two log calls to every GitHub call; our own failure log says what matters.
             .RemoveAllLoggers()
             .AddResilienceHandler("github", (pipeline, context) =>

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using OAuthBroker.Admin;
 using OAuthBroker.Broker;
 using OpenTelemetry;
+using OpenTelemetry.Context.Propagation;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -28,9 +29,22 @@ public static class TelemetrySetup
 {
     public const string ActivitySourceName = "OAuthBroker";
 
+    /// <summary>
+    /// ASP.NET Core's request log: each request's URL with its query, which at the callback holds GitHub's code and the
+    /// login's state. Never written, whatever level the configuration asks for.
+    /// </summary>
+    public const string RequestLogCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
+    /// <summary>The results' log, whose redirects print where the browser is sent: GitHub with the state, the instance with its token.</summary>
+    public const string ResultLogCategory = "Microsoft.AspNetCore.Http.Result";
+
     public static WebApplicationBuilder AddTelemetry(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        // Rules added here come after the configuration's, so they win over a LogLevel entry for the same category.
+        // Without a request log, hosting also no longer starts an Activity for every request when nothing traces.
+        builder.Logging.AddFilter(RequestLogCategory, LogLevel.None);
+        builder.Logging.AddFilter(ResultLogCategory, LogLevel.Warning);
         builder.Services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.Section)
             .Validate<IOptions<AdminOptions>>((telemetry, admin) => !telemetry.Prometheus || !string.IsNullOrEmpty(admin.Value.ApiToken),
                 "Telemetry:Prometheus serves /metrics to the admin API token: set Admin:ApiToken too (Prometheus sends it as a bearer token).")
@@ -57,6 +71,9 @@ public static class TelemetrySetup
             });
         if (otlp)
         {
+            // OpenTelemetry injects trace headers into outgoing requests itself unless its propagator is the plain W3C
+            // one; then the runtime's handler does, and the GitHub client's handler propagates nothing (GitHubSetup).
+            Sdk.SetDefaultTextMapPropagator(new TraceContextPropagator());
             telemetry.WithTracing(tracing => tracing
                 .AddSource(ActivitySourceName)
                 .AddAspNetCoreInstrumentation(options =>
