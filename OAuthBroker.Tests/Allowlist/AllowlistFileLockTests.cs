@@ -51,9 +51,20 @@ public sealed class AllowlistFileLockTests : IDisposable
         (await File.ReadAllBytesAsync(path)).Should().Equal(before);
     }
 
-    private FileAllowlistSource Source(out string path)
+    [Fact]
+    public async Task A_lock_file_that_cannot_be_opened_for_another_reason_is_reported_as_that_not_as_a_busy_allowlist()
     {
-        path = Path.Combine(folder.Path, "allowed-redirects.json");
+        // A name the file system takes, whose lock file's name (".lock" appended) it refuses: ENAMETOOLONG, not a lock.
+        var source = Source(out _, new string('a', 250) + ".json");
+        var waiting = source.LockAsync(CancellationToken.None);
+        await AdvanceAsync(AllowlistLock.Timeout + TimeSpan.FromSeconds(1), waiting);
+
+        await waiting.Invoking(task => task.WaitAsync(Bounded)).Should().ThrowExactlyAsync<PathTooLongException>();
+    }
+
+    private FileAllowlistSource Source(out string path, string name = "allowed-redirects.json")
+    {
+        path = Path.Combine(folder.Path, name);
         File.WriteAllText(path, """{ "instances": [ { "id": "a", "redirectUris": ["https://a.example.com/cb"], "deliverAccessToken": false } ] }""");
         return new FileAllowlistSource(Options.Create(new BrokerOptions { AllowlistPath = path }), clock);
     }

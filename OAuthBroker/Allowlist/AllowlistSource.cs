@@ -111,13 +111,23 @@ public sealed class FileAllowlistSource(IOptions<BrokerOptions> options, TimePro
             {
                 if (time.GetUtcNow() >= deadline)
                 {
-                    throw AllowlistLock.Busy(Location, exception);
+                    // Only a lock held all along is "busy, try again"; any other failure (a full disk, a bad path) is itself.
+                    if (IsHeldByAnother(exception))
+                    {
+                        throw AllowlistLock.Busy(Location, exception);
+                    }
+
+                    throw;
                 }
 
                 await Task.Delay(AllowlistLock.Poll, time, cancellationToken);
             }
         }
     }
+
+    /// <summary>Whether opening the lock file failed because another writer holds it: flock's EWOULDBLOCK, or Windows' sharing violation.</summary>
+    private static bool IsHeldByAnother(IOException exception) =>
+        exception.HResult == (OperatingSystem.IsWindows() ? unchecked((int)0x80070020) : OperatingSystem.IsLinux() ? 11 : 35);
 
     private sealed class Writer(string path, FileStream exclusive, StoredAllowlist current) : IAllowlistWriter
     {
