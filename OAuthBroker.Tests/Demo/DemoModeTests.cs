@@ -31,7 +31,10 @@ public sealed partial class DemoModeTests : IDisposable
         var fields = HiddenField().Matches(consent).ToDictionary(match => match.Groups[1].Value, match => WebUtility.HtmlDecode(match.Groups[2].Value));
         fields["decision"] = "approve";
         using var approved = await browser.PostAsync(toGitHub.Headers.Location!.GetLeftPart(UriPartial.Path), new FormUrlEncodedContent(fields));
-        using var toInstance = await browser.GetAsync(approved.Headers.Location);
+        // Like GitHub's own "you are being redirected" page: a page that moves on by itself, not a 302 (see DemoGitHub).
+        approved.StatusCode.Should().Be(HttpStatusCode.OK);
+        var back = WebUtility.HtmlDecode(ContinueLink().Match(await approved.Content.ReadAsStringAsync()).Groups[1].Value);
+        using var toInstance = await browser.GetAsync(back);
         toInstance.StatusCode.Should().Be(HttpStatusCode.Redirect, await toInstance.Content.ReadAsStringAsync());
         var page = await browser.GetStringAsync(toInstance.Headers.Location);
 
@@ -44,6 +47,9 @@ public sealed partial class DemoModeTests : IDisposable
 
     [GeneratedRegex("href=\"([^\"]*/auth/github[^\"]*)\"")]
     private static partial Regex SignInLink();
+
+    [GeneratedRegex("id=\"continue\" href=\"([^\"]*)\"")]
+    private static partial Regex ContinueLink();
 
     [GeneratedRegex("<input type=\"hidden\" name=\"([^\"]+)\" value=\"([^\"]*)\">")]
     private static partial Regex HiddenField();

@@ -32,6 +32,48 @@ public sealed partial class ReadmeRunCommandTests : IDisposable
         walk.ShouldShowASignedInDemoUser(issuer);
     }
 
+    [Fact]
+    public async Task The_READMEs_integration_recipe_against_the_demo_runs_as_written_and_Chromium_signs_in_through_the_example()
+    {
+        // The block as a reader pastes it into one shell at the repository root: the demo broker on 5080 in the
+        // background, the Node.js example on 3000 in the foreground. Three origins but one: the demo's stand-in GitHub
+        // lives on the broker's. Its consent form once led, through the broker's redirect, to the example's origin,
+        // which the page's form-action blocked in Chromium.
+        var block = Readme.ShellBlock("## Integrating an instance", "node keygen.mjs");
+        var example = Path.Combine(NodeProcess.RepositoryRoot, "examples", "node-instance");
+        try
+        {
+            await using var recipe = BrokerProcess.Start(new BrokerCommand("README integration recipe", "bash", ["-c", block]));
+            await Readiness.WaitAsync("http://127.0.0.1:5080", BuildAndStart, () => recipe.ExitCode is { } exit ? $"the recipe exited with {exit}:\n{recipe.Output}\n{recipe.Error}" : null);
+            using var http = new HttpClient();
+            (await Eventually.HoldsWithinAsync(TimeSpan.FromSeconds(30), async () =>
+            {
+                try
+                {
+                    using var probe = await http.GetAsync("http://127.0.0.1:3000/");
+                    return true;
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            })).Should().BeTrue($"the example listens on 3000: {recipe.Output}\n{recipe.Error}");
+
+            var walk = await BrowserWalk.RunAsync("instance-walk.mjs", new Dictionary<string, string> { ["INSTANCE_URL"] = "http://127.0.0.1:3000" });
+
+            walk.Root.GetProperty("consentClicked").GetBoolean().Should().BeTrue("the demo's stand-in GitHub asks for consent");
+            walk.FinalUrl.Should().StartWith("http://127.0.0.1:3000/auth/callback");
+            var result = walk.Root.GetProperty("result");
+            result.GetProperty("signedInAs").GetString().Should().Be("octocat-demo", result.ToString());
+            result.GetProperty("gitHubUser").GetProperty("status").GetInt32().Should().Be(200, "the decrypted token works against the demo's GitHub API");
+        }
+        finally
+        {
+            File.Delete(Path.Combine(example, "instance-key.json"));
+            File.Delete(Path.Combine(example, "demo-allowlist.json"));
+        }
+    }
+
     [Theory]
     [InlineData("dll")]
     [InlineData("native")]

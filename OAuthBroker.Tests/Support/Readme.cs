@@ -22,6 +22,19 @@ public static partial class Readme
         return [.. joined.Split('\n').Select(ToCommand).OfType<ReadmeCommand>()];
     }
 
+    /// <summary>The text of the <c>sh</c> block under <paramref name="heading"/> that contains <paramref name="marker"/>, for a shell to run as written.</summary>
+    public static string ShellBlock(string heading, string marker)
+    {
+        var text = Text;
+        var at = text.IndexOf("\n" + heading + "\n", StringComparison.Ordinal);
+        at.Should().BeGreaterThanOrEqualTo(0, $"the README has a heading '{heading}'");
+        var next = text.IndexOf("\n## ", at + heading.Length + 1, StringComparison.Ordinal);
+        var section = next < 0 ? text[at..] : text[at..next];
+        var block = ShellBlock().Matches(section).Select(match => match.Groups[1].Value).FirstOrDefault(body => body.Contains(marker, StringComparison.Ordinal));
+        block.Should().NotBeNull($"a sh block under '{heading}' contains '{marker}'");
+        return block!;
+    }
+
     private static ReadmeCommand? ToCommand(string line)
     {
         var comment = CommentStart().Match(line);

@@ -94,6 +94,8 @@ public static partial class AccountPage
                 $"<input type=\"hidden\" name=\"provider\" value=\"{integration.Provider}\"><button id=\"disconnect-{integration.Provider}\">Disconnect from all ({HtmlPage.Encode(AppName(integration.Provider))})</button>"));
         }
 
+        // "Disconnect" answers with a redirect to GitHub's sign-in, which Chromium checks against this page's form-action.
+        HtmlPage.AllowFormsLeadingTo(context.Response, Integrations(integrations).Select(integration => integration.AuthorizeEndpoint));
         body.Append(CultureInfo.InvariantCulture, $"<p>You can also review the app on GitHub: <a href=\"{HtmlPage.Encode(integrations.OAuthApp.ConnectionSettingsPage)}\">Settings → Applications</a>.</p>")
             .Append(Form(context, antiforgery, "/account/sign-out", "<button id=\"sign-out\">Sign out</button>"));
         return HtmlPage.Render("Your connections", body.ToString());

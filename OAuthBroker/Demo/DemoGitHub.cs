@@ -69,7 +69,7 @@ public sealed class DemoGitHub(IOptions<BrokerOptions> broker, TimeProvider time
 
         if (form["decision"] != "approve")
         {
-            return TypedResults.Redirect(QueryHelpers.AddQueryString(redirectUri, new Dictionary<string, string?>
+            return BackToTheBroker(QueryHelpers.AddQueryString(redirectUri, new Dictionary<string, string?>
             {
                 ["error"] = "access_denied",
                 ["error_description"] = "The user has denied your application access.",
@@ -79,8 +79,13 @@ public sealed class DemoGitHub(IOptions<BrokerOptions> broker, TimeProvider time
 
         var code = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
         codes[code] = new IssuedCode(form["code_challenge"].ToString(), form["scope"].ToString(), time.GetUtcNow().AddMinutes(10));
-        return TypedResults.Redirect(QueryHelpers.AddQueryString(redirectUri, new Dictionary<string, string?> { ["code"] = code, ["state"] = form["state"] }));
+        return BackToTheBroker(QueryHelpers.AddQueryString(redirectUri, new Dictionary<string, string?> { ["code"] = code, ["state"] = form["state"] }));
     }
+
+    // Not a 302: the broker's callback redirects on to the instance, on an origin this page's form-action cannot name,
+    // and Chromium checks form-action against the whole redirect chain of the consent form's submission.
+    private static ContentHttpResult BackToTheBroker(string callbackUrl) =>
+        HtmlPage.Continue("Demo GitHub: back to the broker", "Taking you back to the broker.", callbackUrl);
 
     // Like GitHub: errors come back with HTTP 200 and an "error" field.
     private async Task<IResult> ExchangeAsync(HttpRequest request)

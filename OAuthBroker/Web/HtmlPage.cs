@@ -15,10 +15,38 @@ public static class HtmlPage
         + "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}"
         + "button,a.button{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}";
 
-    /// <summary>The CSP allows exactly this stylesheet and no script at all.</summary>
-    public static readonly string ContentSecurityPolicy =
-        $"default-src 'none'; style-src 'sha256-{Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(Style)))}'; "
-        + "img-src 'self' https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    private static readonly string PolicyBeforeFormAction =
+        $"default-src 'none'; style-src 'sha256-{Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(Style)))}'; img-src 'self' https:; ";
+
+    private const string PolicyAfterFormAction = "; frame-ancestors 'none'; base-uri 'none'";
+
+    /// <summary>The CSP allows exactly this stylesheet and no script at all; forms post to the broker only.</summary>
+    public static readonly string ContentSecurityPolicy = PolicyBeforeFormAction + "form-action 'self'" + PolicyAfterFormAction;
+
+    /// <summary>
+    /// Widens this response's <c>form-action</c> from the broker's own origin to <paramref name="origins"/> as well.
+    /// Chromium checks <c>form-action</c> against every redirect that follows a form's submission, not only its
+    /// <c>action</c> (CSP3 §6.4.3 leaves it to the browser; Chromium applies it to the whole chain), so a form whose
+    /// answer redirects to GitHub must name GitHub's origin here, or the click silently does nothing.
+    /// </summary>
+    public static void AllowFormsLeadingTo(HttpResponse response, IEnumerable<string> origins)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        var sources = origins.Select(OriginOf).Distinct(StringComparer.Ordinal).ToList();
+        response.Headers.ContentSecurityPolicy = PolicyBeforeFormAction + "form-action 'self'" + string.Concat(sources.Select(source => " " + source)) + PolicyAfterFormAction;
+    }
+
+    /// <summary>The origin of an absolute http(s) URL as a CSP source ("https://github.example.com:8443").</summary>
+    private static string OriginOf(string url)
+    {
+        var uri = new Uri(url, UriKind.Absolute);
+        if (uri.Scheme is not ("http" or "https"))
+        {
+            throw new ArgumentException($"A form may only lead to http(s) origins, not {uri.Scheme}.", nameof(url));
+        }
+
+        return uri.GetLeftPart(UriPartial.Authority);
+    }
 
     public static string Encode(string? text) => HtmlEncoder.Default.Encode(text ?? "");
 
@@ -30,6 +58,20 @@ public static class HtmlPage
             "text/html; charset=utf-8",
             Encoding.UTF8,
             statusCode);
+
+    /// <summary>
+    /// A page that moves the browser on to <paramref name="url"/> by itself (a meta refresh, as GitHub's own "you are
+    /// being redirected" page does) with a link for when it does not. A navigation that a page starts is not part of a
+    /// form's redirect chain, so it is what lets a form's answer lead to an origin that <c>form-action</c> cannot name
+    /// in advance (an instance's callback). No script: the CSP stays as it is.
+    /// </summary>
+    public static ContentHttpResult Continue(string title, string message, string url) =>
+        TypedResults.Content(
+            $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
+            + $"<meta http-equiv=\"refresh\" content=\"0;url={Encode(url)}\"><title>{Encode(title)}</title><style>{Style}</style></head>"
+            + $"<body><h1>{Encode(title)}</h1><p>{Encode(message)}</p><p><a class=\"button\" id=\"continue\" href=\"{Encode(url)}\">Continue</a></p></body></html>",
+            "text/html; charset=utf-8",
+            Encoding.UTF8);
 
     public static ContentHttpResult Error(string title, string message, int statusCode = StatusCodes.Status400BadRequest) =>
         Render(title, $"<p>{Encode(message)}</p><p>Go back to the application you came from and start the sign-in again.</p>", statusCode);
