@@ -16,7 +16,7 @@ RUN dotnet publish OAuthBroker/OAuthBroker.csproj --configuration Release --runt
 FROM mcr.microsoft.com/dotnet/runtime-deps:10.0
 WORKDIR /app
 COPY --from=build /app ./
-COPY appsettings.json ./
+# No appsettings.json: the build carries its defaults (OAuthBroker/Broker/BuiltInDefaults.cs, docs/configuration.md).
 # The allowlist lives in a folder of its own: edits replace it by an atomic rename, which a single bind-mounted file
 # cannot take. The database and the Data Protection key ring (which decrypts the signing key) live in /data.
 COPY --chown=app:app allowed-redirects.json /config/

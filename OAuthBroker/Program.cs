@@ -17,19 +17,20 @@ using OAuthBroker.Users;
 using OAuthBroker.Web;
 using OAuthBroker.Webhooks;
 
-if (BrokerCommandLine.IsCommand(args))
+var invocation = BrokerInvocation.Parse(args);
+if (invocation.Kind != InvocationKind.Serve)
 {
-    return await BrokerCommandLine.RunAsync(args);
+    return await BrokerCommandLine.RunAsync(invocation, args);
 }
 
 WebApplicationBuilder? builder = null;
 var started = false;
 try
 {
-    var (demo, hostArguments) = DemoMode.FromArguments(args);
     // Settings are read once and validated at start-up; a reload would not reach them. Watching for one would also put a
     // recursive file watcher on the content root, which wakes on every database write when the data folder sits under it.
-    builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=false", .. hostArguments]);
+    builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=false", .. invocation.HostArguments]);
+    builder.Configuration.AddBuiltInDefaults();
     builder.ReportStartupFailuresOnce();
 
     builder.Services
@@ -50,7 +51,7 @@ try
         .AddLifecycle()
         .AddOidc()
         .AddWebhooks();
-    builder.AddDemo(demo);
+    builder.AddDemo(invocation.Demo);
     builder.AddTelemetry();
 
     var app = builder.Build();

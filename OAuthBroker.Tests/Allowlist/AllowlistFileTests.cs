@@ -122,6 +122,6 @@ public sealed class AllowlistFileTests
     {
         var load = () => AllowlistFile.Load("/nonexistent/allowed-redirects.json", DefaultScopes, [], DateTimeOffset.UnixEpoch);
 
-        load.Should().Throw<AllowlistException>().WithMessage("*'/nonexistent/allowed-redirects.json' does not exist (Broker:AllowlistPath)*");
+        load.Should().Throw<AllowlistException>().WithMessage("*'/nonexistent/allowed-redirects.json' does not exist*Broker:AllowlistPath*");
     }
 }

@@ -37,7 +37,9 @@ public static partial class AllowlistFile
             var info = new FileInfo(path);
             if (!info.Exists)
             {
-                throw new AllowlistException($"Allowlist file '{info.FullName}' does not exist (Broker:AllowlistPath).");
+                throw new AllowlistException(
+                    $"Allowlist file '{info.FullName}' does not exist. Create it with {{\"instances\": []}} (or copy the repository's allowed-redirects.json) and add entries with 'allowlist add', "
+                    + "or set Broker:AllowlistPath (environment variable Broker__AllowlistPath) to where yours is.");
             }
 
             if (info.Length > MaxFileBytes)

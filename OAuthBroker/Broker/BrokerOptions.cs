@@ -84,12 +84,21 @@ public sealed class BrokerOptions
     public string DatabasePath => Path.Combine(Path.GetFullPath(DataPath), "broker.db");
 }
 
-public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
+/// <param name="requirePublicUrl">False for the admin commands, which never hand out a URL.</param>
+public sealed class BrokerOptionsValidator(bool requirePublicUrl = true) : IValidateOptions<BrokerOptions>
 {
     public ValidateOptionsResult Validate(string? name, BrokerOptions options)
     {
         var errors = new List<string>();
-        if (ConfiguredUrl.Check(options.PublicUrl) is { } urlError)
+        if (string.IsNullOrWhiteSpace(options.PublicUrl))
+        {
+            if (requirePublicUrl)
+            {
+                errors.Add("Broker:PublicUrl is required: the URL browsers reach the broker at, such as https://oauth.example.com (environment variable Broker__PublicUrl). "
+                    + "Only a broker listening on one loopback address (Urls, default " + BuiltInDefaults.ListenAddress + ") takes it from there.");
+            }
+        }
+        else if (ConfiguredUrl.Check(options.PublicUrl) is { } urlError)
         {
             errors.Add($"Broker:PublicUrl {urlError} (environment variable Broker__PublicUrl).");
         }
@@ -140,10 +149,11 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
 
 public static class BrokerSetup
 {
-    public static IServiceCollection AddBrokerOptions(this IServiceCollection services)
+    public static IServiceCollection AddBrokerOptions(this IServiceCollection services, bool requirePublicUrl = true)
     {
         services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.Section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
+        services.AddSingleton<IPostConfigureOptions<BrokerOptions>, PublicUrlFromListenAddress>();
+        services.AddSingleton<IValidateOptions<BrokerOptions>>(new BrokerOptionsValidator(requirePublicUrl));
         services.AddSingleton(TimeProvider.System);
         // First hosted service: schema, keys and allowlist are ready before anything else starts.
         services.AddHostedService<BrokerStartup>();

@@ -13,27 +13,50 @@ namespace OAuthBroker.Cli;
 /// </summary>
 public static class BrokerCommandLine
 {
-    private static readonly string[] Commands = ["allowlist", "keys", "health"];
-
-    public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0], StringComparer.Ordinal);
-
-    public static async Task<int> RunAsync(string[] args, IDictionary<string, string?>? settings = null, TextWriter? output = null, TextWriter? error = null)
+    /// <summary>Prints the help or the version (exit 0), refuses an unknown argument (exit 2), or runs an admin command.</summary>
+    public static async Task<int> RunAsync(BrokerInvocation invocation, string[] args, IDictionary<string, string?>? settings = null, TextWriter? output = null, TextWriter? error = null)
     {
+        ArgumentNullException.ThrowIfNull(invocation);
         output ??= Console.Out;
         error ??= Console.Error;
+        switch (invocation.Kind)
+        {
+            case InvocationKind.Help:
+                await output.WriteLineAsync(BrokerInvocation.Usage);
+                return 0;
+            case InvocationKind.Version:
+                await output.WriteLineAsync("OAuthBroker " + BrokerInvocation.Version);
+                return 0;
+            case InvocationKind.Unknown:
+                await error.WriteLineAsync($"OAuthBroker: '{invocation.Offending}' is neither a command nor an option of the service.");
+                await error.WriteLineAsync(BrokerInvocation.Usage);
+                return 2;
+            case InvocationKind.Serve:
+                throw new ArgumentException("The service is not a command.", nameof(invocation));
+            default:
+                return await RunCommandAsync(args, settings, output, error);
+        }
+    }
+
+    public static Task<int> RunAsync(string[] args, IDictionary<string, string?>? settings = null, TextWriter? output = null, TextWriter? error = null) =>
+        RunAsync(BrokerInvocation.Parse(args), args, settings, output, error);
+
+    private static async Task<int> RunCommandAsync(string[] args, IDictionary<string, string?>? settings, TextWriter output, TextWriter error)
+    {
 
         WebApplicationBuilder? builder = null;
         try
         {
             // The command's own arguments are not configuration: only files and environment variables configure it.
             builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+            builder.Configuration.AddBuiltInDefaults();
             if (settings is not null)
             {
                 builder.Configuration.AddInMemoryCollection(settings);
             }
 
             builder.Logging.ClearProviders();
-            builder.Services.AddBrokerOptions().AddStorage().AddAllowlist().AddTokens().AddAudit();
+            builder.Services.AddBrokerOptions(requirePublicUrl: false).AddStorage().AddAllowlist().AddTokens().AddAudit();
             await using var app = builder.Build();
 
             var root = new RootCommand("OAuthBroker admin commands. Without a command, the broker runs as a service.")

@@ -8,12 +8,6 @@ namespace OAuthBroker.Demo;
 /// <summary><c>--demo</c>: the whole flow on one machine with no GitHub app, against a stand-in GitHub and a demo instance.</summary>
 public static class DemoMode
 {
-    public const string Switch = "--demo";
-
-    /// <summary>Takes the switch out of the arguments (the configuration parser would read it as a key without a value).</summary>
-    public static (bool Requested, string[] HostArguments) FromArguments(string[] args) =>
-        (args.Contains(Switch, StringComparer.Ordinal), args.Where(arg => arg != Switch).ToArray());
-
     public static WebApplicationBuilder AddDemo(this WebApplicationBuilder builder, bool requested)
     {
         if (!requested && !builder.Configuration.GetValue<bool>("Demo:Enabled"))
@@ -42,13 +36,16 @@ public static class DemoMode
     /// <summary>Anyone who reaches a demo broker can sign in as its made-up user: it listens on this machine only.</summary>
     private static void RequireLoopback(ConfigurationManager configuration)
     {
-        var urls = (configuration["Urls"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Append(configuration["Broker:PublicUrl"] ?? "");
-        var exposed = urls.Where(url => !Uri.TryCreate(url, UriKind.Absolute, out var uri) || !(uri.IsLoopback || uri.Host == "127.0.0.1")).ToList();
+        var settings = (configuration["Urls"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(url => (Setting: "Urls", Value: url))
+            .Append((Setting: "Broker:PublicUrl", Value: configuration["Broker:PublicUrl"] ?? ""))
+            .Where(setting => setting.Value.Length > 0);
+        var exposed = settings.Where(setting => !Uri.TryCreate(setting.Value, UriKind.Absolute, out var uri) || !uri.IsLoopback).ToList();
         if (exposed.Count > 0)
         {
             throw new StartupException(
-                $"Demo mode runs on loopback only, and {string.Join(", ", exposed)} is not: set Urls and Broker:PublicUrl to http://127.0.0.1:PORT (the defaults), or start without --demo.");
+                $"Demo mode runs on loopback only, and {string.Join(", ", exposed.Select(setting => $"{setting.Setting} {setting.Value}"))} is not: "
+                + $"listen on http://127.0.0.1:PORT (Urls, default {BuiltInDefaults.ListenAddress}) and leave Broker:PublicUrl out (it follows Urls), or start without --demo.");
         }
     }
 
