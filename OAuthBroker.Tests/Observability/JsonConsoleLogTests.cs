@@ -33,8 +33,21 @@ public sealed class JsonConsoleLogTests : FakeGitHubTest
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         lines.Should().NotBeEmpty();
         var events = lines.Select(line => JsonDocument.Parse(line).RootElement).ToList();
-        string[] members = ["EventId", "LogLevel", "Category", "Message"];
+        string[] members = ["Timestamp", "EventId", "LogLevel", "Category", "Message"];
         events.Select(e => members.All(member => e.TryGetProperty(member, out var _))).Should().AllBeEquivalentTo(true);
+        foreach (var e in events)
+        {
+            // ISO 8601 in UTC, to the millisecond, within the run; and the message once, not again inside State.
+            e.GetProperty("Timestamp").GetString().Should().MatchRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$");
+            DateTimeOffset.Parse(e.GetProperty("Timestamp").GetString()!, System.Globalization.CultureInfo.InvariantCulture).Should().BeCloseTo(DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5));
+            if (e.TryGetProperty("State", out var state))
+            {
+                state.TryGetProperty("Message", out _).Should().BeFalse(e.ToString());
+                state.TryGetProperty("{OriginalFormat}", out _).Should().BeFalse(e.ToString());
+            }
+        }
+
+        events.Where(e => e.TryGetProperty("State", out var state) && state.TryGetProperty("InstanceId", out var _)).Should().NotBeEmpty("the events' fields are kept, once");
         events.Should().Contain(e => e.GetProperty("Message").GetString()!.StartsWith("Login completed", StringComparison.Ordinal));
         foreach (var secret in GitHub.Secrets)
         {

@@ -23,8 +23,16 @@ public sealed record BrokerInvocation(InvocationKind Kind, bool Demo, string[] H
     private static readonly string[] Commands = ["allowlist", "keys", "health"];
     private static readonly string[] HelpWords = ["--help", "-h", "help", "-?"];
 
-    // The host's own switches; anything else the service takes is a configuration key, which has a ':' in it.
-    private static readonly string[] HostSwitches = ["urls", "environment", "contentRoot", "applicationName"];
+    // What the service takes as --KEY[=VALUE]: the host's own switches, the sections the broker and the framework read
+    // (a whole section, "--Broker=", as the test host passes it, or one key below it, "--Broker:PublicUrl=…"), and
+    // the few top-level settings. A key outside these is a typo the configuration would silently ignore.
+    private static readonly string[] KnownKeys =
+    [
+        "urls", "environment", "contentRoot", "applicationName", "AllowedHosts", "http_ports", "https_ports",
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME",
+        "Admin", "Audit", "Broker", "Demo", "GitHub", "GitHubApp", "RateLimits", "Telemetry", "Webhooks",
+        "ConnectionStrings", "Logging", "Kestrel", "hostBuilder",
+    ];
 
     /// <summary>
     /// Reads the arguments strictly: a mistyped switch (<c>--dmeo</c>) must not start a server that silently ignores it,
@@ -66,7 +74,8 @@ public sealed record BrokerInvocation(InvocationKind Kind, bool Demo, string[] H
 
             var equals = argument.IndexOf('=', StringComparison.Ordinal);
             var key = equals < 0 ? argument[2..] : argument[2..equals];
-            if (key.Length == 0 || !(key.Contains(':', StringComparison.Ordinal) || HostSwitches.Contains(key, StringComparer.OrdinalIgnoreCase)))
+            var section = key.Split(':')[0];
+            if (!KnownKeys.Contains(section, StringComparer.OrdinalIgnoreCase))
             {
                 return new(InvocationKind.Unknown, false, [], argument);
             }

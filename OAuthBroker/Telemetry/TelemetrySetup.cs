@@ -45,6 +45,9 @@ public static class TelemetrySetup
         // Without a request log, hosting also no longer starts an Activity for every request when nothing traces.
         builder.Logging.AddFilter(RequestLogCategory, LogLevel.None);
         builder.Logging.AddFilter(ResultLogCategory, LogLevel.Warning);
+        // Registered as the console logger takes formatters, without AddConsoleFormatter's reflection-bound options.
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Logging.Console.ConsoleFormatter, JsonLineFormatter>());
+        builder.Services.AddSingleton<IPostConfigureOptions<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>, JsonLineFormatterSelection>();
         builder.Services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.Section)
             .Validate<IOptions<AdminOptions>>((telemetry, admin) => !telemetry.Prometheus || !string.IsNullOrEmpty(admin.Value.ApiToken),
                 "Telemetry:Prometheus serves /metrics to the admin API token: set Admin:ApiToken too (Prometheus sends it as a bearer token).")
