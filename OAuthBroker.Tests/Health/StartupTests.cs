@@ -51,7 +51,6 @@ public sealed class StartupTests : FakeGitHubTest
     [InlineData("GitHub:ClientSecret", "", "GitHub:ClientSecret is required")]
     [InlineData("GitHub:BaseUrl", "http://github.example.com", "GitHub:BaseUrl must use https")]
     [InlineData("GitHub:ApiUrl", "not a url", "GitHub:ApiUrl must be an absolute http(s) URL")]
-    [InlineData("Broker:PublicUrl", "", "Broker:PublicUrl is required")]
     [InlineData("Broker:PublicUrl", "https://broker.example.com/?x=1", "Broker:PublicUrl must not carry a query")]
     [InlineData("Broker:TokenLifetime", "2.00:00:00", "Broker:TokenLifetime must be between")]
     [InlineData("Broker:SigningAlgorithm", "HS256", "Broker:SigningAlgorithm must be ES256 or RS256")]
@@ -60,6 +59,25 @@ public sealed class StartupTests : FakeGitHubTest
         using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { [key] = value });
 
         StartupFailure.Of(broker).Should().Contain(message);
+    }
+
+    [Theory]
+    [InlineData("http://0.0.0.0:8080")]
+    [InlineData("http://127.0.0.1:5080;http://[::1]:5080")]
+    [InlineData("http://127.0.0.1:0")]
+    public void Without_a_public_URL_start_up_stops_naming_it_unless_the_broker_listens_on_one_loopback_address(string urls)
+    {
+        using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["Broker:PublicUrl"] = "", ["Urls"] = urls });
+
+        StartupFailure.Of(broker).Should().Contain("Broker:PublicUrl is required").And.Contain("Broker__PublicUrl");
+    }
+
+    [Fact]
+    public void Without_a_public_URL_a_broker_on_one_loopback_address_is_reached_there()
+    {
+        using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?> { ["Broker:PublicUrl"] = "", ["Urls"] = "http://127.0.0.1:5999" });
+
+        broker.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<OAuthBroker.Broker.BrokerOptions>>().Value.Issuer.Should().Be("http://127.0.0.1:5999");
     }
 
     [Fact]

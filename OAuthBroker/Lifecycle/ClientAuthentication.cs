@@ -105,9 +105,15 @@ public sealed class ClientAuthenticator(IClientAssertionRepository assertions, I
         }
 
         var assertion = form["client_assertion"].ToString();
-        if (assertion.Length > MaxAssertionLength || CompactJwsShape.Check(assertion) is not null)
+        // The algorithms a client key may sign with (PS256 too, which the metadata advertises), not only the broker's own.
+        if (assertion.Length > MaxAssertionLength)
         {
-            return Refused("the client assertion is not a compact JWS of bounded size");
+            return Refused("the client assertion is longer than the size bound");
+        }
+
+        if (CompactJwsShape.Check(assertion, ClientKey.Algorithms) is { } shapeError)
+        {
+            return Refused($"the client assertion is not an accepted compact JWS: {shapeError}");
         }
 
         string clientId;

@@ -5,7 +5,8 @@ namespace OAuthBroker.Tokens;
 
 /// <summary>
 /// The shape a token must have before any library sees it: three base64url segments; a header with only
-/// <c>alg</c>, <c>kid</c> and <c>typ</c>, <c>alg</c> exactly ES256 or RS256; header and payload JSON objects without
+/// <c>alg</c>, <c>kid</c> and <c>typ</c>, <c>alg</c> exactly one the caller accepts (ES256 or RS256 unless it names
+/// others); header and payload JSON objects without
 /// duplicate keys. Anything else (alg none in any case, jku/x5u/jwk/x5c key hints, crit, a JWE, a duplicate claim a
 /// second parser could read differently) is refused here, whatever the library would have done with it.
 /// </summary>
@@ -14,8 +15,11 @@ public static class CompactJwsShape
     private static readonly string[] AllowedHeaderMembers = ["alg", "kid", "typ"];
     private static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false, MaxDepth = 8 };
 
-    public static string? Check(string token)
+    private static readonly string[] BrokerAlgorithms = ["ES256", "RS256"];
+
+    public static string? Check(string token, IReadOnlyCollection<string>? algorithms = null)
     {
+        algorithms ??= BrokerAlgorithms;
         var segments = token.Split('.');
         if (segments.Length != 3 || segments.Any(segment => segment.Length == 0 || !segment.All(IsBase64UrlCharacter)))
         {
@@ -36,9 +40,9 @@ public static class CompactJwsShape
             }
         }
 
-        if (!header.RootElement.TryGetProperty("alg", out var alg) || alg.ValueKind != JsonValueKind.String || alg.GetString() is not ("ES256" or "RS256"))
+        if (!header.RootElement.TryGetProperty("alg", out var alg) || alg.ValueKind != JsonValueKind.String || !algorithms.Contains(alg.GetString()!, StringComparer.Ordinal))
         {
-            return "alg is not ES256 or RS256";
+            return $"alg is not {string.Join(" or ", algorithms)}";
         }
 
         using var payload = ParseObject(segments[1]);
