@@ -54,6 +54,50 @@ public sealed class DemoIsolationTests : IDisposable
         File.Exists(missing).Should().BeFalse();
     }
 
+    [Fact]
+    public async Task A_killed_demos_folder_is_swept_by_the_next_demo_and_no_folder_of_a_live_process_or_without_a_mark_is_touched()
+    {
+        var temp = Path.GetTempPath();
+        var (firstIssuer, firstEnvironment) = Demo([]);
+        await using var first = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll("--demo"), firstIssuer, firstEnvironment);
+        var killedFolder = Directory.EnumerateDirectories(temp, "oauthbroker-demo-*")
+            .Single(dir => File.Exists(Path.Combine(dir, "owner")) && File.ReadAllText(Path.Combine(dir, "owner")).StartsWith($"{first.Id} ", StringComparison.Ordinal));
+        first.KillHard();
+        await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
+        Directory.Exists(killedFolder).Should().BeTrue("a killed demo cannot delete its folder");
+
+        // Beside it: a folder whose mark names this live test process, one whose process id was reused by another
+        // process (same id, another start time), and one with no mark, which the broker did not make.
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        var live = MakeDemoFolder($"{self.Id} {self.StartTime.ToUniversalTime().Ticks}");
+        var reused = MakeDemoFolder($"{self.Id} 42");
+        var unmarked = Directory.CreateTempSubdirectory("oauthbroker-demo-").FullName;
+        try
+        {
+            var (issuer, environment) = Demo([]);
+            await using var next = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll("--demo"), issuer, environment);
+
+            Directory.Exists(killedFolder).Should().BeFalse("the next demo swept the killed one's folder");
+            Directory.Exists(reused).Should().BeFalse("its process is gone, whatever now has the id");
+            Directory.Exists(live).Should().BeTrue("its process still runs");
+            Directory.Exists(unmarked).Should().BeTrue("a folder without the broker's mark is not the broker's");
+        }
+        finally
+        {
+            foreach (var made in new[] { live, reused, unmarked }.Where(Directory.Exists))
+            {
+                Directory.Delete(made, recursive: true);
+            }
+        }
+
+        static string MakeDemoFolder(string mark)
+        {
+            var made = Directory.CreateTempSubdirectory("oauthbroker-demo-").FullName;
+            File.WriteAllText(Path.Combine(made, "owner"), mark);
+            return made;
+        }
+    }
+
     /// <summary>A demo on a free loopback port in the Development environment, with <paramref name="settings"/> besides.</summary>
     private static (string Issuer, Dictionary<string, string?> Environment) Demo(Dictionary<string, string?> settings)
     {

@@ -51,6 +51,9 @@ public sealed class BrokerProcess : IAsyncDisposable
 
     public int? ExitCode => process.HasExited ? process.ExitCode : null;
 
+    /// <summary>The process id (the broker's own: <c>dotnet OAuthBroker.dll</c> runs in the dotnet process).</summary>
+    public int Id => process.Id;
+
     public static BrokerProcess Start(BrokerCommand command, IDictionary<string, string?>? environment = null, string? workingDirectory = null)
     {
         if (command.FileName == NativeBroker.ExecutablePath && !File.Exists(command.FileName))

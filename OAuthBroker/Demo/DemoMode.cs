@@ -51,17 +51,18 @@ public static class DemoMode
 
     /// <summary>
     /// A demo never runs beside real instances: its database, key ring and signing key live in a temporary folder of
-    /// its own, deleted when it stops, and its allowlist holds the demo instance alone, plus the entries of
+    /// its own, deleted when it stops (or by the next demo, when it was killed), and its allowlist holds the demo instance alone, plus the entries of
     /// <c>Demo:AllowlistPath</c> when one is given (to try an instance of your own against the demo).
     /// </summary>
     private static void UseOwnFolder(WebApplicationBuilder builder)
     {
-        var folder = Directory.CreateTempSubdirectory("oauthbroker-demo-").FullName;
+        DemoFolders.SweepStale(Path.GetTempPath());
+        var folder = DemoFolders.Create();
         var own = builder.Configuration["Demo:AllowlistPath"] is { Length: > 0 } given ? Path.GetFullPath(given) : null;
         if (own is not null && !File.Exists(own))
         {
             // Creating it would hide a mistyped path behind a demo without the instance that was meant to be tried.
-            Directory.Delete(folder);
+            Directory.Delete(folder, recursive: true);
             throw new StartupException($"Demo:AllowlistPath names {own}, which does not exist. Give the allowlist file of the instance to try against the demo, or leave the setting out.");
         }
 
