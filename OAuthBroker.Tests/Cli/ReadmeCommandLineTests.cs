@@ -18,14 +18,13 @@ public sealed class ReadmeCommandLineTests : IDisposable
     [InlineData("native")]
     public async Task Every_command_in_the_README_runs_and_exits_as_promised(string build)
     {
-        // The layout the commands run in, as in the Docker image's /app: the settings file beside the allowlist.
-        File.Copy(Path.Combine(NodeProcess.RepositoryRoot, "appsettings.json"), Path.Combine(folder.Path, "appsettings.json"));
+        // No settings file: the commands take their defaults from the build, as in the Docker image.
         var allowlist = Path.Combine(folder.Path, "allowed-redirects.json");
         File.WriteAllText(allowlist, """{ "instances": [] }""");
         File.WriteAllText(Path.Combine(folder.Path, "wiki-public.jwk"), JsonSerializer.Serialize(InstanceKey.Rsa().PublicJwk));
         // As the README says: the commands get the key-encryption key the service gets.
         var environment = new Dictionary<string, string?> { ["Broker__KeyEncryptionKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) };
-        var commands = Readme.Commands("### Command line");
+        var commands = Readme.Commands("## Command line", "docs/administration.md");
         commands.Should().NotBeEmpty().And.OnlyContain(command => command.Text.StartsWith("dotnet OAuthBroker.dll ", StringComparison.Ordinal));
 
         var results = new List<(ReadmeCommand Command, CliResult Result)>();

@@ -33,13 +33,13 @@ public sealed partial class ReadmeRunCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task The_READMEs_integration_recipe_against_the_demo_runs_as_written_and_Chromium_signs_in_through_the_example()
+    public async Task The_integration_recipe_against_the_demo_runs_as_written_and_Chromium_signs_in_through_the_example()
     {
         // The block as a reader pastes it into one shell at the repository root: the demo broker on 5080 in the
         // background, the Node.js example on 3000 in the foreground. Three origins but one: the demo's stand-in GitHub
         // lives on the broker's. Its consent form once led, through the broker's redirect, to the example's origin,
         // which the page's form-action blocked in Chromium.
-        var block = Readme.ShellBlock("## Integrating an instance", "node keygen.mjs");
+        var block = Readme.ShellBlock("# Integrating an instance", "node keygen.mjs", "docs/integrating.md");
         var example = Path.Combine(NodeProcess.RepositoryRoot, "examples", "node-instance");
         try
         {

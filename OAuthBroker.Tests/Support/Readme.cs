@@ -2,20 +2,23 @@ using System.Text.RegularExpressions;
 
 namespace OAuthBroker.Tests.Support;
 
-/// <summary>The README's shell blocks, read as a user reads them, so tests run the commands as written.</summary>
+/// <summary>The shell blocks of the README and of docs/, read as a user reads them, so tests run the commands as written.</summary>
 public static partial class Readme
 {
-    public static string Text => File.ReadAllText(Path.Combine(NodeProcess.RepositoryRoot, "README.md"));
+    public static string Text => TextOf("README.md");
+
+    /// <summary>A documentation file by its path from the repository root ("docs/administration.md").</summary>
+    public static string TextOf(string file) => File.ReadAllText(Path.Combine(NodeProcess.RepositoryRoot, file));
 
     /// <summary>
     /// The commands of the first <c>sh</c> block under <paramref name="heading"/>: continuation lines joined, comments
     /// dropped, each split into words (the README's commands use no quoting).
     /// </summary>
-    public static IReadOnlyList<ReadmeCommand> Commands(string heading)
+    public static IReadOnlyList<ReadmeCommand> Commands(string heading, string file = "README.md")
     {
-        var text = Text;
+        var text = TextOf(file);
         var at = text.IndexOf("\n" + heading + "\n", StringComparison.Ordinal);
-        at.Should().BeGreaterThanOrEqualTo(0, $"the README has a heading '{heading}'");
+        at.Should().BeGreaterThanOrEqualTo(0, $"{file} has a heading '{heading}'");
         var block = ShellBlock().Match(text, at);
         block.Success.Should().BeTrue($"a sh block follows '{heading}'");
         var joined = block.Groups[1].Value.Replace("\\\n", " ", StringComparison.Ordinal);
@@ -23,11 +26,11 @@ public static partial class Readme
     }
 
     /// <summary>The text of the <c>sh</c> block under <paramref name="heading"/> that contains <paramref name="marker"/>, for a shell to run as written.</summary>
-    public static string ShellBlock(string heading, string marker)
+    public static string ShellBlock(string heading, string marker, string file = "README.md")
     {
-        var text = Text;
+        var text = "\n" + TextOf(file);
         var at = text.IndexOf("\n" + heading + "\n", StringComparison.Ordinal);
-        at.Should().BeGreaterThanOrEqualTo(0, $"the README has a heading '{heading}'");
+        at.Should().BeGreaterThanOrEqualTo(0, $"{file} has a heading '{heading}'");
         var next = text.IndexOf("\n## ", at + heading.Length + 1, StringComparison.Ordinal);
         var section = next < 0 ? text[at..] : text[at..next];
         var block = ShellBlock().Matches(section).Select(match => match.Groups[1].Value).FirstOrDefault(body => body.Contains(marker, StringComparison.Ordinal));
