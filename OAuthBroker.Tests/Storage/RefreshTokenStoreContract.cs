@@ -29,6 +29,25 @@ public abstract class RefreshTokenStoreContract<TBackend> : StorageContract<TBac
     }
 
     [Fact]
+    public async Task Revoking_with_the_access_token_ends_an_unused_token_once_and_says_why()
+    {
+        var rows = Backend.RefreshTokens();
+        var (open, used) = (NewHash(), NewHash());
+        await rows.RecordAsync(open, "trackeep-home", 7, 1_000, 90_000, CancellationToken.None);
+        await rows.RecordAsync(used, "trackeep-home", 7, 1_000, 90_000, CancellationToken.None);
+        await rows.AnswerAsync(used, 2_000, "issued", "{}", CancellationToken.None);
+
+        (await rows.RevokeWithAccessTokenAsync(open, 5_000, CancellationToken.None)).Should().BeTrue();
+        (await rows.RevokeWithAccessTokenAsync(open, 6_000, CancellationToken.None)).Should().BeFalse("it is revoked already");
+        (await rows.RevokeWithAccessTokenAsync(used, 5_000, CancellationToken.None)).Should().BeFalse("a used token's answer stands");
+
+        var row = await Backend.RefreshTokens().FindAsync(open, CancellationToken.None);
+        row!.RevokedAt.Should().Be(5_000);
+        row.RevokedBy.Should().Be("access_token");
+        (await rows.FindAsync(used, CancellationToken.None))!.RevokedAt.Should().BeNull();
+    }
+
+    [Fact]
     public async Task Ending_a_users_access_marks_their_unused_unexpired_tokens_only()
     {
         var rows = Backend.RefreshTokens();

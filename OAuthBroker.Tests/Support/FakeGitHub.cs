@@ -69,6 +69,7 @@ public sealed class FakeGitHub : IAsyncDisposable
     private readonly ConcurrentDictionary<string, IssuedCode> codes = new();
     private readonly ConcurrentDictionary<string, IssuedToken> tokens = new();
     private readonly ConcurrentDictionary<string, string> refreshTokens = new();
+    private readonly ConcurrentDictionary<string, IssuedToken> revokedWithLiveRefresh = new();
     private readonly ConcurrentQueue<string> issuedSecrets = new();
     private readonly ConcurrentDictionary<long, (string Account, long[] Users)> installations = new();
     private int refreshCalls;
@@ -118,6 +119,12 @@ public sealed class FakeGitHub : IAsyncDisposable
 
     /// <summary>Whether the GitHub App's user tokens expire (the app setting, on by default on GitHub).</summary>
     public bool AppExpiringTokens { get; set; } = true;
+
+    /// <summary>Whether DELETE /applications/{client_id}/token also ends the refresh token issued with the access token (undocumented; off).</summary>
+    public bool RevokeEndsRefreshToken { get; set; }
+
+    /// <summary>Whether GitHub would still refresh with <paramref name="refreshToken"/>.</summary>
+    public bool IsLiveRefreshToken(string refreshToken) => refreshTokens.ContainsKey(refreshToken);
 
     /// <summary>DELETE /applications/{client_id}/grant calls, whatever their outcome.</summary>
     public int GrantRevokeCallCount => Volatile.Read(ref grantRevokeCalls);
@@ -504,8 +511,10 @@ public sealed class FakeGitHub : IAsyncDisposable
 
         // Another app's refresh token is unknown to this one, and left as it was.
         var presented = form["refresh_token"].ToString();
-        if (!refreshTokens.TryGetValue(presented, out var owner) || IssuerOf(owner) != form["client_id"]
-            || !refreshTokens.TryRemove(presented, out var accessToken) || !tokens.TryRemove(accessToken, out var previous))
+        if (!refreshTokens.TryGetValue(presented, out var owner)
+            || (IssuerOf(owner) ?? (revokedWithLiveRefresh.TryGetValue(presented, out var revoked) ? revoked.ClientId : null)) != form["client_id"]
+            || !refreshTokens.TryRemove(presented, out var accessToken)
+            || !(tokens.TryRemove(accessToken, out var previous) || revokedWithLiveRefresh.TryRemove(presented, out previous)))
         {
             var error = new Dictionary<string, object?> { ["error"] = "bad_refresh_token", ["error_description"] = "The refresh token passed is incorrect or expired.", ["error_uri"] = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors" };
             return RefreshErrorStatus == 200 ? Answer(accept, error) : Results.Json(error, statusCode: RefreshErrorStatus);
@@ -533,9 +542,19 @@ public sealed class FakeGitHub : IAsyncDisposable
             return Results.Json(new { message = "Not Found" }, statusCode: 404);
         }
 
+        // GitHub documents this call as revoking the one token; whether the refresh token issued with it dies is not
+        // documented, so the fake keeps it unless a test says otherwise.
         if (issued.RefreshToken is { } refresh)
         {
-            refreshTokens.TryRemove(refresh, out _);
+            if (RevokeEndsRefreshToken)
+            {
+                refreshTokens.TryRemove(refresh, out _);
+            }
+            else
+            {
+                // The refresh token still refreshes: it remembers what the revoked access token was issued for.
+                revokedWithLiveRefresh[refresh] = issued;
+            }
         }
 
         return Results.NoContent();

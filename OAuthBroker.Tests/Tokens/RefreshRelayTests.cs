@@ -176,6 +176,33 @@ public sealed class RefreshRelayTests : TokenLifecycleTest
         audit.Should().Be(2);
     }
 
+    [Fact]
+    public async Task Revoking_an_access_token_ends_the_refresh_token_issued_with_it_even_where_GitHub_keeps_it()
+    {
+        // GitHub documents DELETE /applications/{client_id}/token as revoking that one token: the fake keeps the
+        // refresh token alive, and the broker must stop relaying it (RFC 7009 section 2.1), as the docs promise.
+        var (access, refresh) = Tokens(await LoginAsync());
+        var (otherAccess, otherRefresh) = Tokens(await LoginAsync());
+
+        using (var revoked = await RevokeAsync(access, "trackeep-home", TrackeepSecret))
+        {
+            revoked.StatusCode.Should().Be(HttpStatusCode.OK, await revoked.Content.ReadAsStringAsync());
+        }
+
+        GitHub.IsLive(access).Should().BeFalse();
+        GitHub.IsLiveRefreshToken(refresh).Should().BeTrue("this GitHub keeps the refresh token");
+        using var refused = await RefreshAsync(refresh, "trackeep-home", TrackeepSecret);
+        refused.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        var error = await refused.Content.ReadFromJsonAsync<JsonObject>();
+        ((string?)error!["error"]).Should().Be("invalid_grant");
+        ((string?)error["error_description"]).Should().Contain("revoked with its access token");
+        GitHub.RefreshCallCount.Should().Be(0, "GitHub is not asked");
+
+        using var other = await RefreshAsync(otherRefresh, "trackeep-home", TrackeepSecret);
+        other.StatusCode.Should().Be(HttpStatusCode.OK, "another sign-in's refresh token lives on");
+        _ = otherAccess;
+    }
+
     [Theory]
     [InlineData(200)]
     [InlineData(400)]

@@ -66,11 +66,12 @@ public sealed class RefreshRelay(
 
         var now = time.GetUtcNow();
         var accessExpiresAt = token.ExpiresAt ?? now.Add(UnexpiringTokenRecord);
-        await accessTokens.RecordAsync(Hash(token.AccessToken), instance.Id, user.Id, now.ToUnixTimeMilliseconds(), accessExpiresAt.ToUnixTimeMilliseconds(), cancellationToken);
-        if (instance.Refresh && token.RefreshToken is { } refreshToken)
+        var refreshHash = instance.Refresh && token.RefreshToken is { } refreshToken ? Hash(refreshToken) : null;
+        await accessTokens.RecordAsync(Hash(token.AccessToken), instance.Id, user.Id, now.ToUnixTimeMilliseconds(), accessExpiresAt.ToUnixTimeMilliseconds(), refreshHash, cancellationToken);
+        if (refreshHash is not null)
         {
             var expiresAt = token.RefreshTokenExpiresAt ?? now.Add(DefaultRefreshLifetime);
-            await rows.RecordAsync(Hash(refreshToken), instance.Id, user.Id, now.ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), cancellationToken);
+            await rows.RecordAsync(refreshHash, instance.Id, user.Id, now.ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), cancellationToken);
         }
     }
 
@@ -94,6 +95,14 @@ public sealed class RefreshRelay(
             return failure.Kind == GitHubFailureKind.Unavailable
                 ? Unavailable("GitHub is not reachable right now; try the revocation again shortly.") with { Reason = failure.Reason }
                 : Error(StatusCodes.Status502BadGateway, "server_error", "GitHub did not revoke the token.", outcome: "github_error") with { Reason = failure.Reason };
+        }
+
+        // GitHub documents this call as revoking the one access token; the refresh token issued with it is not said to
+        // die. RFC 7009 section 2.1 lets the server end it too, and the instance asked to end this sign-in: the broker
+        // stops relaying it (GitHub may still hold it until it expires, unused).
+        if (await accessTokens.FindRefreshHashAsync(hash, cancellationToken) is { } refreshHash)
+        {
+            await rows.RevokeWithAccessTokenAsync(refreshHash, time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         }
 
         return new RelayAnswer(StatusCodes.Status200OK, "{}", "revoked", null, null);
@@ -121,6 +130,11 @@ public sealed class RefreshRelay(
         }
 
         // The user revoked the app on GitHub (its webhook said so): GitHub would refuse the token, so it is not asked.
+        if (row.RevokedAt is not null && row.RevokedBy == RefreshTokenRows.RevokedWithAccessToken)
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The refresh token was revoked with its access token (/oauth/revoke): sign the user in again.", outcome: "revoked_with_access_token");
+        }
+
         if (row.RevokedAt is not null)
         {
             return Error(StatusCodes.Status400BadRequest, "invalid_grant", "The user revoked the broker's GitHub App on GitHub: sign the user in again.", outcome: "app_revoked");

@@ -16,6 +16,9 @@ public sealed record RefreshTokenRow(byte[] TokenHash, string InstanceId, long U
     /// <summary>Set when the user revoked the broker's GitHub App on GitHub (its webhook): the token is dead, and no refresh is tried.</summary>
     public long? RevokedAt { get; init; }
 
+    /// <summary>Why <see cref="RevokedAt"/> is set: <c>access_token</c> when revoked with its access token; null for the app's revocation.</summary>
+    public string? RevokedBy { get; init; }
+
     public override string ToString() => $"RefreshTokenRow {{ InstanceId = {InstanceId}, UserId = {UserId}, Outcome = {Outcome} }}";
 }
 
@@ -47,11 +50,16 @@ public interface IRefreshTokenRepository
 
     /// <summary>Deletes rows of expired tokens and answers older than <paramref name="answeredBefore"/>; returns how many.</summary>
     Task<int> DeleteEndedAsync(long now, long answeredBefore, CancellationToken cancellationToken);
+
+    /// <summary>Ends an unused refresh token because its access token was revoked (RFC 7009 section 2.1); true if it was live.</summary>
+    Task<bool> RevokeWithAccessTokenAsync(byte[] tokenHash, long now, CancellationToken cancellationToken);
 }
 
 internal static class RefreshTokenRows
 {
-    public const string Columns = "token_hash, instance_id, user_id, issued_at, expires_at, claimed_at, answered_at, outcome, answer, revoke_grant_at, revoked_at";
+    public const string Columns = "token_hash, instance_id, user_id, issued_at, expires_at, claimed_at, answered_at, outcome, answer, revoke_grant_at, revoked_at, revoked_by";
+
+    public const string RevokedWithAccessToken = "access_token";
 
     public static RefreshTokenRow Read(System.Data.Common.DbDataReader reader) => new(
         reader.GetFieldValue<byte[]>(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4),
@@ -60,6 +68,7 @@ internal static class RefreshTokenRows
     {
         RevokeGrantAt = reader.IsDBNull(9) ? null : reader.GetInt64(9),
         RevokedAt = reader.IsDBNull(10) ? null : reader.GetInt64(10),
+        RevokedBy = reader.IsDBNull(11) ? null : reader.GetString(11),
     };
 }
 
@@ -115,6 +124,13 @@ public sealed class SqliteRefreshTokenRepository(SqliteConnectionFactory connect
         return await lease.Prepared("DELETE FROM refresh_tokens WHERE expires_at < @now OR answered_at < @answered")
             .With("@now", now).With("@answered", answeredBefore).ExecuteNonQueryAsync(cancellationToken);
     }
+
+    public async Task<bool> RevokeWithAccessTokenAsync(byte[] tokenHash, long now, CancellationToken cancellationToken)
+    {
+        await using var lease = await connections.OpenAsync(cancellationToken);
+        return await lease.Prepared("UPDATE refresh_tokens SET revoked_at = @now, revoked_by = @by WHERE token_hash = @hash AND revoked_at IS NULL AND answered_at IS NULL")
+            .With("@now", now).With("@by", RefreshTokenRows.RevokedWithAccessToken).With("@hash", tokenHash).ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
 }
 
 public sealed class PostgresRefreshTokenRepository(PostgresDatabase database) : IRefreshTokenRepository
@@ -143,4 +159,8 @@ public sealed class PostgresRefreshTokenRepository(PostgresDatabase database) : 
 
     public Task<int> DeleteEndedAsync(long now, long answeredBefore, CancellationToken cancellationToken) =>
         database.ExecuteAsync("DELETE FROM refresh_tokens WHERE expires_at < $1 OR answered_at < $2", cancellationToken, now, answeredBefore);
+
+    public async Task<bool> RevokeWithAccessTokenAsync(byte[] tokenHash, long now, CancellationToken cancellationToken) =>
+        await database.ExecuteAsync("UPDATE refresh_tokens SET revoked_at = $2, revoked_by = $3 WHERE token_hash = $1 AND revoked_at IS NULL AND answered_at IS NULL",
+            cancellationToken, tokenHash, now, RefreshTokenRows.RevokedWithAccessToken) == 1;
 }

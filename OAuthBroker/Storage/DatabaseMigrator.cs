@@ -231,6 +231,13 @@ public sealed class DatabaseMigrator(SqliteConnectionFactory connections) : IBro
         CREATE INDEX ix_webhook_outbox_pending ON webhook_outbox (instance_id, ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
         CREATE INDEX ix_webhook_outbox_created_at ON webhook_outbox (created_at);
         """,
+        // RFC 7009 allows revoking a refresh token with its access token, and the broker does: GitHub documents
+        // DELETE /applications/{client_id}/token as revoking that one token, so the broker stops relaying the refresh
+        // token that came with it. Which refresh token came with which access token, and why a refresh token died.
+        """
+        ALTER TABLE access_tokens ADD COLUMN refresh_hash BLOB NULL;     -- SHA-256 of the refresh token issued with it
+        ALTER TABLE refresh_tokens ADD COLUMN revoked_by TEXT NULL;      -- 'access_token' when revoked with it; NULL: the app (webhook)
+        """,
     ];
 
     public async Task MigrateAsync(CancellationToken cancellationToken)

@@ -199,6 +199,11 @@ public sealed class PostgresDatabase : IBrokerDatabase, IAsyncDisposable
         CREATE INDEX ix_webhook_outbox_pending ON webhook_outbox (instance_id, ordering_key, id) WHERE delivered_at IS NULL AND dead_at IS NULL;
         CREATE INDEX ix_webhook_outbox_created_at ON webhook_outbox (created_at);
         """,
+        // The refresh token issued with each access token, and why a refresh token died (DatabaseMigrator says why).
+        """
+        ALTER TABLE access_tokens ADD COLUMN refresh_hash bytea NULL;
+        ALTER TABLE refresh_tokens ADD COLUMN revoked_by text NULL;
+        """,
     ];
 
     /// <summary>More than the statements the broker runs, so that none is evicted by another.</summary>
