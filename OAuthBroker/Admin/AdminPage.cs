@@ -37,13 +37,15 @@ public static class AdminPage
         });
     }
 
-    private static async Task<IResult> ShowAsync(HttpContext context, string? check, AllowlistEditor editor, AllowlistProvider allowlist, AuditLog audit, IAntiforgery antiforgery, CancellationToken cancellationToken)
+    private static async Task<IResult> ShowAsync(
+        HttpContext context, string? check, AllowlistEditor editor, AllowlistProvider allowlist, AuditLog audit, IAntiforgery antiforgery, Users.IUserStore users, Webhooks.IWebhookStore webhooks, CancellationToken cancellationToken)
     {
         var content = await editor.ReadAsync(cancellationToken);
         var recent = await audit.RecentLoginsAsync(5, cancellationToken);
         var body = new StringBuilder();
         body.Append(CultureInvariant($"<p>Signed in as <strong>{HtmlPage.Encode(context.User.Identity?.Name)}</strong>.</p>"));
         body.Append(Form(context, antiforgery, "/admin/logout", content.ETag, "<button>Sign out</button>"));
+        body.Append(await AdminDashboard.RenderAsync(context, allowlist.Current, audit, users, webhooks, recent, cancellationToken));
         body.Append(CultureInvariant($"<p><a id=\"users\" href=\"{HtmlPage.Encode(context.BrowserPath("/admin/users"))}\">Users</a>: where a user signed in, who nears GitHub's ten tokens per app and scope set, ending a user's access.</p>"));
         body.Append(CultureInvariant($"<p><a id=\"webhooks\" href=\"{HtmlPage.Encode(context.BrowserPath("/admin/webhooks"))}\">Webhooks</a>: GitHub App events relayed to instances, dead letters and redelivery.</p>"));
         if (allowlist.Status.IsStale)

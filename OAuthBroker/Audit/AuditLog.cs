@@ -112,6 +112,18 @@ public sealed class AuditLog(IAuditRepository rows, IOptions<AuditOptions> optio
     public async Task<ILookup<string, AuditEvent>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken) =>
         (await rows.RecentLoginsAsync(perInstance, cancellationToken)).ToLookup(row => row.InstanceId!, row => row.ToEvent(withEntries: false), StringComparer.Ordinal);
 
+    /// <summary>
+    /// Login rows of the last <paramref name="buckets"/> whole buckets of <paramref name="bucket"/> (hours, days), the
+    /// current one included, aligned to UTC: bucket 0 is the oldest. Also returns where bucket 0 starts.
+    /// </summary>
+    public async Task<(DateTimeOffset Start, IReadOnlyList<LoginActivity> Rows)> LoginActivityAsync(TimeSpan bucket, int buckets, CancellationToken cancellationToken)
+    {
+        var size = (long)bucket.TotalMilliseconds;
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var start = (now / size - (buckets - 1)) * size;
+        return (DateTimeOffset.FromUnixTimeMilliseconds(start), await rows.LoginActivityAsync(start, size, cancellationToken));
+    }
+
     public Task<int> PurgeAsync(CancellationToken cancellationToken) =>
         rows.DeleteBeforeAsync(time.GetUtcNow().Subtract(options.Value.Retention).ToUnixTimeMilliseconds(), cancellationToken);
 

@@ -21,9 +21,32 @@ public sealed record AuditRow(long Id, long At, string Kind, string? InstanceId,
     private static string? Text(System.Data.Common.DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
 }
 
+/// <summary>Login rows of one instance, action and reason within one time bucket, added up (refusal rows count many).</summary>
+public sealed record LoginActivity(string? InstanceId, string Action, string? Reason, long Bucket, long Count)
+{
+    /// <summary>
+    /// Login rows at or after <c>@since</c>, counted per instance, action, reason (refusals only) and bucket of
+    /// <c>@bucket</c> milliseconds. The same text on both backends (integer division of 64-bit integers), with
+    /// PostgreSQL's positional parameters put in for the names.
+    /// </summary>
+    internal const string SqliteSql = """
+        SELECT instance_id, action, CASE WHEN action = 'refused' THEN reason END AS reason, (at - @since) / @bucket AS bucket, CAST(SUM(count) AS BIGINT) AS total
+        FROM audit_events WHERE kind = 'login' AND at >= @since
+        GROUP BY instance_id, action, CASE WHEN action = 'refused' THEN reason END, (at - @since) / @bucket
+        """;
+
+    internal static readonly string PostgresSql = SqliteSql.Replace("@since", "$1::bigint", StringComparison.Ordinal).Replace("@bucket", "$2::bigint", StringComparison.Ordinal);
+
+    internal static LoginActivity Read(System.Data.Common.DbDataReader reader) => new(
+        reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4));
+}
+
 /// <summary>Where the audit trail is kept: one implementation per database.</summary>
 public interface IAuditRepository
 {
+    /// <summary>What the admin overview charts: login rows since <paramref name="since"/> in buckets of <paramref name="bucketMillis"/>.</summary>
+    Task<IReadOnlyList<LoginActivity>> LoginActivityAsync(long since, long bucketMillis, CancellationToken cancellationToken);
+
     Task InsertAsync(AuditRow row, CancellationToken cancellationToken);
 
     /// <summary>Adds one to the refusal row of <paramref name="bucket"/> (minute, source, instance, reason), creating it at the first.</summary>
@@ -99,6 +122,22 @@ public sealed class SqliteAuditRepository(SqliteConnectionFactory connections) :
             new { query.InstanceId, query.Kind, query.Action, query.BeforeId, Take = take })];
     }
 
+    public async Task<IReadOnlyList<LoginActivity>> LoginActivityAsync(long since, long bucketMillis, CancellationToken cancellationToken)
+    {
+        // A reading connection of its own: the overview's aggregate never waits for, or holds up, the login path's writer.
+        await using var lease = await connections.OpenReaderAsync(cancellationToken);
+        await using var command = lease.Connection.CreateCommand();
+        command.CommandText = LoginActivity.SqliteSql;
+        await using var reader = await command.With("@since", since).With("@bucket", bucketMillis).ExecuteReaderAsync(cancellationToken);
+        var rows = new List<LoginActivity>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(LoginActivity.Read(reader));
+        }
+
+        return rows;
+    }
+
     public async Task<IReadOnlyList<AuditRow>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken)
     {
         await using var lease = await connections.OpenReaderAsync(cancellationToken);
@@ -162,6 +201,9 @@ public sealed class PostgresAuditRepository(PostgresDatabase database) : IAuditR
         ArgumentNullException.ThrowIfNull(query);
         return await database.QueryAsync(QuerySql, AuditRow.Read, cancellationToken, query.InstanceId, query.Kind, query.Action, query.BeforeId, (long)take);
     }
+
+    public async Task<IReadOnlyList<LoginActivity>> LoginActivityAsync(long since, long bucketMillis, CancellationToken cancellationToken) =>
+        await database.QueryAsync(LoginActivity.PostgresSql, LoginActivity.Read, cancellationToken, since, bucketMillis);
 
     public async Task<IReadOnlyList<AuditRow>> RecentLoginsAsync(int perInstance, CancellationToken cancellationToken) =>
         await database.QueryAsync(RecentLoginsSql, AuditRow.Read, cancellationToken, (long)perInstance);

@@ -13,7 +13,9 @@ public static class HtmlPage
     private const string Style = "body{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem;color:#1f2328}"
         + "h1{font-size:1.4rem}code,pre{background:#f6f8fa;padding:.1rem .3rem;border-radius:4px;overflow-wrap:anywhere;white-space:pre-wrap}"
         + "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}"
-        + "button,a.button{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}";
+        + "button,a.button{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}"
+        + ".cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #d0d7de;border-radius:6px;padding:.5rem 1rem;margin:0}"
+        + "svg.chart{vertical-align:middle}";
 
     private static readonly string PolicyBeforeFormAction =
         $"default-src 'none'; style-src 'sha256-{Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(Style)))}'; img-src 'self' https:; ";
