@@ -75,6 +75,11 @@ public sealed partial class FirstRunTests : IDisposable
         instancePage.Should().NotContain("5080", "no link points at the default port");
         var walk = await DemoWalk.RunAsync(address + "/");
         walk.ShouldShowASignedInDemoUser(address);
+        walk.Claims["exp"].Should().MatchRegex(@"^\d+ \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$", "times read as dates beside their numbers");
+
+        var cancelled = await DemoWalk.RunAsync(address + "/", "cancel");
+        cancelled.ConsoleErrors.Should().BeEmpty();
+        cancelled.UserCall.Should().Contain("cancelled", "a cancelled sign-in says so, and the walk then started again from its button");
     }
 
     [Theory]

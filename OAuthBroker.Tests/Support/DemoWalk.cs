@@ -8,10 +8,11 @@ public sealed record DemoWalk(string InstancePage, string ConsentPage, string Ti
     private static readonly JsonSerializerOptions Web = new(JsonSerializerDefaults.Web);
 
     /// <summary>Opens <paramref name="brokerUrl"/>, clicks <em>Sign in</em>, then <em>Authorize</em>, and reads the instance page.</summary>
-    public static async Task<DemoWalk> RunAsync(string brokerUrl)
+    /// <param name="decision">"cancel" clicks <em>Cancel</em> at the stand-in GitHub instead, then <em>Start again</em>.</param>
+    public static async Task<DemoWalk> RunAsync(string brokerUrl, string decision = "authorize")
     {
         var (exit, output, error) = await NodeProcess.RunAsync("OAuthBroker.Tests/browser", "demo-walk.mjs",
-            new Dictionary<string, string> { ["BROKER_URL"] = brokerUrl }, TimeSpan.FromSeconds(90));
+            new Dictionary<string, string> { ["BROKER_URL"] = brokerUrl, ["DECISION"] = decision }, TimeSpan.FromSeconds(90));
         exit.Should().Be(0, error);
         return JsonSerializer.Deserialize<DemoWalk>(output.Trim().Split('\n')[^1], Web)!;
     }

@@ -18,6 +18,17 @@ try {
   await page.click('text=Sign in with GitHub (demo)');
   await page.waitForSelector('button:has-text("Authorize")');
   const consentPage = new URL(page.url()).pathname;
+  if (process.env.DECISION === 'cancel') {
+    // Cancelling at the stand-in GitHub: the instance says so and offers to start again.
+    await page.click('button:has-text("Cancel")');
+    await page.waitForSelector('#refused');
+    const refused = await page.textContent('#refused');
+    await page.click('#start-again');
+    await page.waitForSelector('text=Sign in with GitHub (demo)');
+    console.log(JSON.stringify({ instancePage, consentPage, title: 'cancelled', claims: {}, accessToken: '', userCall: refused, userJson: {}, consoleErrors }));
+    process.exit(0);
+  }
+
   await page.click('button:has-text("Authorize")');
   await page.waitForSelector('text=Signed in as');
 

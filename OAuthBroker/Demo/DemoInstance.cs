@@ -71,18 +71,20 @@ public sealed class DemoInstance(IOptions<BrokerOptions> broker, IOptions<GitHub
         var expectedState = context.Request.Cookies[StateCookie];
         if (expectedState is null || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expectedState), Encoding.UTF8.GetBytes(query["state"].ToString())))
         {
-            return HtmlPage.Error("Demo instance", "The state does not match the one this instance sent.");
+            return Refused("The state does not match the one this instance sent.", StatusCodes.Status400BadRequest);
         }
 
         // RFC 9207: the answer names who sent it; an instance that trusts more than one provider must check it.
         if (query["iss"] != broker.Value.Issuer)
         {
-            return HtmlPage.Error("Demo instance", "The answer does not come from the broker this instance signs in with (iss).");
+            return Refused("The answer does not come from the broker this instance signs in with (iss).", StatusCodes.Status400BadRequest);
         }
 
         if (query["error"].Count > 0)
         {
-            return HtmlPage.Error("Demo instance", $"The broker reported {query["error"]}: {query["error_description"]}", StatusCodes.Status200OK);
+            return Refused(query["error"] == "access_denied"
+                ? "The sign-in was cancelled at GitHub, so the broker sent no token (access_denied)."
+                : $"The broker reported {query["error"]}: {query["error_description"]}", StatusCodes.Status200OK);
         }
 
         using var http = httpClients.CreateClient(nameof(DemoInstance));
@@ -96,7 +98,7 @@ public sealed class DemoInstance(IOptions<BrokerOptions> broker, IOptions<GitHub
         });
         if (!result.IsValid)
         {
-            return HtmlPage.Error("Demo instance", $"The JWT did not verify: {result.Exception?.GetType().Name}.");
+            return Refused($"The JWT did not verify: {result.Exception?.GetType().Name}.", StatusCodes.Status400BadRequest);
         }
 
         var claims = (JsonWebToken)result.SecurityToken;
@@ -108,14 +110,26 @@ public sealed class DemoInstance(IOptions<BrokerOptions> broker, IOptions<GitHub
         using var userResponse = await http.SendAsync(userRequest, cancellationToken);
         var userJson = await userResponse.Content.ReadAsStringAsync(cancellationToken);
 
-        var rows = string.Concat(claims.Claims.Select(claim => $"<tr><th>{HtmlPage.Encode(claim.Type)}</th><td><code>{HtmlPage.Encode(claim.Value)}</code></td></tr>"));
+        var rows = string.Concat(claims.Claims.Select(claim => $"<tr><th>{HtmlPage.Encode(claim.Type)}</th><td><code>{HtmlPage.Encode(claim.Value)}</code>{AsDate(claim)}</td></tr>"));
         return HtmlPage.Render($"Signed in as {claims.GetPayloadValue<string>("username")}",
             $"<p>The JWT's signature verified against <code>{HtmlPage.Encode(broker.Value.Issuer)}/.well-known/jwks.json</code> (key <code>{HtmlPage.Encode(claims.Kid)}</code>), with issuer and audience checked.</p>"
             + $"<h2>Verified claims</h2><table>{rows}</table>"
             + $"<h2>Decrypted GitHub access token</h2><p><code id=\"access-token\">{HtmlPage.Encode(accessToken)}</code> (a stand-in token: a real instance never shows it)</p>"
             + $"<h2>GitHub <code>/user</code> called with that token: HTTP {(int)userResponse.StatusCode}</h2><pre>{HtmlPage.Encode(PrettyJson(userJson))}</pre>"
-            + $"<p><a href=\"{PathBase}\">Start again</a></p>");
+            + StartAgain);
     }
+
+    private const string StartAgain = $"<p><a class=\"button\" id=\"start-again\" href=\"{PathBase}\">Start again</a></p>";
+
+    private static ContentHttpResult Refused(string message, int statusCode) =>
+        HtmlPage.Render("Demo instance: not signed in", $"<p id=\"refused\">{HtmlPage.Encode(message)}</p>{StartAgain}", statusCode);
+
+    /// <summary>The NumericDate claims (RFC 7519 section 2) read as dates beside their numbers.</summary>
+    private static string AsDate(System.Security.Claims.Claim claim) =>
+        claim.Type is "exp" or "iat" or "nbf" or "auth_time" or "refresh_token_expires_at" or "access_token_expires_at"
+            && long.TryParse(claim.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+            ? $" <span class=\"date\">{DateTimeOffset.FromUnixTimeSeconds(seconds).ToString("yyyy-MM-dd HH:mm:ss 'UTC'", System.Globalization.CultureInfo.InvariantCulture)}</span>"
+            : "";
 
     private static string PrettyJson(string json)
     {
