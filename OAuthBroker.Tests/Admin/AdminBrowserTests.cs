@@ -50,6 +50,9 @@ public sealed class AdminBrowserTests : FakeGitHubTest
         file.Single(i => i.GetProperty("id").GetString() == "login-only").TryGetProperty("requireState", out _).Should().BeFalse("an edit keeps an older entry's choice");
         file.Single(i => i.GetProperty("id").GetString() == "login-only").GetProperty("postLogoutRedirectUris").EnumerateArray().Select(uri => uri.GetString())
             .Should().Equal("https://login-only.example.com/signed-out");
+        root.GetProperty("accessEnded").GetString().Should().Be("Access ended");
+        root.GetProperty("signedOut").GetString().Should().Be("/admin/signed-out");
+        root.GetProperty("afterSignOut").GetString().Should().NotStartWith("/admin/users", "the session is gone: the page asks for a sign-in again");
         File.Exists(Path.Combine(Folder.Path, "admin.png")).Should().BeTrue();
         File.Copy(Path.Combine(Folder.Path, "admin.png"), Path.Combine(Path.GetTempPath(), "oauthbroker-admin.png"), overwrite: true);
     }

@@ -48,6 +48,26 @@ public sealed class OidcClientTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task A_relying_party_on_its_own_origin_signs_in_through_Chromium_under_the_brokers_headers()
+    {
+        var key = InstanceKey.Rsa();
+        var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        await using var broker = StartBroker(entry =>
+        {
+            entry["encryptionKey"] = JsonSerializer.SerializeToNode(key.PublicJwk);
+            entry["clientSecret"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+        });
+        using var instance = await StartClientAsync(broker, new() { ["CLIENT_SECRET"] = secret, ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson });
+        new[] { broker.PublicUrl, GitHub.BaseUrl, instance.Url }.Select(url => new Uri(url).Port).Should().OnlyHaveUniqueItems("three origins");
+
+        var walk = await BrowserWalk.RunAsync("instance-walk.mjs", new Dictionary<string, string> { ["INSTANCE_URL"] = instance.Url });
+
+        walk.FinalUrl.Should().StartWith(instance.Url + "/auth/callback");
+        walk.Root.GetProperty("result").GetProperty("signedInAs").GetString().Should().Be(GitHub.User.Login);
+        walk.Root.GetProperty("requested").EnumerateArray().Select(request => request.GetString()).Should().Contain(request => request!.StartsWith($"GET {broker.PublicUrl}/oauth/authorize?", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_confidential_client_refreshes_the_GitHub_token_with_openid_clients_refresh_grant()
     {
         GitHub.ExpiringTokens = true;

@@ -61,7 +61,20 @@ try {
   await page.waitForSelector('a[href="/admin/instances/browser-made"]');
   const listed = await page.$$eval('table a', (links) => links.map((link) => link.textContent));
 
-  console.log(JSON.stringify({ secretAlg: secret.alg, check, received, listed, consoleErrors: failures }));
+  // End the signed-in user's access on the users page (the user who signed in to the new instance above), then
+  // sign out: a 303 to a page that does not sign in again.
+  await page.goto(`${brokerUrl}/admin/users?login=${encodeURIComponent(process.env.USER_LOGIN ?? 'octo-admin')}`);
+  await page.click('#end-access');
+  await page.waitForSelector('text=Access ended');
+  const accessEnded = await page.textContent('h1');
+  await page.goto(`${brokerUrl}/admin`);
+  await page.click('button:has-text("Sign out")');
+  await page.waitForSelector('#sign-in');
+  const signedOut = new URL(page.url()).pathname;
+  await page.goto(`${brokerUrl}/admin/users`);
+  const afterSignOut = new URL(page.url()).pathname;
+
+  console.log(JSON.stringify({ secretAlg: secret.alg, check, received, listed, accessEnded, signedOut, afterSignOut, consoleErrors: failures }));
 } finally {
   await browser.close();
   instance.close();
