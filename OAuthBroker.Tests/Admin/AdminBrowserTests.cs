@@ -8,18 +8,25 @@ namespace OAuthBroker.Tests.Admin;
 /// <summary>The admin page in headless Chromium (Debian's package, driven by playwright-core), against a broker on Kestrel.</summary>
 public sealed class AdminBrowserTests : FakeGitHubTest
 {
-    [Fact]
-    public async Task An_admin_signs_in_adds_an_instance_on_the_page_and_a_login_for_it_then_succeeds()
+    /// <summary>A broker on Kestrel (Chromium needs a real socket) whose admin is the fake GitHub's user, renamed octo-admin.</summary>
+    internal static BrokerFactory StartWithAdmin(FakeGitHub gitHub, TempDirectory folder, string allowlistJson)
     {
-        GitHub.User = GitHub.User with { Login = "octo-admin" };
+        gitHub.User = gitHub.User with { Login = "octo-admin" };
         var port = LoopbackPort.Free();
-        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?>
+        var broker = new BrokerFactory(gitHub, folder, allowlistJson, new Dictionary<string, string?>
         {
             ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}",
             ["Admin:GitHubLogins:0"] = "octo-admin",
         });
         broker.UseKestrel(port);
         broker.StartServer();
+        return broker;
+    }
+
+    [Fact]
+    public async Task An_admin_signs_in_adds_an_instance_on_the_page_and_a_login_for_it_then_succeeds()
+    {
+        await using var broker = StartWithAdmin(GitHub, Folder, Instances.Json);
 
         var (exit, output, error) = await NodeProcess.RunAsync("OAuthBroker.Tests/browser", "admin-flow.mjs", new Dictionary<string, string>
         {

@@ -41,15 +41,7 @@ public sealed partial class AdminDashboardTests : FakeGitHubTest
     [Fact]
     public async Task Chromium_shows_the_overview_with_the_seeded_bars_under_the_CSP()
     {
-        GitHub.User = GitHub.User with { Login = "octo-admin" };
-        var port = LoopbackPort.Free();
-        await using var broker = new BrokerFactory(GitHub, Folder, Instances.Json, new Dictionary<string, string?>
-        {
-            ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}",
-            ["Admin:GitHubLogins:0"] = "octo-admin",
-        });
-        broker.UseKestrel(port);
-        broker.StartServer();
+        await using var broker = AdminBrowserTests.StartWithAdmin(GitHub, Folder, Instances.Json);
         await SeedAsync(broker);
         var screenshot = Path.Combine(Folder.Path, "admin-dashboard.png");
 

@@ -20,14 +20,9 @@ public sealed class OidcClientTests : FakeGitHubTest
     [Fact]
     public async Task A_confidential_client_with_client_secret_basic_signs_in_reads_userinfo_and_calls_GitHub_with_the_decrypted_token()
     {
-        var key = InstanceKey.Rsa();
-        var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-        await using var broker = StartBroker(entry =>
-        {
-            entry["encryptionKey"] = JsonSerializer.SerializeToNode(key.PublicJwk);
-            entry["clientSecret"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
-        });
-        using var instance = await StartClientAsync(broker, new() { ["CLIENT_SECRET"] = secret, ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson });
+        var (broker, instance, secret) = await StartConfidentialAsync();
+        await using var brokerLease = broker;
+        using var instanceLease = instance;
 
         var result = await SignInAsync(instance);
 
@@ -50,14 +45,9 @@ public sealed class OidcClientTests : FakeGitHubTest
     [Fact]
     public async Task A_relying_party_on_its_own_origin_signs_in_through_Chromium_under_the_brokers_headers()
     {
-        var key = InstanceKey.Rsa();
-        var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-        await using var broker = StartBroker(entry =>
-        {
-            entry["encryptionKey"] = JsonSerializer.SerializeToNode(key.PublicJwk);
-            entry["clientSecret"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
-        });
-        using var instance = await StartClientAsync(broker, new() { ["CLIENT_SECRET"] = secret, ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson });
+        var (broker, instance, secret) = await StartConfidentialAsync();
+        await using var brokerLease = broker;
+        using var instanceLease = instance;
         new[] { broker.PublicUrl, GitHub.BaseUrl, instance.Url }.Select(url => new Uri(url).Port).Should().OnlyHaveUniqueItems("three origins");
 
         var walk = await BrowserWalk.RunAsync("instance-walk.mjs", new Dictionary<string, string> { ["INSTANCE_URL"] = instance.Url });
@@ -147,6 +137,19 @@ public sealed class OidcClientTests : FakeGitHubTest
         broker.UseKestrel(port);
         broker.StartServer();
         return broker;
+    }
+
+    /// <summary>A confidential client with a client secret and an RSA key for its GitHub token, on its own origin.</summary>
+    private async Task<(BrokerFactory Broker, NodeProcess Instance, string Secret)> StartConfidentialAsync()
+    {
+        var key = InstanceKey.Rsa();
+        var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var broker = StartBroker(entry =>
+        {
+            entry["encryptionKey"] = JsonSerializer.SerializeToNode(key.PublicJwk);
+            entry["clientSecret"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+        });
+        return (broker, await StartClientAsync(broker, new() { ["CLIENT_SECRET"] = secret, ["INSTANCE_PRIVATE_JWK"] = key.PrivateJwkJson }), secret);
     }
 
     private Task<NodeProcess> StartClientAsync(BrokerFactory broker, Dictionary<string, string> more) =>
