@@ -42,6 +42,39 @@ public sealed class CrossOriginWalkTests : FakeGitHubTest
     }
 
     [Fact]
+    public async Task The_install_relay_the_org_access_page_and_logout_end_at_the_instance_on_its_own_origin()
+    {
+        var instancePort = LoopbackPort.Free();
+        var document = System.Text.Json.Nodes.JsonNode.Parse(new AllowlistBuilder().Add("walk-app", ["http://127.0.0.1/browser/callback"], InstanceKey.Rsa()).ToJson())!;
+        var entry = document["instances"]![0]!.AsObject();
+        entry.Remove("scopes");
+        entry["provider"] = "github-app";
+        entry["postLogoutRedirectUris"] = new System.Text.Json.Nodes.JsonArray($"http://127.0.0.1:{instancePort}/signed-out");
+        var port = LoopbackPort.Free();
+        await using var broker = new BrokerFactory(GitHub, Folder, document.ToJsonString(), new Dictionary<string, string?> { ["Broker:PublicUrl"] = $"http://127.0.0.1:{port}" });
+        broker.UseKestrel(port);
+        broker.StartServer();
+        GitHub.AppCallbackUrl = broker.PublicUrl + "/auth/github/callback";
+
+        var walk = await BrowserWalk.RunAsync("relay-walk.mjs", new Dictionary<string, string>
+        {
+            ["BROKER_URL"] = broker.PublicUrl,
+            ["INSTANCE_PORT"] = instancePort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["CLIENT_ID"] = "walk-app",
+        });
+
+        var install = walk.Root.GetProperty("install");
+        install.GetProperty("path").GetString().Should().Be("/browser/callback");
+        install.GetProperty("query").GetProperty("state").GetString().Should().Be("install-walk");
+        new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(install.GetProperty("query").GetProperty("token").GetString()).GetPayloadValue<long>("installation_id").Should().Be(4242);
+        walk.Root.GetProperty("gitHubLink").GetString().Should().StartWith(GitHub.BaseUrl, "the org-access page links to the app's page on GitHub");
+        walk.Root.GetProperty("orgAccess").GetProperty("path").GetString().Should().Be("/browser/callback");
+        var logout = walk.Root.GetProperty("logout");
+        logout.GetProperty("path").GetString().Should().Be("/signed-out");
+        logout.GetProperty("query").GetProperty("state").GetString().Should().Be("logout-walk");
+    }
+
+    [Fact]
     public async Task Refusal_pages_render_under_the_CSP_without_a_console_error()
     {
         await using var broker = StartBroker();
