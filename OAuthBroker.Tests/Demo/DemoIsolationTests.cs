@@ -55,6 +55,18 @@ public sealed class DemoIsolationTests : IDisposable
     }
 
     [Fact]
+    public async Task With_the_demo_user_as_admin_the_admin_page_signs_in_through_the_stand_in_and_lists_the_demo_instance()
+    {
+        var (issuer, environment) = Demo(new() { ["Admin__GitHubLogins__0"] = "octocat-demo" });
+        await using var demo = await BrokerProcess.StartReadyAsync(BrokerCommand.Dll("--demo"), issuer, environment);
+
+        var walk = await BrowserWalk.RunAsync("demo-admin-walk.mjs", new Dictionary<string, string> { ["BROKER_URL"] = issuer });
+
+        walk.Root.GetProperty("signedInAs").GetString().Should().Be("octocat-demo");
+        walk.Root.GetProperty("instances").EnumerateArray().Select(cell => cell.GetString()).Should().Equal("demo-instance");
+    }
+
+    [Fact]
     public async Task A_killed_demos_folder_is_swept_by_the_next_demo_and_no_folder_of_a_live_process_or_without_a_mark_is_touched()
     {
         var temp = Path.GetTempPath();
