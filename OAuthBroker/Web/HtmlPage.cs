@@ -13,7 +13,8 @@ public static class HtmlPage
     private const string Style = "body{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem;color:#1f2328}"
         + "h1{font-size:1.4rem}code,pre{background:#f6f8fa;padding:.1rem .3rem;border-radius:4px;overflow-wrap:anywhere;white-space:pre-wrap}"
         + "table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}"
-        + "button,a.button{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}"
+        + "button,a.button{display:inline-block;font:inherit;padding:.45rem 1rem;margin:0 .5rem .5rem 0;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa;color:#1f2328;text-decoration:none;cursor:pointer}"
+        + "a.button{background:#1f883d;border-color:#1a7f37;color:#fff}"
         + ".cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #d0d7de;border-radius:6px;padding:.5rem 1rem;margin:0}"
         + "svg.chart{vertical-align:middle}";
 
