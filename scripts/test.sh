@@ -18,6 +18,11 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # nginx, the round-robin proxy in front of two replicas in the topology tests (started by the tests on 127.0.0.1).
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# podman (with runc) and debootstrap: the container test runs the native executable in a Debian root file system
+# made like Microsoft's runtime-deps image, since no container engine or registry for those images is reachable here.
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} ..."
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
