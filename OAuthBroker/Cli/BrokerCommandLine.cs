@@ -43,7 +43,6 @@ public static class BrokerCommandLine
 
     private static async Task<int> RunCommandAsync(string[] args, IDictionary<string, string?>? settings, TextWriter output, TextWriter error)
     {
-
         WebApplicationBuilder? builder = null;
         try
         {

@@ -35,7 +35,7 @@ public static class HealthCommand
     /// <summary>The first address Kestrel listens on, with a wildcard host (<c>+</c>, <c>*</c>, <c>0.0.0.0</c>, <c>[::]</c>) asked on loopback.</summary>
     public static Uri ReadinessUrl(string? urls)
     {
-        var first = (urls ?? "http://127.0.0.1:5080").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "http://127.0.0.1:5080";
+        var first = (urls ?? Broker.BuiltInDefaults.ListenAddress).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? Broker.BuiltInDefaults.ListenAddress;
         var wildcard = first.Replace("://+", "://127.0.0.1", StringComparison.Ordinal).Replace("://*", "://127.0.0.1", StringComparison.Ordinal)
             .Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal).Replace("://[::]", "://127.0.0.1", StringComparison.Ordinal);
         return new Uri(new Uri(wildcard), "/readyz");

@@ -55,12 +55,7 @@ public static class HtmlPage
 
     /// <summary>A page whose body is trusted HTML built by the caller from <see cref="Encode"/>d values.</summary>
     public static ContentHttpResult Render(string title, string trustedBodyHtml, int statusCode = StatusCodes.Status200OK) =>
-        TypedResults.Content(
-            $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
-            + $"<title>{Encode(title)}</title><style>{Style}</style></head><body><h1>{Encode(title)}</h1>{trustedBodyHtml}</body></html>",
-            "text/html; charset=utf-8",
-            Encoding.UTF8,
-            statusCode);
+        Page(title, "", trustedBodyHtml, statusCode);
 
     /// <summary>
     /// A page that moves the browser on to <paramref name="url"/> by itself (a meta refresh, as GitHub's own "you are
@@ -69,12 +64,17 @@ public static class HtmlPage
     /// in advance (an instance's callback). No script: the CSP stays as it is.
     /// </summary>
     public static ContentHttpResult Continue(string title, string message, string url) =>
+        Page(title, $"<meta http-equiv=\"refresh\" content=\"0;url={Encode(url)}\">",
+            $"<p>{Encode(message)}</p><p><a class=\"button\" id=\"continue\" href=\"{Encode(url)}\">Continue</a></p>", StatusCodes.Status200OK);
+
+    /// <summary>The one page template: trusted head and body HTML built by the caller from encoded values.</summary>
+    private static ContentHttpResult Page(string title, string trustedHeadHtml, string trustedBodyHtml, int statusCode) =>
         TypedResults.Content(
             $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
-            + $"<meta http-equiv=\"refresh\" content=\"0;url={Encode(url)}\"><title>{Encode(title)}</title><style>{Style}</style></head>"
-            + $"<body><h1>{Encode(title)}</h1><p>{Encode(message)}</p><p><a class=\"button\" id=\"continue\" href=\"{Encode(url)}\">Continue</a></p></body></html>",
+            + $"{trustedHeadHtml}<title>{Encode(title)}</title><style>{Style}</style></head><body><h1>{Encode(title)}</h1>{trustedBodyHtml}</body></html>",
             "text/html; charset=utf-8",
-            Encoding.UTF8);
+            Encoding.UTF8,
+            statusCode);
 
     public static ContentHttpResult Error(string title, string message, int statusCode = StatusCodes.Status400BadRequest) =>
         Render(title, $"<p>{Encode(message)}</p><p>Go back to the application you came from and start the sign-in again.</p>", statusCode);
